@@ -1,0 +1,54 @@
+# Smart Log Analyzer: every developer and CI command. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export UV_SYSTEM_CERTS := 1
+PY := .venv/bin/python
+
+.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+setup: $(UV) ## Install system services check + the locked Python environment in .venv/
+	bash scripts/system-deps.sh
+	$(UV) sync --locked
+
+up: setup ## Set up, then run the whole platform locally (Ctrl-C stops everything)
+	.venv/bin/loganalyzer up
+
+test: setup lint typecheck ## Set up, then lint, type-check and run every test (what CI runs)
+	.venv/bin/pytest -q -ra --durations=15
+
+lint: ## ruff lint + format check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: ## mypy --strict over the project's packages
+	.venv/bin/mypy
+
+unit: ## Fast tests of pure logic only
+	.venv/bin/pytest -q tests/unit
+
+integration: ## Tests against real PostgreSQL and a real Kafka-protocol broker
+	.venv/bin/pytest -q tests/integration
+
+bench: bench-ingest bench-miner ## Run every benchmark (prints figures and same-run references)
+
+bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
+	$(PY) bench/bench_ingest.py
+
+bench-miner: setup ## Template miner: Grouping Accuracy on Loghub-2k vs Drain3, and msgs/s
+	$(PY) bench/bench_template_miner.py
+
+fmt: ## Format and auto-fix
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+clean: ## Remove the environment and local state
+	rm -rf .venv .tools .state .mypy_cache .ruff_cache .pytest_cache

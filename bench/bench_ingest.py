@@ -1,0 +1,218 @@
+"""Ingestion benchmark: Kafka → consumer → PostgreSQL, against raw binary COPY in the same run.
+
+1. start a Tansu broker and two fresh databases (consumer target, COPY reference);
+2. produce N seed-shaped events (~250 bytes) BEFORE timing;
+3. start `loganalyzer consume` as its own process; time from the first stored row to the last;
+   sample its peak RSS (VmHWM);
+4. binary-COPY the same rows into an identical `logs` table of the reference database;
+5. print logs/s, the reference rate, their ratio and the peak RSS against the targets.
+
+Usage: .venv/bin/python bench/bench_ingest.py [--events N] [--detection/--no-detection]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from psycopg.conninfo import make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
+from loganalyzer.db.migrate import migrate  # noqa: E402
+from loganalyzer.events import ParseLimits, parse_event  # noqa: E402
+from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
+from streaming.sink import LOG_COLUMNS, LOG_TYPES  # noqa: E402
+from tests.support import ADMIN_URL, produce, tansu_broker  # noqa: E402
+
+SERVICES = [f"service-{i:02d}" for i in range(12)]
+TEMPLATES = [
+    "GET /api/v1/orders/{id} 200 {ms}ms user={user}",
+    "POST /api/v1/payments 201 {ms}ms amount={amount} currency=EUR",
+    "cache miss for key session:{id} after {ms}ms",
+    "connection pool exhausted: {n} waiting, timeout {ms}ms",
+    "user {user} logged in from 10.0.{n}.{id3}",
+    "failed to reach inventory at http://inventory:8080/items/{id}: timeout after {ms}ms",
+]
+LEVELS = ["INFO"] * 90 + ["DEBUG"] * 5 + ["WARN"] * 3 + ["ERROR"] * 2
+
+
+def seed_shaped_events(n: int, seed: int = 7) -> list[bytes]:
+    """Events shaped like the seed's (~250 bytes): produced before timing starts."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    out = []
+    for i in range(n):
+        ts = start + timedelta(microseconds=i * 5000)
+        svc = SERVICES[i % len(SERVICES)]
+        msg = rng.choice(TEMPLATES).format(
+            id=rng.randrange(10**6),
+            ms=rng.randrange(1, 900),
+            user=f"u{rng.randrange(10**5)}",
+            amount=rng.randrange(1, 10**4),
+            n=rng.randrange(255),
+            id3=rng.randrange(255),
+        )
+        doc: dict[str, Any] = {
+            "timestamp": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": rng.choice(LEVELS),
+            "service": svc,
+            "host": f"{svc}-{rng.randrange(4)}",
+            "message": msg,
+            "metadata": {"request_id": f"{rng.getrandbits(64):016x}", "duration_ms": rng.randrange(1, 900)},
+        }
+        out.append(orjson.dumps(doc))
+    return out
+
+
+def stored(url: str) -> int:
+    with connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
+    return int(row[0]) if row else 0
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_consumer(url: str, bootstrap: str, topic: str, n: int, log_dir: Path) -> tuple[float, float]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": "bench",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CONSUMER_METRICS_PORT": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    with open(log_dir / "bench-consumer.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loganalyzer", "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            first = None
+            while True:
+                done = stored(url)
+                now = time.perf_counter()
+                if first is None and done > 0:
+                    first = now
+                if done >= n:
+                    break
+                if proc.poll() is not None:
+                    raise RuntimeError(f"consumer died; see {log_dir / 'bench-consumer.log'}")
+                time.sleep(0.02)
+            assert first is not None
+            rss = peak_rss_mb(proc.pid)
+            elapsed = now - first
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    # first-to-last: subtract nothing, but the first batch's own duration is not counted, so
+    # scale by the rows after the first poll that saw data.
+    return elapsed, rss
+
+
+def copy_reference(url: str, values: list[bytes]) -> float:
+    limits = ParseLimits()
+    now = datetime.now(UTC)
+    rows = []
+    days = set()
+    for off, raw in enumerate(values):
+        ev = parse_event(raw, limits, now)
+        assert not isinstance(ev, type(None))
+        rows.append((*ev, "ref", 0, off))  # type: ignore[misc]
+        days.add(ev.timestamp.date())  # type: ignore[union-attr]
+    with connect(url) as conn:
+        for d in sorted(days):
+            conn.execute("SELECT ensure_log_partition(%s)", (d,))
+        conn.commit()
+        import psycopg.types.json
+
+        psycopg.types.json.set_json_dumps(orjson.dumps, context=conn)
+        t0 = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY logs ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(list(LOG_TYPES))
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    args = ap.parse_args()
+    n = args.events
+    log_dir = ROOT / ".state" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    print(f"generating {n:,} seed-shaped events…", flush=True)
+    values = seed_shaped_events(n)
+    avg = sum(map(len, values)) / n
+    print(f"  average size {avg:.0f} bytes")
+
+    target = make_conninfo(ADMIN_URL, dbname=f"la_bench_{os.getpid()}")
+    reference = make_conninfo(ADMIN_URL, dbname=f"la_bench_ref_{os.getpid()}")
+    with tansu_broker(log_dir) as bootstrap:
+        try:
+            for url in (target, reference):
+                ensure_database(url)
+                with connect(url) as conn:
+                    migrate(conn)
+            topic = f"bench-{os.getpid()}"
+            ensure_topic({"bootstrap.servers": bootstrap}, topic, args.partitions)
+            t0 = time.perf_counter()
+            produce(bootstrap, topic, values, keys=[f"t/{i % 12}".encode() for i in range(n)])
+            print(f"produced {n:,} events in {time.perf_counter() - t0:.1f}s (before timing)", flush=True)
+
+            elapsed, rss = run_consumer(target, bootstrap, topic, n, log_dir)
+            with connect(target) as conn:
+                row = conn.execute("SELECT count(*) FROM logs").fetchone()
+            assert row is not None and row[0] == n, f"expected {n} rows, found {row}"
+            rate = n / elapsed
+
+            ref_s = copy_reference(reference, values)
+            ref_rate = n / ref_s
+        finally:
+            drop_database(target)
+            drop_database(reference)
+
+    ratio = rate / ref_rate
+    print()
+    print(f"consumer end to end (first row → last row): {rate:>10,.0f} logs/s  ({elapsed:.2f}s for {n:,})")
+    print(f"raw binary COPY of the same rows, same run:  {ref_rate:>10,.0f} logs/s  ({ref_s:.2f}s)")
+    print(f"ratio consumer / raw COPY:                   {ratio:>10.2f}")
+    print(f"consumer peak RSS:                           {rss:>10.0f} MB")
+    print()
+    for name, ok in (
+        ("≥ 100,000 logs/s end to end", rate >= 100_000),
+        ("ratio ≥ 0.5", ratio >= 0.5),
+        ("peak RSS ≤ 300 MB", rss <= 300),
+    ):
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Smart Log Analyzer shared domain code: one implementation imported by every deployable."""

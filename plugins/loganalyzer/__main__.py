@@ -1,0 +1,5 @@
+"""`python -m loganalyzer` is the `loganalyzer` console script."""
+
+from loganalyzer.cli import main
+
+main()

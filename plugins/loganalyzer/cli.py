@@ -1,0 +1,260 @@
+"""The `loganalyzer` command: one entry point, a subcommand per job.
+
+Each command reads configuration once (load_settings) and passes it down; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from datetime import UTC, date, datetime, timedelta
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from loganalyzer.db.connection import connect, ensure_database
+from loganalyzer.db.migrate import MigrationError, migrate, pending
+from loganalyzer.settings import Settings, SettingsError, kafka_client_config, load_settings
+
+app = typer.Typer(
+    help="Smart Log Analyzer: Kafka → PostgreSQL log ingestion with anomaly detection.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: migrations and retention.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _migrate(settings: Settings) -> list[str]:
+    created = ensure_database(settings.database_url)
+    if created:
+        console.print(f"created database for {settings.database_url}")
+    with connect(settings.database_url) as conn:
+        return migrate(conn)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database if missing and apply pending sql/ migrations (idempotent)."""
+    settings = _settings()
+    try:
+        applied = _migrate(settings)
+    except MigrationError as exc:
+        console.print(f"[red]migration error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations not applied yet."""
+    settings = _settings()
+    with connect(settings.database_url) as conn:
+        todo = pending(conn)
+    console.print("up to date" if not todo else f"pending: {', '.join(todo)}")
+    raise typer.Exit(0 if not todo else 1)
+
+
+@db_app.command("retention")
+def db_retention(
+    keep_days: Annotated[int, typer.Option(min=1, help="Keep this many whole UTC days of logs.")] = 30,
+) -> None:
+    """Drop daily `logs` partitions older than --keep-days (a DROP TABLE each: no VACUUM debt)."""
+    settings = _settings()
+    before = date.today() - timedelta(days=keep_days)
+    with connect(settings.database_url, autocommit=True) as conn:
+        dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
+    console.print(f"dropped {len(dropped)} partition(s) before {before}: {', '.join(dropped) or '-'}")
+
+
+@app.command()
+def consume() -> None:
+    """Run the always-on consumer: Kafka topic → validated events → PostgreSQL (exactly once)."""
+    from streaming.consumer import LogConsumer
+
+    settings = _settings()
+    _migrate(settings)
+    consumer = LogConsumer(settings)
+    consumer.install_signal_handlers()
+    consumer.metrics.serve(settings.consumer.metrics_port)
+    raise typer.Exit(consumer.run())
+
+
+@app.command()
+def up(
+    rate: Annotated[float, typer.Option(help="Generator: mean events per second of event time.")] = 200.0,
+    kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")] = 9092,
+    aws_port: Annotated[int, typer.Option(help="Port of the local S3/DynamoDB endpoint.")] = 5000,
+    metrics_port: Annotated[int, typer.Option(help="Port of the consumer's /metrics.")] = 9108,
+    generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
+    exit_after: Annotated[
+        float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
+    ] = 0.0,
+) -> None:
+    """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
+    from loganalyzer.kafka_admin import ensure_topic
+    from loganalyzer.platform.local import broker_spec, cli_spec, moto_spec
+    from loganalyzer.platform.processes import Supervisor, port_open
+
+    settings = _settings()
+    state = settings.state_dir
+    sup = Supervisor(state / "logs")
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    env: dict[str, str] = {"DATABASE_URL": settings.database_url, "LOGANALYZER_STATE_DIR": str(state)}
+    try:
+        console.print(f"database: {settings.database_url}")
+        _migrate(settings)
+
+        if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+            bootstrap = settings.kafka.bootstrap_servers
+            console.print(f"Kafka: using {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+        else:
+            if port_open("127.0.0.1", kafka_port):
+                console.print(
+                    f"[red]port {kafka_port} is taken[/red]: stop what runs there or pass --kafka-port"
+                )
+                raise typer.Exit(1)
+            sup.start(broker_spec(kafka_port))
+            bootstrap = f"127.0.0.1:{kafka_port}"
+            console.print(f"Kafka: embedded Tansu broker on {bootstrap}")
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+
+        if settings.aws_endpoint_url:
+            aws_url = settings.aws_endpoint_url
+            console.print(f"AWS: using {aws_url} (AWS_ENDPOINT_URL)")
+        else:
+            if port_open("127.0.0.1", aws_port):
+                console.print(f"[red]port {aws_port} is taken[/red]: stop what runs there or pass --aws-port")
+                raise typer.Exit(1)
+            sup.start(moto_spec(aws_port))
+            aws_url = f"http://127.0.0.1:{aws_port}"
+            console.print(f"AWS: local S3/DynamoDB endpoint (moto) on {aws_url}")
+            env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        env["AWS_ENDPOINT_URL"] = aws_url
+
+        kafka = settings.kafka
+        ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
+        env["CONSUMER_METRICS_PORT"] = str(metrics_port)
+        sup.start(cli_spec("consumer", "consume", env=env))
+        ground_truth = state / "ground_truth.jsonl"
+        if generator:
+            sup.start(
+                cli_spec(
+                    "generator",
+                    "generate",
+                    "--rate",
+                    str(rate),
+                    "--speedup",
+                    "1",
+                    "--demo-incidents",
+                    "--ground-truth",
+                    str(ground_truth),
+                    "--quiet",
+                    env=env,
+                )
+            )
+        console.print(
+            Panel.fit(
+                "\n".join(
+                    [
+                        f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
+                        "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
+                        f"dead letters:        psql '{settings.database_url}' -c "
+                        "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
+                        f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
+                        f"Kafka:               {bootstrap}  (topic {kafka.topic})",
+                        f"local AWS endpoint:  {aws_url}",
+                        f"incidents injected:  {ground_truth}",
+                        f"process logs:        {state / 'logs'}",
+                        "stop:                Ctrl-C",
+                    ]
+                ),
+                title="Smart Log Analyzer is up",
+            )
+        )
+        started = time.monotonic()
+        last_status = 0.0
+        while not stopping:
+            for note in sup.poll():
+                console.print(f"[yellow]{note}[/yellow]")
+            now = time.monotonic()
+            if now - last_status >= 10:
+                last_status = now
+                _print_status(settings)
+            if exit_after and now - started >= exit_after:
+                break
+            time.sleep(0.5)
+    finally:
+        console.print("stopping…")
+        sup.stop()
+        console.print("stopped")
+
+
+def _print_status(settings: Settings) -> None:
+    try:
+        with connect(settings.database_url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets),"
+                " (SELECT count(*) FROM dead_letters),"
+                " (SELECT count(*) FROM logs WHERE \"timestamp\" > now() - interval '1 minute')"
+            ).fetchone()
+    except Exception as exc:  # status is informative only; never stop the platform for it
+        console.print(f"status unavailable: {exc}")
+        return
+    assert row is not None
+    console.print(
+        f"{datetime.now(UTC):%H:%M:%S} records stored: {row[0]:,}  dead letters: {row[1]:,}  "
+        f"logs in the last minute of event time: {row[2]:,}"
+    )
+
+
+def _register_subapps() -> None:
+    try:  # TEMPORARY until the sub-apps land
+        from loganalyzer.generator.cli import generate_app
+        from loganalyzer.patterns.cli import patterns_app
+    except ModuleNotFoundError:
+        return
+
+    app.add_typer(generate_app, name="generate")
+    app.add_typer(patterns_app, name="patterns")
+
+
+def main() -> None:
+    _setup_logging()
+    _register_subapps()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: connecting, creating the database, applying the sql/ migrations."""

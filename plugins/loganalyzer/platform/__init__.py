@@ -1,0 +1,1 @@
+"""The local platform behind `loganalyzer up`: embedded broker, local AWS endpoint, and our processes."""

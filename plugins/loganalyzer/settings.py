@@ -1,0 +1,135 @@
+"""Process configuration, read from environment variables once in each entry point's `main()`.
+
+Nothing here reads the environment at import time: tests and tools build `Settings` from an
+explicit mapping. The same code talks to a local Tansu/moto or to real Kafka/AWS; only these
+values change. docs/configuration.md lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from loganalyzer.events import ParseLimits
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable and what to set."""
+
+
+def project_root() -> Path:
+    """The repository root (two levels above plugins/loganalyzer)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic: str = "logs"
+    group_id: str = "loganalyzer-consumer"
+    #: Extra librdkafka properties (security.protocol, sasl.*, ...) from KAFKA_* variables.
+    extra: Mapping[str, str] = field(default_factory=dict)
+    session_timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    batch_max_messages: int = 20_000
+    batch_max_seconds: float = 0.5
+    metrics_port: int = 9108
+    parse_limits: ParseLimits = field(default_factory=ParseLimits)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = field(default_factory=ConsumerSettings)
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    state_dir: Path = field(default_factory=lambda: project_root() / ".state")
+
+    def with_database(self, url: str) -> Settings:
+        return replace(self, database_url=url)
+
+
+#: Variables with a documented meaning of their own; any other KAFKA_X_Y becomes librdkafka's x.y.
+_KAFKA_OWN = {
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "KAFKA_SESSION_TIMEOUT_MS",
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment (or an explicit mapping, for tests)."""
+    env = os.environ if env is None else env
+    extra: dict[str, str] = {}
+    for key, value in env.items():
+        if key.startswith("KAFKA_PROPERTY_"):
+            # KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL -> security.protocol
+            extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
+    limits = ParseLimits(
+        max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
+        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001)),
+        max_future_skew=timedelta(minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0)),
+    )
+    state_dir = env.get("LOGANALYZER_STATE_DIR")
+    return Settings(
+        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        kafka=KafkaSettings(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
+            topic=env.get("KAFKA_TOPIC") or "logs",
+            group_id=env.get("KAFKA_GROUP_ID") or "loganalyzer-consumer",
+            extra=extra,
+            session_timeout_ms=_int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000),
+        ),
+        consumer=ConsumerSettings(
+            batch_max_messages=_int(env, "CONSUMER_BATCH_MAX_MESSAGES", 20_000, minimum=1),
+            batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
+            metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
+            parse_limits=limits,
+        ),
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+        state_dir=Path(state_dir) if state_dir else project_root() / ".state",
+    )
+
+
+def kafka_client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """librdkafka properties shared by the producer and the consumer."""
+    return {"bootstrap.servers": kafka.bootstrap_servers, **kafka.extra}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# System packages and services the project needs beyond Python: PostgreSQL 15 (server and
+# client, running on 127.0.0.1:5432 with trust auth for local development and tests).
+# Machines of our kind have it installed and running; this makes a fresh or stopped one work too.
+set -euo pipefail
+
+have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+if [[ -n "${DATABASE_URL:-}" && "${DATABASE_URL}" != *"127.0.0.1"* && "${DATABASE_URL}" != *"localhost"* ]]; then
+  exit 0  # a remote database: nothing to install here
+fi
+
+if ! have_pg_server || ! command -v pg_isready >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "PostgreSQL is not installed: install postgresql (server + client) or set DATABASE_URL" >&2
+    exit 1
+  fi
+  echo "installing PostgreSQL from Debian's packages…"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+
+if ! pg_ready; then
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [[ -n "$version" ]]; then
+    echo "starting PostgreSQL $version…"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+fi
+pg_ready || { echo "PostgreSQL is not answering on 127.0.0.1:5432; set DATABASE_URL to a reachable server" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""The always-on Kafka consumer: validates events, writes them to PostgreSQL."""

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the consumer, on a registry of its own (several consumers per test process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+@dataclass
+class ConsumerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.consumed = Counter("loganalyzer_events_consumed", "Kafka records read", registry=r)
+        self.written = Counter("loganalyzer_events_written", "Events committed to logs", registry=r)
+        self.dead_lettered = Counter(
+            "loganalyzer_events_dead_lettered", "Records committed to dead_letters", ["reason"], registry=r
+        )
+        self.skipped = Counter(
+            "loganalyzer_events_skipped_duplicate",
+            "Records already in the database (replay or previous partition owner)",
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "loganalyzer_batch_write_seconds",
+            "Time to write and commit one batch to PostgreSQL",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "loganalyzer_batch_records",
+            "Records per batch",
+            buckets=(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
+            registry=r,
+        )
+        self.committed_offset = Gauge(
+            "loganalyzer_committed_offset",
+            "Next offset stored in PostgreSQL per partition",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.db_retries = Counter(
+            "loganalyzer_db_retries", "Batch writes retried because PostgreSQL was unavailable", registry=r
+        )
+        self.assigned_partitions = Gauge(
+            "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
+        )
+
+    def serve(self, port: int) -> None:
+        """Expose /metrics on 127.0.0.1:port (0 disables)."""
+        if port:
+            start_http_server(port, addr="127.0.0.1", registry=self.registry)

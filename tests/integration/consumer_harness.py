@@ -1,0 +1,58 @@
+"""Running the real consumer in a thread (fast) or as a process (for kill -9) against test services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from loganalyzer.settings import load_settings
+from streaming.consumer import LogConsumer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def consumer_env(
+    database_url: str, bootstrap: str, topic: str, group: str | None = None, **extra: str
+) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": group or f"g-{uuid.uuid4().hex[:8]}",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CONSUMER_METRICS_PORT": "0",
+        "CONSUMER_BATCH_MAX_SECONDS": "0.2",
+        **extra,
+    }
+
+
+@contextmanager
+def running_consumer(env: dict[str, str]) -> Iterator[LogConsumer]:
+    consumer = LogConsumer(load_settings(env))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(consumer.run()), daemon=True)
+    thread.start()
+    try:
+        yield consumer
+    finally:
+        consumer.stop()
+        thread.join(60)
+        assert not thread.is_alive(), "consumer did not stop within 60s"
+    assert result == [0], f"consumer exit code {result}"
+
+
+def start_consumer_process(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    out = open(log_path, "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "loganalyzer", "consume"],
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )

@@ -1,0 +1,177 @@
+"""Helpers shared by tests and benchmarks: a real Tansu broker, throwaway databases, events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+from psycopg.conninfo import make_conninfo
+
+from loganalyzer.db.connection import connect, drop_database, ensure_database
+from loganalyzer.db.migrate import migrate
+from loganalyzer.kafka_admin import ensure_topic
+from loganalyzer.platform.local import tansu_binary
+from loganalyzer.platform.processes import free_port, port_open
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def tansu_broker(log_dir: Path) -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port."""
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"tansu-{port}.log", "wb") as out:
+        proc = subprocess.Popen(
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not port_open("127.0.0.1", port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Tansu did not start; see {log_dir}")
+                time.sleep(0.05)
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def fresh_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """A new, migrated database, dropped afterwards."""
+    url = make_conninfo(admin_url, dbname=f"la_test_{uuid.uuid4().hex[:12]}")
+    ensure_database(url)
+    try:
+        with connect(url) as conn:
+            migrate(conn)
+        yield url
+    finally:
+        drop_database(url)
+
+
+def new_topic(bootstrap: str, partitions: int = 4) -> str:
+    topic = f"logs-{uuid.uuid4().hex[:10]}"
+    ensure_topic({"bootstrap.servers": bootstrap}, topic, partitions)
+    return topic
+
+
+def event_doc(i: int, base: datetime | None = None, service: str | None = None) -> dict[str, Any]:
+    base = base or datetime.now(UTC) - timedelta(hours=1)
+    return {
+        "timestamp": (base + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z"),
+        "level": ("INFO", "warning", "err", "DEBUG")[i % 4],
+        "service": service or f"svc-{i % 7}",
+        "host": f"host-{i % 3}",
+        "message": f"request {i} handled in {i % 250} ms",
+        "metadata": {"request_id": f"r-{i}", "i": i},
+    }
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes | None], keys: list[bytes] | None = None) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "batch.num.messages": 10000})
+    errors: list[Any] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+
+    for i, v in enumerate(values):
+        key = keys[i] if keys else f"k{i % 16}".encode()
+        while True:
+            try:
+                p.produce(topic, value=v, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0, "producer could not flush"
+    assert not errors, f"delivery errors: {errors[:3]}"
+
+
+def valid_values(n: int, start: int = 0) -> list[bytes | None]:
+    base = datetime.now(UTC) - timedelta(hours=1)
+    return [orjson.dumps(event_doc(i, base)) for i in range(start, start + n)]
+
+
+def count(url: str, sql: str = "SELECT count(*) FROM logs") -> int:
+    with connect(url) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        return int(row[0])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster of our own, so a test can stop and restart the server.
+
+    PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.bin = Path(bins[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="la-pg-"))
+        self.dir.chmod(0o755)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as_user, str(self.bin / tool), *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def cleanup(self) -> None:
+        import shutil
+
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
