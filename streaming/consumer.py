@@ -27,9 +27,9 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from loganalyzer.db.connection import connect
 from loganalyzer.settings import Settings, kafka_client_config
-
 from streaming.batch import Batch, build_batch
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
