@@ -182,3 +182,27 @@ def test_events_land_in_daily_partitions(broker: str, database_url: str) -> None
     with connect(database_url) as conn:
         parts = conn.execute("SELECT count(DISTINCT tableoid) FROM logs").fetchone()
     assert parts == (len({(now - timedelta(days=d)).date() for d in range(3)}),)
+
+
+def test_metrics_endpoint_reports_consumed_written_dead_lettered_and_offsets(
+    broker: str, database_url: str
+) -> None:
+    import urllib.request
+
+    from loganalyzer.platform.processes import free_port
+
+    topic = new_topic(broker, partitions=2)
+    produce(broker, topic, [*valid_values(500), b"{broken", None])
+    port = free_port()
+    with running_consumer(consumer_env(database_url, broker, topic)) as consumer:
+        consumer.metrics.serve(port)
+        wait_for(lambda: consumer.totals.written + consumer.totals.dead_lettered == 502, 60, "records")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    lines = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
+    assert float(lines["loganalyzer_events_consumed_total"]) == 502
+    assert float(lines["loganalyzer_events_written_total"]) == 500
+    assert float(lines['loganalyzer_events_dead_lettered_total{reason="invalid_json"}']) == 1
+    assert float(lines['loganalyzer_events_dead_lettered_total{reason="not_an_object"}']) == 1
+    offsets = sum(float(v) for k, v in lines.items() if k.startswith("loganalyzer_committed_offset{"))
+    assert offsets == 502
+    assert float(lines["loganalyzer_batch_write_seconds_count"]) >= 1
