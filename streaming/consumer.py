@@ -94,6 +94,9 @@ class LogConsumer:
             # (offsets live in PostgreSQL), but do not do it for a slow batch.
             "max.poll.interval.ms": 300_000,
             "fetch.max.bytes": 64 * 1024 * 1024,
+            # The 1 MiB default caps a fetch at ~4,500 small records per partition: measured
+            # 187k records/s consumed with it, 600k/s with 16 MiB.
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
             "on_commit": self._on_commit,
             "error_cb": self._on_kafka_error,

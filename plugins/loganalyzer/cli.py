@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -78,13 +78,37 @@ def db_status() -> None:
     raise typer.Exit(0 if not todo else 1)
 
 
+@db_app.command("maintain")
+def db_maintain(
+    keep_days: Annotated[
+        int, typer.Option(min=0, help="Also drop partitions older than this many days (0: keep all).")
+    ] = 0,
+) -> None:
+    """Build the full service/time index on closed days (and optionally apply retention).
+
+    Today's partition has only the cheap indexes (see docs/schema.md); run this once a day
+    (the platform's maintenance DAG will), so that yesterday's logs get the full index.
+    """
+    settings = _settings()
+    today = datetime.now(UTC).date()
+    with connect(settings.database_url, autocommit=True) as conn:
+        built = [r[0] for r in conn.execute("SELECT index_closed_log_partitions(%s)", (today,))]
+        dropped: list[str] = []
+        if keep_days:
+            before = today - timedelta(days=keep_days)
+            dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
+    console.print(f"indexed {len(built)} closed day(s): {', '.join(built) or '-'}")
+    if keep_days:
+        console.print(f"dropped {len(dropped)} partition(s): {', '.join(dropped) or '-'}")
+
+
 @db_app.command("retention")
 def db_retention(
     keep_days: Annotated[int, typer.Option(min=1, help="Keep this many whole UTC days of logs.")] = 30,
 ) -> None:
     """Drop daily `logs` partitions older than --keep-days (a DROP TABLE each: no VACUUM debt)."""
     settings = _settings()
-    before = date.today() - timedelta(days=keep_days)
+    before = datetime.now(UTC).date() - timedelta(days=keep_days)
     with connect(settings.database_url, autocommit=True) as conn:
         dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
     console.print(f"dropped {len(dropped)} partition(s) before {before}: {', '.join(dropped) or '-'}")

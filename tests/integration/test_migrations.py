@@ -83,3 +83,13 @@ def test_partition_helpers(database_url: str) -> None:
         ]
     assert dropped == ["logs_p20260102"]
     assert left == ["logs_p20260105"]
+
+
+def test_closed_days_get_the_full_service_index(database_url: str) -> None:
+    with connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT ensure_log_partition('2026-01-02')")
+        conn.execute("SELECT ensure_log_partition('2026-01-03')")
+        built = [r[0] for r in conn.execute("SELECT index_closed_log_partitions('2026-01-03')")]
+        again = [r[0] for r in conn.execute("SELECT index_closed_log_partitions('2026-01-03')")]
+    assert built == ["logs_p20260102_service_time_idx"]
+    assert again == []

@@ -76,6 +76,15 @@ def test_levels_are_normalised_case_insensitively(raw: str, expected: str | None
         ("2026-11-24T11:00:00.5Z", datetime(2026, 11, 24, 11, 0, 0, 500000, tzinfo=UTC)),
         ("2026-11-24T11:00:00.123456789Z", datetime(2026, 11, 24, 11, 0, 0, 123456, tzinfo=UTC)),
         ("2026-11-24T11:00:00", None),  # no offset: ambiguous
+        ("2026-11-24T11:00:00+0100", None),  # offset without colon: ISO 8601, not RFC 3339
+        ("2026-11-24T11:00:00,5Z", None),  # comma fraction
+        ("2026-11-24T11:00:00.Z", None),
+        ("2026-11-24T11:00:00.5a5Z", None),
+        ("2026-11-24T11:00Z", None),  # no seconds
+        ("20261124T110000Z", None),  # basic format
+        ("2026-W48-1T11:00:00Z", None),  # week date
+        ("2026-11-24T11:00:00+01:00:30", None),
+        ("2026-11-24T11:00:00-05:30", datetime(2026, 11, 24, 16, 30, tzinfo=UTC)),
         ("2026-11-24", None),
         ("2026-11-24T11:00:00.Z", None),
         ("2026-13-24T11:00:00Z", None),
@@ -145,6 +154,7 @@ def test_nul_characters_are_replaced_not_stored() -> None:
         (orjson.dumps(doc(metadata="k=v")), "wrong_type"),
         (orjson.dumps(doc(metadata=[1, 2])), "wrong_type"),
         (orjson.dumps(doc(tenant=7)), "wrong_type"),
+        (orjson.dumps(doc(tenant=["a"])), "wrong_type"),  # unhashable: must not reach the cache
         (orjson.dumps(doc(service="bad\x00name")), "wrong_type"),
         (orjson.dumps(doc(service="   ")), "empty_field"),
         (orjson.dumps(doc(host="")), "empty_field"),
