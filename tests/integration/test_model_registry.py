@@ -1,0 +1,66 @@
+"""The IsolationForest's registry life cycle against a real MLflow tracking store (SQLite)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loganalyzer.model.forest import train_forest
+from loganalyzer.model.registry import ChampionWatcher, register_forest
+
+pytestmark = pytest.mark.integration
+
+FEATURES = ("a", "b", "c")
+
+
+def rows(n: int, seed: int, shift: float = 0.0) -> list[list[float]]:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, len(FEATURES))) + shift).tolist()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_no_model_means_skip_with_one_clear_line(tracking_uri: str, caplog: pytest.LogCaptureFixture) -> None:
+    watcher = ChampionWatcher(tracking_uri, FEATURES)
+    with caplog.at_level(logging.INFO):
+        assert watcher.refresh_now() is None
+        assert watcher.refresh_now() is None
+    lines = [r.message for r in caplog.records if "IsolationForest detector is skipped" in r.message]
+    assert len(lines) == 1
+
+
+def test_watcher_follows_the_champion_alias_without_restart(tracking_uri: str) -> None:
+    train = rows(500, 1)
+    v1 = register_forest(tracking_uri, train_forest(train), FEATURES, train, metrics={"n": 500})
+    watcher = ChampionWatcher(tracking_uri, FEATURES)
+    model = watcher.refresh_now()
+    assert model is not None and model.version == v1
+    normal, outlier = model.scores([[0.0, 0.0, 0.0], [8.0, -8.0, 8.0]])
+    assert outlier > 0 > normal  # positive = anomalous
+
+    # A new version registered without promotion changes nothing...
+    v2 = register_forest(tracking_uri, train_forest(rows(500, 2)), FEATURES, train, promote=False)
+    assert watcher.refresh_now().version == v1  # type: ignore[union-attr]
+    # ...moving the alias switches the running watcher to it.
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri).set_registered_model_alias("log-anomaly-detector", "champion", v2)
+    assert watcher.refresh_now().version == v2  # type: ignore[union-attr]
+    assert v2 != v1
+
+
+def test_a_model_trained_on_other_features_is_refused(tracking_uri: str) -> None:
+    train = rows(200, 3)
+    register_forest(tracking_uri, train_forest(train), ("x", "y", "z"), train)
+    assert ChampionWatcher(tracking_uri, FEATURES).refresh_now() is None
+
+
+def test_training_needs_enough_rows() -> None:
+    with pytest.raises(ValueError, match="at least 50"):
+        train_forest(rows(10, 0))
