@@ -16,7 +16,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
 
 from loganalyzer.db.connection import connect, ensure_database
 from loganalyzer.db.migrate import MigrationError, migrate, pending
@@ -133,6 +132,8 @@ def up(
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")] = 9092,
     aws_port: Annotated[int, typer.Option(help="Port of the local S3/DynamoDB endpoint.")] = 5000,
     metrics_port: Annotated[int, typer.Option(help="Port of the consumer's /metrics.")] = 9108,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server / registry.")] = 5001,
+    mlflow: Annotated[bool, typer.Option(help="Start the MLflow tracking server.")] = True,
     generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
     exit_after: Annotated[
         float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
@@ -140,7 +141,7 @@ def up(
 ) -> None:
     """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
     from loganalyzer.kafka_admin import ensure_topic
-    from loganalyzer.platform.local import broker_spec, cli_spec, moto_spec
+    from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
     from loganalyzer.platform.processes import Supervisor, port_open
 
     settings = _settings()
@@ -187,6 +188,20 @@ def up(
             env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         env["AWS_ENDPOINT_URL"] = aws_url
 
+        mlflow_line = "MLflow:              not started (--no-mlflow)"
+        if "MLFLOW_TRACKING_URI" in os.environ:
+            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+            mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
+        elif mlflow:
+            if port_open("127.0.0.1", mlflow_port):
+                console.print(
+                    f"[red]port {mlflow_port} is taken[/red]: stop what runs there or pass --mlflow-port"
+                )
+                raise typer.Exit(1)
+            sup.start(mlflow_spec(mlflow_port, state))
+            env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
+            mlflow_line = f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start)"
+
         kafka = settings.kafka
         ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
@@ -208,25 +223,23 @@ def up(
                     env=env,
                 )
             )
-        console.print(
-            Panel.fit(
-                "\n".join(
-                    [
-                        f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
-                        "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
-                        f"dead letters:        psql '{settings.database_url}' -c "
-                        "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
-                        f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
-                        f"Kafka:               {bootstrap}  (topic {kafka.topic})",
-                        f"local AWS endpoint:  {aws_url}",
-                        f"incidents injected:  {ground_truth}",
-                        f"process logs:        {state / 'logs'}",
-                        "stop:                Ctrl-C",
-                    ]
-                ),
-                title="Smart Log Analyzer is up",
-            )
-        )
+        lines = [
+            f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
+            "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
+            f"dead letters:        psql '{settings.database_url}' -c "
+            "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
+            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
+            f"Kafka:               {bootstrap}  (topic {kafka.topic})",
+            f"local AWS endpoint:  {aws_url}",
+            mlflow_line,
+            f"incidents injected:  {ground_truth}" if generator else "generator:           off",
+            f"process logs:        {state / 'logs'}",
+            "stop:                Ctrl-C",
+        ]
+        console.rule("Smart Log Analyzer is up")
+        for line in lines:
+            console.print(line, soft_wrap=True, highlight=False)
+        console.rule()
         started = time.monotonic()
         last_status = 0.0
         while not stopping:
@@ -259,7 +272,8 @@ def _print_status(settings: Settings) -> None:
     assert row is not None
     console.print(
         f"{datetime.now(UTC):%H:%M:%S} records stored: {row[0]:,}  dead letters: {row[1]:,}  "
-        f"logs in the last minute of event time: {row[2]:,}"
+        f"logs in the last minute of event time: {row[2]:,}",
+        soft_wrap=True,
     )
 
 
