@@ -138,9 +138,12 @@ def test_kill_9_mid_stream_then_restart_gives_exact_counts(
 
 
 def test_sigterm_flushes_commits_and_exits_zero(broker: str, database_url: str, tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
     topic = new_topic(broker)
     produce(broker, topic, valid_values(2_000))
-    proc = start_consumer_process(consumer_env(database_url, broker, topic), tmp_path / "c.log")
+    env = consumer_env(database_url, broker, topic)
+    proc = start_consumer_process(env, tmp_path / "c.log")
     try:
         wait_for(lambda: count(database_url) == 2_000, 60, "rows")
         proc.send_signal(signal.SIGTERM)
@@ -149,6 +152,15 @@ def test_sigterm_flushes_commits_and_exits_zero(broker: str, database_url: str, 
         if proc.poll() is None:
             proc.kill()
     assert count(database_url, "SELECT sum(next_offset) FROM ingest_offsets") == 2_000
+    # Kafka's copy of the offsets (for lag tooling) matches what the database holds.
+    with connect(database_url) as conn:
+        stored = dict(conn.execute("SELECT kafka_partition, next_offset FROM ingest_offsets").fetchall())
+    probe = Consumer({"bootstrap.servers": broker, "group.id": env["KAFKA_GROUP_ID"]})
+    try:
+        committed = probe.committed([TopicPartition(topic, p) for p in stored], timeout=10)
+    finally:
+        probe.close()
+    assert {tp.partition: tp.offset for tp in committed} == stored
 
 
 def test_two_consumers_in_one_group_share_partitions_exactly(broker: str, database_url: str) -> None:
