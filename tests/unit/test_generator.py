@@ -1,0 +1,309 @@
+"""The generator's pure model: determinism, seasonality, incidents and their ground truth."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from loganalyzer.events import LogEvent, ParseLimits, parse_event
+from loganalyzer.generator.incidents import (
+    DEFAULT_MAGNITUDE,
+    INCIDENT_TYPES,
+    Incident,
+    ScenarioError,
+    demo_incidents,
+    incidents_from_mapping,
+    load_scenario,
+    parse_duration,
+    random_scenario,
+)
+from loganalyzer.generator.services import CATALOGUE, NOVEL_ERRORS, Template, service_by_name
+from loganalyzer.generator.traffic import TrafficModel, seasonality
+
+MONDAY_NOON = datetime(2026, 11, 23, 12, tzinfo=UTC)
+LIMITS = ParseLimits(max_age=timedelta(days=3650))
+
+
+def events(model: TrafficModel, start: datetime, seconds: int) -> list[LogEvent]:
+    out = []
+    for rec in model.records(start, start + timedelta(seconds=seconds)):
+        ev = parse_event(rec.value, LIMITS, start + timedelta(days=1))
+        assert isinstance(ev, LogEvent), ev
+        out.append(ev)
+    return out
+
+
+def test_same_seed_same_traffic_and_time_ordered_within_bounds() -> None:
+    a = [
+        r.value
+        for r in TrafficModel(CATALOGUE, 100, seed=7).records(
+            MONDAY_NOON, MONDAY_NOON + timedelta(seconds=30)
+        )
+    ]
+    b = [
+        r.value
+        for r in TrafficModel(CATALOGUE, 100, seed=7).records(
+            MONDAY_NOON, MONDAY_NOON + timedelta(seconds=30)
+        )
+    ]
+    c = [
+        r.value
+        for r in TrafficModel(CATALOGUE, 100, seed=8).records(
+            MONDAY_NOON, MONDAY_NOON + timedelta(seconds=30)
+        )
+    ]
+    assert a == b and a != c
+    evs = events(TrafficModel(CATALOGUE, 100, seed=7), MONDAY_NOON, 30)
+    stamps = [e.timestamp for e in evs]
+    assert stamps == sorted(stamps)
+    assert stamps[0] >= MONDAY_NOON and stamps[-1] < MONDAY_NOON + timedelta(seconds=30)
+
+
+def test_every_record_is_valid_and_keyed_by_tenant_and_service() -> None:
+    model = TrafficModel(CATALOGUE, 300, seed=1)
+    for rec in model.records(MONDAY_NOON, MONDAY_NOON + timedelta(seconds=20)):
+        ev = parse_event(rec.value, LIMITS, MONDAY_NOON + timedelta(days=1))
+        assert isinstance(ev, LogEvent)
+        assert rec.key == f"{ev.tenant}/{ev.service}".encode()
+        assert "duration_ms" in ev.metadata and "request_id" in ev.metadata
+
+
+def test_rate_and_level_mix_are_realistic() -> None:
+    evs = events(TrafficModel(CATALOGUE, 200, seed=3), MONDAY_NOON, 120)
+    expected = 200 * 120 * seasonality(MONDAY_NOON)
+    assert 0.9 * expected < len(evs) < 1.1 * expected
+    levels = Counter(e.level for e in evs)
+    assert 0.005 < levels["ERROR"] / len(evs) < 0.02
+    assert levels["INFO"] > levels["DEBUG"] > 0 and levels["WARN"] > 0
+    assert len({e.service for e in evs}) == len(CATALOGUE)
+    assert len({e.host for e in evs}) > 2 * len(CATALOGUE)
+
+
+@pytest.mark.parametrize(
+    ("t", "low", "high"),
+    [
+        (datetime(2026, 11, 24, 2, tzinfo=UTC), 0.1, 0.3),  # Tuesday night
+        (datetime(2026, 11, 24, 14, tzinfo=UTC), 1.6, 2.2),  # Tuesday afternoon
+        (datetime(2026, 11, 28, 14, tzinfo=UTC), 0.9, 1.3),  # Saturday afternoon
+    ],
+)
+def test_seasonality_daily_and_weekly(t: datetime, low: float, high: float) -> None:
+    assert low < seasonality(t) < high
+
+
+def test_seasonality_averages_one_over_a_week() -> None:
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    hours = [seasonality(start + timedelta(minutes=10 * i)) for i in range(7 * 24 * 6)]
+    assert sum(hours) / len(hours) == pytest.approx(1.0, abs=0.02)
+
+
+def _with(kind: str, magnitude: float | None = None) -> tuple[list[LogEvent], Incident]:
+    spec = service_by_name("payments")
+    inc = Incident(
+        kind,
+        spec.tenant,
+        spec.name,
+        MONDAY_NOON + timedelta(seconds=60),
+        MONDAY_NOON + timedelta(seconds=120),
+        magnitude if magnitude is not None else DEFAULT_MAGNITUDE[kind],
+    )
+    seen: list[Incident] = []
+    model = TrafficModel(CATALOGUE, 150, seed=5, incidents=[inc], on_incident=seen.append)
+    evs = events(model, MONDAY_NOON, 180)
+    assert seen == [inc]
+    return evs, inc
+
+
+def _split(
+    evs: list[LogEvent], inc: Incident, service: str = "payments"
+) -> tuple[list[LogEvent], list[LogEvent]]:
+    mine = [e for e in evs if e.service == service]
+    during = [e for e in mine if inc.start <= e.timestamp < inc.end]
+    outside = [e for e in mine if not inc.start <= e.timestamp < inc.end]
+    return during, outside
+
+
+def _error_share(evs: list[LogEvent]) -> float:
+    return sum(e.level == "ERROR" for e in evs) / max(1, len(evs))
+
+
+def test_error_burst_raises_error_share_only_during_the_incident() -> None:
+    evs, inc = _with("error_burst")
+    during, outside = _split(evs, inc)
+    assert _error_share(during) > 0.2
+    assert _error_share(outside) < 0.05
+    other = [e for e in evs if e.service == "orders" and inc.start <= e.timestamp < inc.end]
+    assert _error_share(other) < 0.05
+
+
+def test_traffic_spike_multiplies_volume() -> None:
+    evs, inc = _with("traffic_spike")
+    during, outside = _split(evs, inc)
+    assert len(during) > 5 * len(outside) / 2  # outside spans two minutes, during one
+
+
+@pytest.mark.parametrize("magnitude", [0.0, 0.02])
+def test_outage_drops_volume_or_silences_the_service(magnitude: float) -> None:
+    evs, inc = _with("outage", magnitude)
+    during, outside = _split(evs, inc)
+    if magnitude == 0:
+        assert during == []
+    else:
+        assert len(during) < 0.1 * len(outside) / 2
+    assert len(outside) > 100
+
+
+def test_new_error_pattern_uses_a_template_never_seen_before() -> None:
+    evs, inc = _with("new_error_pattern")
+    during, outside = _split(evs, inc)
+    novel_prefixes = {t.parts[0][0] for t in NOVEL_ERRORS}
+    novel = [e for e in during if any(e.message.startswith(p) for p in novel_prefixes if p)]
+    assert len(novel) > 0.05 * len(during)
+    assert all(e.level == "ERROR" for e in novel)
+    assert not any(any(e.message.startswith(p) for p in novel_prefixes if p) for e in outside)
+
+
+def test_latency_degradation_multiplies_durations_and_adds_slow_warnings() -> None:
+    evs, inc = _with("latency_degradation")
+    during, outside = _split(evs, inc)
+
+    def mean(xs: list[LogEvent]) -> float:
+        return sum(e.metadata["duration_ms"] for e in xs) / len(xs)
+
+    assert mean(during) > 3 * mean(outside)
+    assert any(e.message.startswith("slow request") for e in during)
+    assert not any(e.message.startswith("slow request") for e in outside)
+
+
+def test_invalid_rate_produces_records_the_contract_rejects() -> None:
+    model = TrafficModel(CATALOGUE, 300, seed=2, invalid_rate=0.2)
+    results = [
+        parse_event(r.value, LIMITS, MONDAY_NOON + timedelta(days=1))
+        for r in model.records(MONDAY_NOON, MONDAY_NOON + timedelta(seconds=10))
+    ]
+    bad = [r for r in results if not isinstance(r, LogEvent)]
+    assert 0.1 < len(bad) / len(results) < 0.3
+    assert len({r.reason for r in bad}) >= 5  # type: ignore[union-attr]
+
+
+def test_random_scenario_places_every_type_without_overlaps() -> None:
+    start = MONDAY_NOON
+    end = start + timedelta(hours=24)
+    incs = random_scenario(CATALOGUE, start, end, 20, seed=4)
+    assert Counter(i.type for i in incs) == dict.fromkeys(INCIDENT_TYPES, 20)
+    gap = timedelta(minutes=30)
+    for s in CATALOGUE:
+        mine = sorted((i for i in incs if i.service == s.name), key=lambda i: i.start)
+        for a, b in itertools.pairwise(mine):
+            assert b.start >= a.end + gap
+    assert all(start <= i.start and i.end <= end for i in incs)
+    with pytest.raises(ValueError, match="could place only"):
+        random_scenario(CATALOGUE[:1], start, start + timedelta(hours=2), 20)
+
+
+def test_demo_rotation_cycles_through_every_type() -> None:
+    first = [i for _, i in zip(range(10), demo_incidents(MONDAY_NOON), strict=False)]
+    assert [i.type for i in first[:5]] == list(INCIDENT_TYPES)
+    assert all(b.start > a.start for a, b in itertools.pairwise(first))
+
+
+def test_scenario_file_with_offsets_and_absolute_times(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "incidents:\n"
+        "  - {type: error_burst, service: payments, start: 15m, duration: 10m}\n"
+        "  - {type: outage, service: search, start: '2026-11-23T13:00:00Z', duration: 1h, magnitude: 0}\n"
+    )
+    incs = load_scenario(path, MONDAY_NOON)
+    assert [(i.type, i.start, i.end) for i in incs] == [
+        ("error_burst", MONDAY_NOON + timedelta(minutes=15), MONDAY_NOON + timedelta(minutes=25)),
+        ("outage", MONDAY_NOON + timedelta(hours=1), MONDAY_NOON + timedelta(hours=2)),
+    ]
+    assert incs[0].tenant == "acme" and incs[0].magnitude == DEFAULT_MAGNITUDE["error_burst"]
+    truth = incs[1].ground_truth()
+    assert truth["start"] == "2026-11-23T13:00:00Z" and truth["expected_anomaly"] == "log_volume_drop"
+    assert orjson.loads(orjson.dumps(truth)) == truth
+
+
+def test_the_shipped_example_scenario_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert load_scenario(root / "docs" / "scenarios" / "example.yaml", MONDAY_NOON)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({}, "list under 'incidents'"),
+        (
+            {"incidents": [{"type": "meteor", "service": "payments", "start": "1m", "duration": "1m"}]},
+            "is not one of",
+        ),
+        (
+            {"incidents": [{"type": "outage", "service": "nope", "start": "1m", "duration": "1m"}]},
+            "unknown service 'nope'; known services: api-gateway",
+        ),
+        (
+            {"incidents": [{"type": "outage", "service": "payments", "start": "soon", "duration": "1m"}]},
+            "start",
+        ),
+        (
+            {"incidents": [{"type": "outage", "service": "payments", "start": "1m", "duration": "long"}]},
+            "duration",
+        ),
+        ({"incidents": [{"type": "outage", "service": "payments", "duration": "1m"}]}, "required"),
+        (
+            {
+                "incidents": [
+                    {
+                        "type": "error_burst",
+                        "service": "payments",
+                        "start": "1m",
+                        "duration": "1m",
+                        "magnitude": 3,
+                    }
+                ]
+            },
+            "between 0 and 1",
+        ),
+        (
+            {
+                "incidents": [
+                    {"type": "outage", "service": "payments", "start": "1m", "duration": "1m", "x": 1}
+                ]
+            },
+            "unknown keys",
+        ),
+    ],
+)
+def test_scenario_errors_say_what_to_fix(doc: object, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        incidents_from_mapping(doc, MONDAY_NOON)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("2h30m", timedelta(hours=2, minutes=30)),
+        ("1d", timedelta(days=1)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "m", "1x", "-5m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ScenarioError):
+        parse_duration(text)
+
+
+def test_templates_refuse_unknown_placeholders() -> None:
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        Template.compile("hello {nobody}")
