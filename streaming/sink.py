@@ -28,6 +28,7 @@ from psycopg import errors as pgerrors
 from psycopg.types.json import Jsonb
 
 from streaming.batch import OFFSET, PARTITION, Batch, DeadLetter
+from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class PostgresSink:
         self.conn = conn
         self.topic = topic
         self._known_days: set[date] = set()
+        self._derived: dict[int, PartitionDerived] = {}
         # orjson writes the jsonb column: ~10x faster than the stdlib encoder psycopg uses by default.
         psycopg.types.json.set_json_dumps(_dumps, context=conn)
 
@@ -111,8 +113,10 @@ class PostgresSink:
         self._known_days.update(missing)
 
     # -- the batch ---------------------------------------------------------------------------
-    def write(self, batch: Batch) -> WriteResult:
+    def write(self, batch: Batch, derived: dict[int, PartitionDerived] | None = None) -> WriteResult:
+        """Write the batch and what detection derived from it (per partition) in one transaction."""
         self.ensure_days(batch.days)
+        self._derived = derived or {}
         try:
             return self._write(batch, mode="copy")
         except pgerrors.UniqueViolation:
@@ -184,6 +188,19 @@ class PostgresSink:
                 dead.extend(rejected)
             self._insert_dead_letters(dead)
             result.dead_lettered = len(dead)
+            # Derived data only for partitions that advanced: a fenced partition's records were
+            # already stored (and counted) by another owner.
+            advanced = {p for _, _, p in advance}
+            derived = [d for p, d in self._derived.items() if p in advanced]
+            self._upsert_patterns([x for d in derived for x in d.patterns])
+            self._upsert_anomalies([x for d in derived for x in d.anomalies])
+            self._save_checkpoints(
+                [
+                    (p, batch.partitions[p].last_offset + 1, d.checkpoint)
+                    for p, d in self._derived.items()
+                    if p in advanced and d.checkpoint is not None
+                ]
+            )
             if advance:
                 with conn.cursor() as cur:
                     cur.executemany(
@@ -249,6 +266,94 @@ class PostgresSink:
                     )
                 )
         return written, rejected
+
+    def _upsert_patterns(self, deltas: list[PatternDelta]) -> None:
+        if not deltas:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO log_patterns (tenant, service, pattern_id, template, first_seen, last_seen, "
+                "count, error_count, sample_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (tenant, service, pattern_id) DO UPDATE SET "
+                "template = EXCLUDED.template, "
+                "first_seen = least(log_patterns.first_seen, EXCLUDED.first_seen), "
+                "last_seen = greatest(log_patterns.last_seen, EXCLUDED.last_seen), "
+                "count = log_patterns.count + EXCLUDED.count, "
+                "error_count = log_patterns.error_count + EXCLUDED.error_count",
+                [
+                    (
+                        d.tenant,
+                        d.service,
+                        d.pattern_id,
+                        d.template,
+                        d.first_seen,
+                        d.last_seen,
+                        d.count,
+                        d.error_count,
+                        d.sample_message[:2000],
+                    )
+                    for d in deltas
+                ],
+            )
+
+    def _upsert_anomalies(self, rows: list[AnomalyRow]) -> None:
+        if not rows:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, status, window_start, "
+                "window_end, resolved_at, score, expected_value, actual_value, description, "
+                "pattern_template, sample_message, model_version, details) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status, "
+                "window_end = greatest(anomalies.window_end, EXCLUDED.window_end), "
+                "resolved_at = EXCLUDED.resolved_at, score = EXCLUDED.score, "
+                "expected_value = EXCLUDED.expected_value, actual_value = EXCLUDED.actual_value, "
+                "description = EXCLUDED.description, details = EXCLUDED.details, updated_at = now()",
+                [
+                    (
+                        a.id,
+                        a.tenant,
+                        a.service,
+                        a.anomaly_type,
+                        a.severity,
+                        a.status,
+                        a.window_start,
+                        a.window_end,
+                        a.resolved_at,
+                        a.score,
+                        a.expected_value,
+                        a.actual_value,
+                        a.description,
+                        a.pattern_template,
+                        a.sample_message,
+                        a.model_version,
+                        Jsonb(a.details, dumps=_dumps),
+                    )
+                    for a in rows
+                ],
+            )
+
+    def _save_checkpoints(self, items: list[tuple[int, int, bytes]]) -> None:
+        if not items:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO detector_checkpoints (kafka_topic, kafka_partition, next_offset, state) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (kafka_topic, kafka_partition) DO UPDATE SET "
+                "next_offset = EXCLUDED.next_offset, state = EXCLUDED.state, saved_at = now()",
+                [(self.topic, p, o, state) for p, o, state in items],
+            )
+
+    def load_checkpoints(self, partitions: Sequence[int]) -> dict[int, tuple[int, bytes]]:
+        """Saved detection state per partition: (next_offset it describes, state)."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT kafka_partition, next_offset, state FROM detector_checkpoints "
+                "WHERE kafka_topic = %s AND kafka_partition = ANY(%s)",
+                (self.topic, list(partitions)),
+            ).fetchall()
+        return {int(p): (int(o), bytes(s)) for p, o, s in rows}
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:

@@ -1,0 +1,129 @@
+"""Derived data (pattern counts, anomaly episodes, checkpoints) commits with its rows, or not at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from loganalyzer.db.connection import connect
+from loganalyzer.events import ParseLimits
+from streaming.batch import build_batch
+from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
+from streaming.sink import PostgresSink
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class Rec:
+    def __init__(self, p: int, o: int, v: bytes) -> None:
+        self.p, self.o, self.v = p, o, v
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self.p
+
+    def offset(self) -> int:
+        return self.o
+
+    def value(self) -> bytes:
+        return self.v
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, 0)
+
+
+def _batch(partition: int, first: int, n: int):  # type: ignore[no-untyped-def]
+    recs = [
+        Rec(
+            partition,
+            first + i,
+            orjson.dumps(
+                {
+                    "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+                    "level": "ERROR",
+                    "service": "payments",
+                    "host": "h",
+                    "message": f"charge failed for order {i}",
+                }
+            ),
+        )
+        for i in range(n)
+    ]
+    return build_batch("logs", recs, ParseLimits(), NOW)
+
+
+def _derived(count: int, status: str = "open") -> PartitionDerived:
+    t = NOW - timedelta(minutes=5)
+    return PartitionDerived(
+        patterns=[
+            PatternDelta(
+                "default",
+                "payments",
+                "p1",
+                "charge failed for order <*>",
+                t,
+                t,
+                count,
+                count,
+                "charge failed for order 0",
+            )
+        ],
+        anomalies=[
+            AnomalyRow(
+                "ep-1",
+                "default",
+                "payments",
+                "error_rate_spike",
+                "high",
+                status,
+                t,
+                t + timedelta(minutes=1),
+                None if status == "open" else NOW,
+                9.0,
+                0.01,
+                0.5,
+                "error rate 50% vs expected 1%",
+            )
+        ],
+        checkpoint=b"state-bytes",
+    )
+
+
+def test_derived_data_commits_with_the_rows(database_url: str) -> None:
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs")
+        sink.stored_offsets([0])
+        sink.write(_batch(0, 0, 10), {0: _derived(10)})
+        sink.write(_batch(0, 10, 5), {0: _derived(5, status="resolved")})
+        # A replay of the first batch is fenced: its derived data must not count twice.
+        result = sink.write(_batch(0, 0, 10), {0: _derived(10)})
+        assert result.skipped == 10
+        pattern = conn.execute("SELECT count, error_count FROM log_patterns").fetchall()
+        logs = conn.execute("SELECT count(*) FROM logs").fetchone()
+        anomaly = conn.execute("SELECT status, resolved_at IS NOT NULL FROM anomalies").fetchall()
+        assert sink.load_checkpoints([0]) == {0: (15, b"state-bytes")}
+    assert pattern == [(15, 15)]
+    assert logs == (15,)  # pattern counts add up to the rows
+    assert anomaly == [("resolved", True)]  # one episode, updated in place
+
+
+def test_a_failed_write_leaves_no_derived_data(database_url: str) -> None:
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs")
+        bad = _derived(3)
+        bad.anomalies[0] = AnomalyRow(
+            "ep-2", "default", "payments", "not-a-type", "high", "open", NOW, NOW, None, None, None, None, "x"
+        )
+        with pytest.raises(Exception, match="anomalies_type_check"):
+            sink.write(_batch(1, 0, 3), {1: bad})
+        assert conn.execute("SELECT count(*) FROM log_patterns").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (0,)
+        assert sink.load_checkpoints([1]) == {}
