@@ -38,7 +38,7 @@ unit: ## Fast tests of pure logic only
 integration: ## Tests against real PostgreSQL and a real Kafka-protocol broker
 	.venv/bin/pytest -q tests/integration
 
-bench: bench-ingest bench-miner ## Run every benchmark (prints figures and same-run references)
+bench: bench-ingest bench-miner ## Run every benchmark (each prints its figure next to a same-run reference)
 
 bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
 	$(PY) bench/bench_ingest.py

@@ -1,0 +1,55 @@
+"""`loganalyzer patterns mine`: one message per line in, one JSON object per line out, same order."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, BinaryIO
+
+import orjson
+import typer
+
+from loganalyzer.patterns.miner import TemplateMiner
+
+patterns_app = typer.Typer(help="Log template mining.", no_args_is_help=True)
+
+
+def mine_stream(source: BinaryIO, sink: BinaryIO, final_templates: bool = False) -> int:
+    """Mine `source` line by line into `sink`. Returns the number of lines.
+
+    Streaming: each output line is written as its input line is read, so it works on inputs of
+    any size and in a pipe. Invalid UTF-8 is replaced, never fatal. With `final_templates`, the
+    output waits for the end of input and gives each line its group's final template and id
+    (groups generalise as more messages arrive).
+    """
+    miner = TemplateMiner()
+    n = 0
+    held: list[str] = []
+    for raw in source:
+        line = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
+        match = miner.add(line)
+        n += 1
+        if final_templates:
+            held.append(match.pattern_id)
+            continue
+        sink.write(
+            orjson.dumps({"pattern_id": match.pattern_id, "template": match.template, "is_new": match.is_new})
+            + b"\n"
+        )
+        if n % 1000 == 0:
+            sink.flush()
+    for pid in held:
+        final = miner.resolve(pid)
+        sink.write(orjson.dumps({"pattern_id": final, "template": miner.template(final)}) + b"\n")
+    sink.flush()
+    return n
+
+
+@patterns_app.command("mine")
+def mine(
+    final: Annotated[
+        bool,
+        typer.Option("--final", help="Wait for the end of input and report each line's final group."),
+    ] = False,
+) -> None:
+    """Read messages (one per line) on stdin; write {"pattern_id", "template", "is_new"} per line."""
+    mine_stream(sys.stdin.buffer, sys.stdout.buffer, final_templates=final)
