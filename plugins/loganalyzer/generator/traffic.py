@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import orjson
 
 from loganalyzer.events import partition_key
 from loganalyzer.generator.incidents import Incident
-from loganalyzer.generator.services import NOVEL_ERRORS, SLOW_REQUEST, ServiceSpec
+from loganalyzer.generator.services import NOVEL_ERRORS, SLOW_REQUEST, ServiceSpec, Template
 
 _WEEKLY_MEAN = (5 + 2 * 0.6) / 7
 _DAILY_MEAN = 0.55
@@ -99,6 +100,8 @@ class TrafficModel:
         self.produced = 0
         self.by_level: dict[str, int] = {}
         self._keys = {s.name: partition_key(s.tenant, s.name) for s in self.services}
+        self._novel: dict[Incident, Template] = {}
+        self._novel_used: dict[str, int] = {}
 
     # -- incidents ------------------------------------------------------------------------------
     def _advance_incidents(self, t: datetime) -> list[Incident]:
@@ -112,6 +115,13 @@ class TrafficModel:
                 break
             if self.on_incident is not None:
                 self.on_incident(self._pending)
+            if self._pending.type == "new_error_pattern":
+                # A template this service has not produced yet, chosen deterministically (str
+                # hashes differ per process, crc32 does not).
+                used = self._novel_used.get(self._pending.service, 0)
+                first = zlib.crc32(self._pending.service.encode())
+                self._novel[self._pending] = NOVEL_ERRORS[(first + used) % len(NOVEL_ERRORS)]
+                self._novel_used[self._pending.service] = used + 1
             self._active.append(self._pending)
             self._pending = None
         self._active = [i for i in self._active if i.end > t]
@@ -153,7 +163,7 @@ class TrafficModel:
         r = rng.random()
         kind = effect.type if effect is not None else None
         if kind == "new_error_pattern" and r < effect.magnitude:  # type: ignore[union-attr]
-            level, template = "ERROR", NOVEL_ERRORS[hash((effect.service, effect.start)) % len(NOVEL_ERRORS)]  # type: ignore[union-attr]
+            level, template = "ERROR", self._novel[effect]  # type: ignore[index]
         else:
             error_share = effect.magnitude if kind == "error_burst" else spec.error_share  # type: ignore[union-attr]
             if kind == "latency_degradation":

@@ -17,11 +17,14 @@ messages gives the same ids.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from loganalyzer.patterns.tokens import WILDCARD, mask, tokenize
+
+_FAST_KEY = re.compile(r"[0-9a-fA-F]*\d[0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,27 @@ class TemplateMiner:
         self._by_length: dict[int, list[str]] = {}
         self._signatures: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._aliases: dict[str, str] = {}
+        self._fast: dict[str, str] = {}
 
     # -- public ---------------------------------------------------------------------------------
     def add(self, message: str) -> Match:
         """Learn from one message; returns its group."""
+        # Fast path: the message with digit runs and long hex runs blanked out is a cheap key
+        # (one C-level substitution) for messages that differ only in numbers and ids.
+        key = _FAST_KEY.sub("0", message)
+        gid = self._fast.get(key)
+        if gid is not None:
+            group = self._groups.get(self.resolve(gid))
+            if group is not None:
+                group.count += 1
+                return Match(group.id, " ".join(group.tokens), False, group.count)
+        match = self._add(message)
+        if len(self._fast) >= self.config.cache_size:
+            self._fast.clear()
+        self._fast[key] = match.pattern_id
+        return match
+
+    def _add(self, message: str) -> Match:
         sig = mask(tokenize(message))
         gid = self._signatures.get(sig)
         if gid is not None:

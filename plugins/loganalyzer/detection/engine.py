@@ -1,0 +1,337 @@
+"""The per-partition detection engine: buckets events by minute, closes minutes by watermark,
+evaluates every tracked service (silent ones included), keeps episodes and baselines.
+
+`observe()` is on the consumer's hot path: it mines the message's template (per service) and
+increments a minute bucket. `advance()` closes the minutes the watermark has passed: absence of
+data is seen there, not from arriving events. `snapshot()`/`restore()` make the state a
+checkpoint so a restarted consumer neither alarms on an empty baseline nor goes blind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from loganalyzer.detection.baseline import Baseline
+from loganalyzer.detection.config import DetectionConfig
+from loganalyzer.detection.detectors import (
+    Finding,
+    error_rate_spike,
+    log_volume_drop,
+    log_volume_spike,
+    severity,
+)
+from loganalyzer.detection.episodes import Episode, EpisodeEvent, step
+from loganalyzer.detection.features import Counts, window_counts, window_features
+from loganalyzer.events import ERROR_LEVELS
+from loganalyzer.patterns import Match, TemplateMiner
+
+RULE_TYPES = ("error_rate_spike", "log_volume_spike", "log_volume_drop")
+FAST_BUCKETS = 2
+#: scores window-feature rows; returns (scores, model version) or None when no model is loaded
+ForestScorer = Callable[[Sequence[tuple[float, ...]]], tuple[list[float], str] | None]
+
+
+def minute_of(ts: datetime) -> int:
+    return int(ts.timestamp()) // 60
+
+
+def minute_start(m: int) -> datetime:
+    return datetime.fromtimestamp(m * 60, tz=UTC)
+
+
+@dataclass(slots=True)
+class ServiceState:
+    tenant: str
+    service: str
+    first_minute: int
+    last_minute: int
+    buckets: dict[int, Counts] = field(default_factory=dict)
+    baseline: Baseline = field(default_factory=Baseline)
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    miner: TemplateMiner = field(default_factory=TemplateMiner)
+    messages: int = 0
+    #: open new_error_pattern episode: its pattern ids -> last minute seen
+    new_patterns: dict[str, int] = field(default_factory=dict)
+
+
+class DetectionEngine:
+    def __init__(self, config: DetectionConfig, scorer: ForestScorer | None = None) -> None:
+        self.config = config
+        self.scorer = scorer
+        self.services: OrderedDict[tuple[str, str], ServiceState] = OrderedDict()
+        self.max_minute: int | None = None
+        self.closed_upto: int | None = None  # minutes < closed_upto are closed
+        self.dropped_late = 0
+        self._lateness = max(0, math.ceil(config.allowed_lateness / timedelta(minutes=1)))
+        self._pending: list[EpisodeEvent] = []
+
+    # -- hot path -------------------------------------------------------------------------------
+    def observe(
+        self, ts: datetime, tenant: str, service: str, level: str, message: str, duration_ms: Any = None
+    ) -> Match | None:
+        """Count one event and mine its template. Returns the template match (None: dropped late)."""
+        m = int(ts.timestamp()) // 60
+        key = (tenant, service)
+        state = self.services.get(key)
+        if state is None:
+            state = self._track(key, m)
+        if self.closed_upto is not None and m < self.closed_upto:
+            self.dropped_late += 1
+            return state.miner.add(message)  # counted in patterns, too late for its window
+        if self.max_minute is None or m > self.max_minute:
+            self.max_minute = m
+        if m > state.last_minute:
+            state.last_minute = m
+            self.services.move_to_end(key)
+        b = state.buckets.get(m)
+        if b is None:
+            b = state.buckets[m] = Counts()
+        b.total += 1
+        if level in ERROR_LEVELS:
+            b.errors += 1
+        elif level == "WARN":
+            b.warns += 1
+        if type(duration_ms) is int or type(duration_ms) is float:
+            b.duration_sum += duration_ms
+            b.duration_n += 1
+        b.length_sum += len(message)
+        state.messages += 1
+        match = state.miner.add(message)
+        if level in ERROR_LEVELS:
+            self._pattern(state, match, m, ts, message)
+        elif state.new_patterns and match.pattern_id in state.new_patterns:
+            state.new_patterns[match.pattern_id] = m
+        return match
+
+    def _pattern(self, state: ServiceState, match: Match, m: int, ts: datetime, message: str) -> None:
+        if state.new_patterns and match.pattern_id in state.new_patterns:
+            state.new_patterns[match.pattern_id] = m
+            return
+        if not match.is_new or state.messages < self.config.pattern_warmup_messages:
+            return
+        ep = state.episodes.get("new_error_pattern")
+        if ep is None:
+            start = minute_start(m)
+            ep, event = step(
+                None,
+                tenant=state.tenant,
+                service=state.service,
+                kind="new_error_pattern",
+                finding_ratio=1.0,
+                severity="high",
+                actual=1.0,
+                expected=0.0,
+                description=f"new ERROR pattern never seen for {state.service}: {match.template}",
+                window_start=start,
+                window_end=start + self.config.bucket,
+                resolve_after=self.config.resolve_after,
+                extra={
+                    "template": match.template,
+                    "sample_message": message[:1000],
+                    "pattern_id": match.pattern_id,
+                },
+            )
+            assert ep is not None and event is not None
+            state.episodes["new_error_pattern"] = ep
+            self._pending.append(event)
+        else:
+            ep.extra.setdefault("more_templates", []).append(match.template)
+        state.new_patterns[match.pattern_id] = m
+
+    def _track(self, key: tuple[str, str], m: int) -> ServiceState:
+        state = self.services[key] = ServiceState(key[0], key[1], first_minute=m, last_minute=m)
+        while len(self.services) > self.config.max_services:
+            self.services.popitem(last=False)
+        return state
+
+    # -- time -----------------------------------------------------------------------------------
+    def advance(self, watermark: datetime | None = None) -> list[EpisodeEvent]:
+        """Close every minute before the watermark (default: newest event time − allowed
+        lateness) and evaluate all tracked services on it. Returns the episode changes."""
+        events, self._pending = self._pending, []
+        if watermark is not None:
+            target = minute_of(watermark)
+        elif self.max_minute is not None:
+            target = self.max_minute - self._lateness
+        else:
+            return events
+        if self.closed_upto is None:
+            first = min((s.first_minute for s in self.services.values()), default=target)
+            self.closed_upto = min(first, target)
+        while self.closed_upto < target:
+            events.extend(self._close(self.closed_upto))
+            self.closed_upto += 1
+        return events
+
+    def _close(self, m: int) -> list[EpisodeEvent]:
+        cfg = self.config
+        n = cfg.window_buckets
+        start, end = minute_start(m - n + 1), minute_start(m + 1)
+        ready: list[tuple[ServiceState, list[Counts]]] = []
+        events: list[EpisodeEvent] = []
+        for state in list(self.services.values()):
+            if state.first_minute > m:
+                continue
+            window = [state.buckets.get(k) or Counts() for k in range(m - n + 1, m + 1)]
+            ready.append((state, window))
+        scores: list[float] | None = None
+        version = ""
+        if self.scorer is not None and ready:
+            scored = self.scorer([window_features(w) for _, w in ready])
+            if scored is not None:
+                scores, version = scored
+        for i, (state, window) in enumerate(ready):
+            t = cfg.thresholds_for(state.tenant, state.service)
+            minute = window[-1]
+            warm = state.baseline.minutes >= cfg.warmup_minutes
+            findings: dict[str, Finding | None] = dict.fromkeys(RULE_TYPES)
+            exp = state.baseline.expected(minute_start(m))
+            if warm:
+                # The 5-minute window is the feature window; its last 2 minutes are evaluated
+                # too, so that a sharp change is reported within ~2 minutes of event time.
+                for k in (n, FAST_BUCKETS):
+                    w = window_counts(window[-k:])
+                    w_start = minute_start(m - k + 1)
+                    expected_window = exp.volume * k
+                    findings["error_rate_spike"] = findings["error_rate_spike"] or error_rate_spike(
+                        w, exp, t, w_start, end
+                    )
+                    findings["log_volume_spike"] = findings["log_volume_spike"] or log_volume_spike(
+                        w, expected_window, t, w_start, end
+                    )
+                    findings["log_volume_drop"] = findings["log_volume_drop"] or log_volume_drop(
+                        w, expected_window, t, w_start, end
+                    )
+            anomalous = False
+            for kind, f in findings.items():
+                ep, event = step(
+                    state.episodes.get(kind),
+                    tenant=state.tenant,
+                    service=state.service,
+                    kind=kind,
+                    finding_ratio=None if f is None else f.ratio,
+                    severity=None if f is None else f.severity,
+                    actual=0.0 if f is None else f.actual,
+                    expected=0.0 if f is None else f.expected,
+                    description="" if f is None else f.description,
+                    window_start=start,
+                    window_end=end,
+                    resolve_after=cfg.resolve_after,
+                )
+                self._keep(state, kind, ep)
+                if event is not None:
+                    events.append(event)
+                anomalous = anomalous or ep is not None
+            if scores is not None and warm:
+                score = scores[i]
+                hit = score > t.forest_score
+                ep, event = step(
+                    state.episodes.get("isolation_forest"),
+                    tenant=state.tenant,
+                    service=state.service,
+                    kind="isolation_forest",
+                    finding_ratio=score if hit else None,
+                    severity=severity(score / t.forest_score) if hit else None,
+                    actual=score,
+                    expected=t.forest_score,
+                    description=f"IsolationForest score {score:.3f} above {t.forest_score:g} for the window "
+                    f"{start:%H:%M}–{end:%H:%M} UTC (features: {_describe(window_features(window))})",
+                    window_start=start,
+                    window_end=end,
+                    resolve_after=cfg.resolve_after,
+                    extra={"model_version": version},
+                )
+                self._keep(state, "isolation_forest", ep)
+                if event is not None:
+                    events.append(event)
+            # Never learn "normal" from an anomalous minute, nor from a minute far from the
+            # baseline (the first minutes of a spike come before the window crosses the threshold).
+            far = warm and exp.volume > 0 and not (exp.volume / 3 <= minute.total <= exp.volume * 3)
+            if not anomalous and not far:
+                state.baseline.update(minute_start(m), minute.total, minute.errors)
+            events.extend(self._settle_patterns(state, m))
+            for k in [k for k in state.buckets if k <= m - n + 1]:
+                del state.buckets[k]
+        return events
+
+    def _settle_patterns(self, state: ServiceState, m: int) -> list[EpisodeEvent]:
+        ep = state.episodes.get("new_error_pattern")
+        if ep is None or not state.new_patterns:
+            return []
+        last = max(state.new_patterns.values())
+        ep.window_end = max(ep.window_end, minute_start(min(last, m) + 1))
+        if m - last < self.config.resolve_after:
+            return []
+        ep.status, ep.resolved_at = "resolved", minute_start(last + 1)
+        del state.episodes["new_error_pattern"]
+        state.new_patterns.clear()
+        return [EpisodeEvent("resolved", ep)]
+
+    @staticmethod
+    def _keep(state: ServiceState, kind: str, ep: Episode | None) -> None:
+        if ep is None:
+            state.episodes.pop(kind, None)
+        else:
+            state.episodes[kind] = ep
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        doc = {
+            "max_minute": self.max_minute,
+            "closed_upto": self.closed_upto,
+            "dropped_late": self.dropped_late,
+            "services": [
+                [
+                    s.tenant,
+                    s.service,
+                    s.first_minute,
+                    s.last_minute,
+                    [
+                        [k, b.total, b.errors, b.warns, b.duration_sum, b.duration_n, b.length_sum]
+                        for k, b in s.buckets.items()
+                    ],
+                    s.baseline.to_state(),
+                    [e.to_state() for e in s.episodes.values()],
+                    s.miner.to_state(),
+                    s.messages,
+                    s.new_patterns,
+                ]
+                for s in self.services.values()
+            ],
+        }
+        return orjson.dumps(doc)
+
+    @classmethod
+    def restore(
+        cls, config: DetectionConfig, blob: bytes, scorer: ForestScorer | None = None
+    ) -> DetectionEngine:
+        doc = orjson.loads(blob)
+        engine = cls(config, scorer)
+        engine.max_minute = doc["max_minute"]
+        engine.closed_upto = doc["closed_upto"]
+        engine.dropped_late = doc["dropped_late"]
+        for tenant, service, first, last, buckets, baseline, episodes, miner, messages, new_patterns in doc[
+            "services"
+        ]:
+            state = ServiceState(tenant, service, first, last)
+            state.buckets = {int(k): Counts(*rest) for k, *rest in buckets}
+            state.baseline = Baseline.from_state(baseline)
+            state.episodes = {e[3]: Episode.from_state(e) for e in episodes}
+            state.miner = TemplateMiner.from_state(miner)
+            state.messages = messages
+            state.new_patterns = dict(new_patterns)
+            engine.services[(tenant, service)] = state
+        return engine
+
+
+def _describe(features: tuple[float, ...]) -> str:
+    from loganalyzer.detection.features import FEATURE_NAMES
+
+    return ", ".join(f"{n}={v:.3g}" for n, v in zip(FEATURE_NAMES, features, strict=True))

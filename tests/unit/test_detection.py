@@ -1,0 +1,208 @@
+"""Detection on event time: rules, silence from the watermark, episodes, checkpoints, config."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from loganalyzer.detection.baseline import Expected
+from loganalyzer.detection.config import DetectionConfig, DetectionConfigError, Thresholds
+from loganalyzer.detection.detectors import error_rate_spike, log_volume_drop, log_volume_spike, severity
+from loganalyzer.detection.engine import DetectionEngine
+from loganalyzer.detection.episodes import EpisodeEvent
+from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_features
+
+T = Thresholds()
+START = datetime(2026, 11, 23, 10, tzinfo=UTC)
+END = START + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("total", "errors", "base_rate", "fires"),
+    [
+        (1000, 300, 0.01, True),  # 30 % vs 1 %
+        (1000, 25, 0.01, False),  # 2.5 %: below 3×
+        (1000, 40, 0.01, True),  # 4 %, 40 errors: significant
+        (160, 7, 0.01, False),  # 4.4× but 7 errors: Poisson noise
+        (10, 9, 0.01, False),  # below the minimum volume
+        (1000, 9, 0.0, False),  # below the minimum errors
+        (1000, 60, 0.0, True),  # a clean baseline: the floor (1 %) is the reference
+    ],
+)
+def test_error_rate_spike(total: int, errors: int, base_rate: float, fires: bool) -> None:
+    f = error_rate_spike(
+        Counts(total=total, errors=errors), Expected(total / 5, base_rate, False), T, START, END
+    )
+    assert (f is not None) is fires
+    if f is not None:
+        assert (
+            f.type == "error_rate_spike" and "vs expected" in f.description and "10:00–10:05" in f.description
+        )
+
+
+@pytest.mark.parametrize(
+    ("total", "expected", "fires"),
+    [(4000, 500, True), (2000, 500, False), (40, 5, True), (20, 2, False)],
+)
+def test_log_volume_spike(total: int, expected: float, fires: bool) -> None:
+    assert (log_volume_spike(Counts(total=total), expected, T, START, END) is not None) is fires
+
+
+@pytest.mark.parametrize(
+    ("total", "expected", "fires", "level"),
+    [(0, 500, True, "critical"), (20, 500, True, "medium"), (200, 500, False, None), (0, 10, False, None)],
+)
+def test_log_volume_drop(total: int, expected: float, fires: bool, level: str | None) -> None:
+    f = log_volume_drop(Counts(total=total), expected, T, START, END)
+    assert (f is not None) is fires
+    if f is not None:
+        assert f.severity == level
+        if total == 0:
+            assert "went silent" in f.description
+
+
+@pytest.mark.parametrize(("excess", "level"), [(1.2, "low"), (2, "medium"), (4, "high"), (10, "critical")])
+def test_severity_bands(excess: float, level: str) -> None:
+    assert severity(excess) == level
+
+
+def test_features_have_one_definition() -> None:
+    feats = window_features([Counts(10, 2, 1, 500.0, 10, 300), Counts(0), Counts(30, 0, 3, 0.0, 0, 900)])
+    assert len(feats) == len(FEATURE_NAMES) == 6
+    assert feats == (40.0, 2.0, 0.05, 0.1, 50.0, 30.0)
+    assert window_features([Counts()]) == (0.0,) * 6
+
+
+def _traffic(
+    engine: DetectionEngine,
+    minutes: range,
+    per_minute: int = 200,
+    error_share: float = 0.01,
+    service: str = "payments",
+    silent: range = range(0),
+) -> list[EpisodeEvent]:
+    events: list[EpisodeEvent] = []
+    for m in minutes:
+        if m in silent:
+            continue
+        errors = round(per_minute * error_share)
+        for i in range(per_minute):
+            ts = START + timedelta(minutes=m, seconds=i * 60 / per_minute)
+            level = "ERROR" if i < errors else "INFO"
+            msg = f"charge failed for order {i}" if level == "ERROR" else f"charged order {i} in {i % 90} ms"
+            engine.observe(ts, "acme", service, level, msg, 40)
+        events += engine.advance()
+    return events
+
+
+def _opened(events: list[EpisodeEvent]) -> list[str]:
+    return [e.episode.type for e in events if e.kind == "opened"]
+
+
+def test_steady_traffic_raises_nothing() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    assert _opened(_traffic(engine, range(90))) == []
+
+
+def test_error_burst_is_one_episode_that_opens_updates_and_resolves() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(40))
+    events = _traffic(engine, range(40, 50), error_share=0.3)
+    events += _traffic(engine, range(50, 70))
+    kinds = [(e.kind, e.episode.type) for e in events]
+    assert kinds.count(("opened", "error_rate_spike")) == 1
+    assert ("resolved", "error_rate_spike") in kinds
+    ep = next(e.episode for e in events if e.kind == "resolved")
+    assert ep.status == "resolved" and ep.actual > 0.2 and ep.expected <= 0.02
+    assert len({e.episode.id for e in events if e.episode.type == "error_rate_spike"}) == 1
+
+
+def test_a_silent_service_is_detected_from_the_watermark_alone() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(40), service="payments")
+    _traffic(engine, range(40), service="orders")
+    events: list[EpisodeEvent] = []
+    for m in range(40, 50):  # payments says nothing; only orders' events move event time
+        events += _traffic(engine, range(m, m + 1), service="orders")
+    drops = [e for e in events if e.kind == "opened" and e.episode.type == "log_volume_drop"]
+    assert [d.episode.service for d in drops] == ["payments"]
+    assert drops[0].episode.severity == "critical"
+
+
+def test_new_error_pattern_after_warmup_only() -> None:
+    engine = DetectionEngine(DetectionConfig(pattern_warmup_messages=500))
+    early = engine.observe(START, "acme", "payments", "ERROR", "disk quota exceeded on volume 7", None)
+    assert early is not None and early.is_new
+    _traffic(engine, range(1, 30))
+    engine.observe(
+        START + timedelta(minutes=30), "acme", "payments", "ERROR", "segmentation fault in worker 3", 1
+    )
+    engine.observe(
+        START + timedelta(minutes=30, seconds=5),
+        "acme",
+        "payments",
+        "ERROR",
+        "segmentation fault in worker 9",
+        1,
+    )
+    events = engine.advance() + _traffic(engine, range(31, 40))
+    opened = [e.episode for e in events if e.kind == "opened" and e.episode.type == "new_error_pattern"]
+    assert len(opened) == 1
+    assert opened[0].extra["template"] == "segmentation fault in worker <*>"
+    assert "sample_message" in opened[0].extra
+    assert any(e.kind == "resolved" and e.episode.type == "new_error_pattern" for e in events)
+
+
+def test_late_events_count_while_open_and_are_dropped_after() -> None:
+    engine = DetectionEngine(DetectionConfig(allowed_lateness=timedelta(minutes=2)))
+    _traffic(engine, range(10))
+    base = int(START.timestamp()) // 60
+    assert engine.closed_upto == base + 7  # newest minute 9, two minutes of lateness
+    engine.observe(START + timedelta(minutes=8, seconds=1), "acme", "payments", "INFO", "late but open", 1)
+    engine.observe(START + timedelta(minutes=3), "acme", "payments", "INFO", "too late", 1)
+    assert engine.dropped_late == 1
+    assert engine.services[("acme", "payments")].buckets[base + 8].total == 201
+
+
+def test_snapshot_restore_continues_identically_without_alarms() -> None:
+    cfg = DetectionConfig()
+    a = DetectionEngine(cfg)
+    _traffic(a, range(45))
+    b = DetectionEngine.restore(cfg, a.snapshot())
+    ea = _traffic(a, range(45, 60), error_share=0.3)
+    eb = _traffic(b, range(45, 60), error_share=0.3)
+    assert [(e.kind, e.episode.id, e.episode.severity) for e in ea] == [
+        (e.kind, e.episode.id, e.episode.severity) for e in eb
+    ]
+    c = DetectionEngine.restore(cfg, a.snapshot())
+    assert _opened(_traffic(c, range(60, 70))) == []  # a restart is not a burst of false alarms
+
+
+def test_episode_ids_are_deterministic() -> None:
+    def run() -> list[str]:
+        engine = DetectionEngine(DetectionConfig())
+        _traffic(engine, range(40))
+        return [e.episode.id for e in _traffic(engine, range(40, 46), error_share=0.4)]
+
+    assert run() == run() != []
+
+
+def test_services_are_bounded() -> None:
+    engine = DetectionEngine(DetectionConfig(max_services=50))
+    for i in range(200):
+        engine.observe(START, "t", f"svc-{i}", "INFO", "hello", None)
+    assert len(engine.services) == 50
+
+
+def test_per_service_overrides_and_validation() -> None:
+    cfg = DetectionConfig.from_mapping(
+        {"thresholds": {"error_rate_factor": 4}, "services": {"payments": {"min_volume": 100}}}
+    )
+    assert cfg.thresholds_for("acme", "payments").min_volume == 100
+    assert cfg.thresholds_for("acme", "payments").error_rate_factor == 4
+    assert cfg.thresholds_for("acme", "orders").min_volume == Thresholds().min_volume
+    with pytest.raises(DetectionConfigError, match="unknown thresholds"):
+        DetectionConfig.from_mapping({"thresholds": {"error_factor": 3}})
+    with pytest.raises(DetectionConfigError, match="must be a number"):
+        DetectionConfig.from_mapping({"services": {"x": {"min_volume": "lots"}}})
