@@ -31,6 +31,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from loganalyzer.db.connection import connect
 from loganalyzer.settings import Settings, kafka_client_config
 from streaming.batch import Batch, build_batch
+from streaming.derived import PartitionDerived
+from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
 from streaming.sink import PostgresSink, WriteResult
@@ -44,8 +46,10 @@ class LogConsumer:
         settings: Settings,
         metrics: ConsumerMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        detection: DetectionStage | None = None,
     ) -> None:
         self.settings = settings
+        self.detection = detection
         self.metrics = metrics or ConsumerMetrics()
         self._clock = clock
         self._stop = threading.Event()
@@ -168,8 +172,13 @@ class LogConsumer:
         self.metrics.consumed.inc(batch.record_count)
         if not batch.partitions:
             return
+        derived = self.detection.process(batch) if self.detection is not None else None
+        if derived:
+            for d in derived.values():
+                for a in d.anomalies:
+                    self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
         self._drain()
-        self._in_flight = (batch, self._writer.submit(self._write, batch))
+        self._in_flight = (batch, self._writer.submit(self._write, batch, derived))
 
     def _drain(self) -> None:
         """Wait for the batch in flight; account for it and commit its offsets to Kafka."""
@@ -181,12 +190,12 @@ class LogConsumer:
         self._account(batch, result)
         self._commit_to_kafka(result.next_offsets)
 
-    def _write(self, batch: Batch) -> WriteResult:
+    def _write(self, batch: Batch, derived: dict[int, PartitionDerived] | None = None) -> WriteResult:
         started = time.perf_counter()
 
         def attempt() -> WriteResult:
             assert self._sink is not None
-            return self._sink.write(batch)
+            return self._sink.write(batch, derived)
 
         def on_failure(_exc: BaseException) -> None:
             self.metrics.db_retries.inc()
@@ -237,8 +246,18 @@ class LogConsumer:
             return self._sink.stored_offsets(wanted)
 
         stored = retry_transient(lookup, lambda e: self._reconnect(), self._stop.is_set)
+        checkpoints: dict[int, tuple[int, bytes]] = {}
+        if self.detection is not None:
+
+            def load() -> dict[int, tuple[int, bytes]]:
+                assert self._sink is not None
+                return self._sink.load_checkpoints(wanted)
+
+            checkpoints = retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
         for tp in partitions:
             tp.offset = stored.get(tp.partition, 0)
+            if self.detection is not None:
+                tp.offset = self.detection.assign(tp.partition, tp.offset, checkpoints.get(tp.partition))
         consumer.assign(partitions)
         self._assigned = {tp.partition for tp in partitions}
         self.metrics.assigned_partitions.set(len(self._assigned))
@@ -250,6 +269,9 @@ class LogConsumer:
         self._drain()
         revoked = {tp.partition for tp in partitions}
         self._assigned -= revoked
+        if self.detection is not None:
+            for p in revoked:
+                self.detection.revoke(p)
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("revoked partitions %s", sorted(revoked))
         consumer.unassign()

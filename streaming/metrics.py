@@ -44,6 +44,12 @@ class ConsumerMetrics:
         self.db_retries = Counter(
             "loganalyzer_db_retries", "Batch writes retried because PostgreSQL was unavailable", registry=r
         )
+        self.anomalies = Counter(
+            "loganalyzer_anomaly_changes",
+            "Anomaly episode changes written (by type and resulting status)",
+            ["type", "status"],
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )

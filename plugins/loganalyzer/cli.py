@@ -12,7 +12,7 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.console import Console
 from loganalyzer.db.connection import connect, ensure_database
 from loganalyzer.db.migrate import MigrationError, migrate, pending
 from loganalyzer.settings import Settings, SettingsError, kafka_client_config, load_settings
+
+if TYPE_CHECKING:
+    from streaming.detection_stage import DetectionStage
 
 app = typer.Typer(
     help="Smart Log Analyzer: Kafka → PostgreSQL log ingestion with anomaly detection.",
@@ -113,6 +116,41 @@ def db_retention(
     console.print(f"dropped {len(dropped)} partition(s) before {before}: {', '.join(dropped) or '-'}")
 
 
+def _detection_stage(settings: Settings) -> DetectionStage | None:
+    """Detection as configured: thresholds from DETECTION_CONFIG, the forest from MLflow."""
+    from loganalyzer.detection.config import DetectionConfig, DetectionConfigError
+    from loganalyzer.detection.features import FEATURE_NAMES
+    from streaming.detection_stage import DetectionStage
+
+    d = settings.detection
+    if not d.enabled:
+        logging.getLogger(__name__).info("DETECTION_ENABLED=false: ingesting without detection")
+        return None
+    config = DetectionConfig()
+    if d.config_file is not None:
+        import yaml
+
+        try:
+            config = DetectionConfig.from_mapping(yaml.safe_load(d.config_file.read_text()) or {})
+        except (OSError, yaml.YAMLError, DetectionConfigError) as exc:
+            console.print(f"[red]detection config {d.config_file}:[/red] {exc}")
+            raise typer.Exit(2) from None
+    scorer = None
+    if d.mlflow_tracking_uri:
+        from loganalyzer.model.registry import ChampionWatcher
+
+        watcher = ChampionWatcher(
+            d.mlflow_tracking_uri, FEATURE_NAMES, refresh_seconds=d.model_refresh_seconds
+        )
+        watcher.start()
+        scorer = watcher.scorer
+    else:
+        logging.getLogger(__name__).info(
+            "MLFLOW_TRACKING_URI is not set: the IsolationForest detector is skipped, the rules still run"
+        )
+    return DetectionStage(config, scorer, d.checkpoint_seconds)
+
+
 @app.command()
 def consume() -> None:
     """Run the always-on consumer: Kafka topic → validated events → PostgreSQL (exactly once)."""
@@ -120,7 +158,7 @@ def consume() -> None:
 
     settings = _settings()
     _migrate(settings)
-    consumer = LogConsumer(settings)
+    consumer = LogConsumer(settings, detection=_detection_stage(settings))
     consumer.install_signal_handlers()
     consumer.metrics.serve(settings.consumer.metrics_port)
     raise typer.Exit(consumer.run())

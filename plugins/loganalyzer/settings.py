@@ -55,6 +55,17 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
@@ -74,10 +85,21 @@ class ConsumerSettings:
 
 
 @dataclass(frozen=True)
+class DetectionSettings:
+    enabled: bool = True
+    #: optional YAML file of thresholds (global and per service), docs/detection.md
+    config_file: Path | None = None
+    checkpoint_seconds: float = 10.0
+    mlflow_tracking_uri: str | None = None
+    model_refresh_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     consumer: ConsumerSettings = field(default_factory=ConsumerSettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     state_dir: Path = field(default_factory=lambda: project_root() / ".state")
@@ -123,6 +145,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
             metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
             parse_limits=limits,
+        ),
+        detection=DetectionSettings(
+            enabled=_bool(env, "DETECTION_ENABLED", True),
+            config_file=Path(env["DETECTION_CONFIG"]) if env.get("DETECTION_CONFIG") else None,
+            checkpoint_seconds=_float(env, "DETECTION_CHECKPOINT_SECONDS", 10.0, minimum=0.1),
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            model_refresh_seconds=_float(env, "MODEL_REFRESH_SECONDS", 30.0, minimum=1.0),
         ),
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",

@@ -48,8 +48,13 @@ class DetectionConfig:
     resolve_after: int = 3
     #: minutes of history before a service's volume and error rules may fire
     warmup_minutes: int = 20
-    #: messages a service must have produced before a never-seen ERROR template counts as new
+    #: messages and minutes of history a service needs before a never-seen ERROR template counts
     pattern_warmup_messages: int = 500
+    pattern_warmup_minutes: int = 30
+    #: a never-seen ERROR template must occur this often within `pattern_confirm_minutes` to be an
+    #: anomaly: a rare but normal error showing up for the first time is not an incident
+    pattern_min_occurrences: int = 3
+    pattern_confirm_minutes: int = 5
     #: services tracked per engine; beyond it the least recently active one is forgotten
     max_services: int = 10_000
 

@@ -59,6 +59,10 @@ class ServiceState:
     messages: int = 0
     #: open new_error_pattern episode: its pattern ids -> last minute seen
     new_patterns: dict[str, int] = field(default_factory=dict)
+    #: never-seen ERROR templates waiting for confirmation: id -> [first minute, occurrences]
+    candidates: dict[str, list[int]] = field(default_factory=dict)
+    #: occurrences since the last drain: pattern id -> [template, first, last, count, errors, sample]
+    pattern_delta: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class DetectionEngine:
@@ -74,9 +78,19 @@ class DetectionEngine:
 
     # -- hot path -------------------------------------------------------------------------------
     def observe(
-        self, ts: datetime, tenant: str, service: str, level: str, message: str, duration_ms: Any = None
-    ) -> Match | None:
-        """Count one event and mine its template. Returns the template match (None: dropped late)."""
+        self,
+        ts: datetime,
+        tenant: str,
+        service: str,
+        level: str,
+        message: str,
+        duration_ms: Any = None,
+        count_pattern: bool = True,
+    ) -> Match:
+        """Count one event and mine its template; returns the template match.
+
+        `count_pattern` False: the event is replayed for state only (already counted when stored).
+        """
         m = int(ts.timestamp()) // 60
         key = (tenant, service)
         state = self.services.get(key)
@@ -84,7 +98,10 @@ class DetectionEngine:
             state = self._track(key, m)
         if self.closed_upto is not None and m < self.closed_upto:
             self.dropped_late += 1
-            return state.miner.add(message)  # counted in patterns, too late for its window
+            match = state.miner.add(message)  # counted in patterns, too late for its window
+            if count_pattern:
+                self._count(state, match, ts, level, message)
+            return match
         if self.max_minute is None or m > self.max_minute:
             self.max_minute = m
         if m > state.last_minute:
@@ -104,18 +121,80 @@ class DetectionEngine:
         b.length_sum += len(message)
         state.messages += 1
         match = state.miner.add(message)
+        if count_pattern:
+            d = state.pattern_delta.get(match.pattern_id)
+            if d is None:
+                state.pattern_delta[match.pattern_id] = [match.template, ts, ts, 1, 0, message]
+            else:
+                if ts > d[2]:
+                    d[2] = ts
+                elif ts < d[1]:
+                    d[1] = ts
+                d[3] += 1
         if level in ERROR_LEVELS:
+            if count_pattern:
+                state.pattern_delta[match.pattern_id][4] += 1
             self._pattern(state, match, m, ts, message)
         elif state.new_patterns and match.pattern_id in state.new_patterns:
             state.new_patterns[match.pattern_id] = m
         return match
 
+    def _count(self, state: ServiceState, match: Match, ts: datetime, level: str, message: str) -> None:
+        d = state.pattern_delta.setdefault(match.pattern_id, [match.template, ts, ts, 0, 0, message])
+        d[1], d[2] = min(d[1], ts), max(d[2], ts)
+        d[3] += 1
+        d[4] += level in ERROR_LEVELS
+
+    def drain_patterns(self) -> list[tuple[str, str, str, str, datetime, datetime, int, int, str]]:
+        """Pattern occurrences since the last drain, as (tenant, service, id, template, first,
+        last, count, errors, sample); templates are the current (possibly generalised) ones."""
+        out = []
+        for state in self.services.values():
+            if not state.pattern_delta:
+                continue
+            miner = state.miner
+            for pid, (template, first, last, count, errors, sample) in state.pattern_delta.items():
+                current = miner.resolve(pid)
+                out.append(
+                    (
+                        state.tenant,
+                        state.service,
+                        current,
+                        miner.template(current) or template,
+                        first,
+                        last,
+                        count,
+                        errors,
+                        sample,
+                    )
+                )
+            state.pattern_delta = {}
+        return out
+
     def _pattern(self, state: ServiceState, match: Match, m: int, ts: datetime, message: str) -> None:
-        if state.new_patterns and match.pattern_id in state.new_patterns:
-            state.new_patterns[match.pattern_id] = m
+        cfg = self.config
+        pid = match.pattern_id
+        if state.new_patterns and pid in state.new_patterns:
+            state.new_patterns[pid] = m
             return
-        if not match.is_new or state.messages < self.config.pattern_warmup_messages:
+        if match.is_new:
+            if (
+                state.messages >= cfg.pattern_warmup_messages
+                and m - state.first_minute >= cfg.pattern_warmup_minutes
+            ):
+                state.candidates[pid] = [m, 1]
             return
+        cand = state.candidates.get(pid)
+        if cand is None:
+            return
+        if m - cand[0] >= cfg.pattern_confirm_minutes:
+            del state.candidates[pid]
+            return
+        cand[1] += 1
+        if cand[1] < cfg.pattern_min_occurrences:
+            return
+        del state.candidates[pid]
+        m = cand[0]  # the episode starts where the pattern first appeared
         ep = state.episodes.get("new_error_pattern")
         if ep is None:
             start = minute_start(m)
@@ -143,7 +222,7 @@ class DetectionEngine:
             self._pending.append(event)
         else:
             ep.extra.setdefault("more_templates", []).append(match.template)
-        state.new_patterns[match.pattern_id] = m
+        state.new_patterns[pid] = m
 
     def _track(self, key: tuple[str, str], m: int) -> ServiceState:
         state = self.services[key] = ServiceState(key[0], key[1], first_minute=m, last_minute=m)
@@ -262,6 +341,10 @@ class DetectionEngine:
         return events
 
     def _settle_patterns(self, state: ServiceState, m: int) -> list[EpisodeEvent]:
+        if state.candidates:
+            horizon = m - self.config.pattern_confirm_minutes
+            for pid in [p for p, (first, _) in state.candidates.items() if first < horizon]:
+                del state.candidates[pid]
         ep = state.episodes.get("new_error_pattern")
         if ep is None or not state.new_patterns:
             return []
@@ -302,6 +385,7 @@ class DetectionEngine:
                     s.miner.to_state(),
                     s.messages,
                     s.new_patterns,
+                    s.candidates,
                 ]
                 for s in self.services.values()
             ],
@@ -317,9 +401,19 @@ class DetectionEngine:
         engine.max_minute = doc["max_minute"]
         engine.closed_upto = doc["closed_upto"]
         engine.dropped_late = doc["dropped_late"]
-        for tenant, service, first, last, buckets, baseline, episodes, miner, messages, new_patterns in doc[
-            "services"
-        ]:
+        for (
+            tenant,
+            service,
+            first,
+            last,
+            buckets,
+            baseline,
+            episodes,
+            miner,
+            messages,
+            new_patterns,
+            candidates,
+        ) in doc["services"]:
             state = ServiceState(tenant, service, first, last)
             state.buckets = {int(k): Counts(*rest) for k, *rest in buckets}
             state.baseline = Baseline.from_state(baseline)
@@ -327,6 +421,7 @@ class DetectionEngine:
             state.miner = TemplateMiner.from_state(miner)
             state.messages = messages
             state.new_patterns = dict(new_patterns)
+            state.candidates = {k: list(v) for k, v in candidates.items()}
             engine.services[(tenant, service)] = state
         return engine
 

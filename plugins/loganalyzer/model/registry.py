@@ -87,8 +87,10 @@ class ChampionWatcher:
         return self._model
 
     def start(self) -> None:
-        """Load once now (so the first evaluation has the model), then follow in the background."""
-        self.refresh_now()
+        """Follow the alias in a background thread (the first check happens at once there).
+
+        Never blocks the caller: MLflow may still be starting, and detection must not wait for it.
+        """
         self._thread = threading.Thread(target=self._loop, name="champion-watcher", daemon=True)
         self._thread.start()
 
@@ -96,11 +98,20 @@ class ChampionWatcher:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+        while True:
             try:
                 self.refresh_now()
             except Exception as exc:  # the registry being down must never stop detection
                 log.warning("could not check %s@%s in MLflow: %s", self.name, self.alias, exc)
+            if self._stop.wait(self.refresh_seconds):
+                return
+
+    def scorer(self, rows: Sequence[Sequence[float]]) -> tuple[list[float], str] | None:
+        """The engine's ForestScorer: scores with the current champion, None without one."""
+        model = self._model
+        if model is None:
+            return None
+        return model.scores(rows), model.version
 
     def refresh_now(self) -> ForestModel | None:
         """Check the alias; load the model when it points at a new version. Returns the current model."""

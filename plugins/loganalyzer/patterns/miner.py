@@ -53,6 +53,14 @@ class _Group:
     id: str
     tokens: list[str]
     count: int = 0
+    #: " ".join(tokens), kept in step with tokens (rendered once, not per message)
+    template: str = ""
+
+    def __post_init__(self) -> None:
+        self.template = " ".join(self.tokens)
+
+    def retemplate(self) -> None:
+        self.template = " ".join(self.tokens)
 
     @property
     def token_set(self) -> frozenset[str]:
@@ -115,7 +123,7 @@ class TemplateMiner:
             group = self._groups.get(self.resolve(gid))
             if group is not None:
                 group.count += 1
-                return Match(group.id, " ".join(group.tokens), False, group.count)
+                return Match(group.id, group.template, False, group.count)
         match = self._add(message)
         if len(self._fast) >= self.config.cache_size:
             self._fast.clear()
@@ -131,22 +139,22 @@ class TemplateMiner:
             if group is not None:
                 self._signatures.move_to_end(sig)
                 group.count += 1
-                return Match(group.id, " ".join(group.tokens), False, group.count)
+                return Match(group.id, group.template, False, group.count)
         group, is_new = self._place(sig)
         group.count += 1
         self._remember(sig, group.id)
-        return Match(group.id, " ".join(group.tokens), is_new, group.count)
+        return Match(group.id, group.template, is_new, group.count)
 
     def match(self, message: str) -> Match | None:
         """The group a message belongs to, without learning from it."""
         sig = mask(tokenize(message))
         gid = self._signatures.get(sig)
         if gid is not None and (group := self._groups.get(self.resolve(gid))) is not None:
-            return Match(group.id, " ".join(group.tokens), False, group.count)
+            return Match(group.id, group.template, False, group.count)
         best = self._best(sig)
         if best is None:
             return None
-        return Match(best.id, " ".join(best.tokens), False, best.count)
+        return Match(best.id, best.template, False, best.count)
 
     def resolve(self, pattern_id: str) -> str:
         """The current id of a group (groups merge; old ids stay valid as aliases)."""
@@ -157,7 +165,7 @@ class TemplateMiner:
 
     def template(self, pattern_id: str) -> str | None:
         group = self._groups.get(self.resolve(pattern_id))
-        return None if group is None else " ".join(group.tokens)
+        return None if group is None else group.template
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -238,6 +246,7 @@ class TemplateMiner:
                 self._by_length[len(group.tokens)].remove(group.id)
                 self._by_length.setdefault(len(merged), []).append(group.id)
             group.tokens = merged
+            group.retemplate()
             self._groups.move_to_end(group.id)
             self._merge_duplicates(group)
             return self._groups[self.resolve(group.id)], False
@@ -255,6 +264,8 @@ class TemplateMiner:
             if a != b and a != WILDCARD:
                 best.tokens[i] = WILDCARD
                 changed = True
+        if changed:
+            best.retemplate()
         self._groups.move_to_end(best.id)
         if changed:
             self._merge_duplicates(best)

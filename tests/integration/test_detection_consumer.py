@@ -1,0 +1,102 @@
+"""Detection inside the real consumer: anomalies land as episodes, patterns add up, restarts are quiet."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from loganalyzer.db.connection import connect
+from loganalyzer.generator.incidents import Incident
+from loganalyzer.generator.services import CATALOGUE, service_by_name
+from loganalyzer.generator.traffic import TrafficModel
+from tests.integration.consumer_harness import consumer_env, start_consumer_process
+from tests.support import count, new_topic, produce, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _records(
+    start: datetime, minutes: int, incidents: list[Incident]
+) -> tuple[list[bytes | None], list[bytes]]:
+    model = TrafficModel(CATALOGUE, 40, seed=11, incidents=incidents)
+    recs = list(model.records(start, start + timedelta(minutes=minutes)))
+    return [r.value for r in recs], [r.key for r in recs]
+
+
+def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    spec = service_by_name("search")
+    burst = Incident(
+        "error_burst",
+        spec.tenant,
+        spec.name,
+        start + timedelta(minutes=60),
+        start + timedelta(minutes=70),
+        0.4,
+    )
+    values, keys = _records(start, 120, [burst])
+    half = len(values) // 2
+    topic = new_topic(broker)
+    env = consumer_env(database_url, broker, topic, DETECTION_CHECKPOINT_SECONDS="0.1")
+    log = tmp_path / "consumer.log"
+
+    produce(broker, topic, values[:half], keys[:half])
+    proc = start_consumer_process(env, log)
+    try:
+        wait_for(lambda: count(database_url) >= half, 120, "first half stored")
+        wait_for(
+            lambda: count(database_url, "SELECT count(*) FROM detector_checkpoints") > 0,
+            30,
+            "a detector checkpoint",
+        )
+        proc.send_signal(signal.SIGKILL)  # a crash: the restart restores from the checkpoint
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    produce(broker, topic, values[half:], keys[half:])
+    proc = start_consumer_process(env, log)
+    try:
+        wait_for(lambda: count(database_url) >= len(values), 120, "everything stored")
+        wait_for(
+            lambda: (
+                count(
+                    database_url,
+                    "SELECT count(*) FROM anomalies WHERE service = 'search' "
+                    "AND anomaly_type = 'error_rate_spike'",
+                )
+                >= 1
+            ),
+            60,
+            "the error burst as an anomaly",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    with connect(database_url) as conn:
+        anomalies = conn.execute(
+            "SELECT service, anomaly_type, status, window_start, description FROM anomalies "
+            "ORDER BY window_start"
+        ).fetchall()
+        pattern_total = conn.execute("SELECT sum(count) FROM log_patterns").fetchone()
+        per_service = conn.execute(
+            "SELECT p.service FROM (SELECT service, sum(count) c FROM log_patterns GROUP BY 1) p "
+            "JOIN (SELECT service, count(*) c FROM logs GROUP BY 1) l USING (service) WHERE p.c <> l.c"
+        ).fetchall()
+    assert count(database_url) == len(values)
+    assert pattern_total == (len(values),)  # counts add up to the rows, across the crash
+    assert per_service == []
+    bursts = [a for a in anomalies if a[0] == "search" and a[1] == "error_rate_spike"]
+    assert len(bursts) == 1, anomalies  # one incident, one row
+    assert burst.start - timedelta(minutes=5) <= bursts[0][3] <= burst.end
+    assert "vs expected" in bursts[0][4]
+    others = [a for a in anomalies if not (a[0] == "search" and a[1] == "error_rate_spike")]
+    assert others == [], f"false alarms (the restart must not cause any): {others}"
