@@ -74,7 +74,7 @@ def seed_shaped_events(n: int, seed: int = 7) -> list[bytes]:
             "message": msg,
             "metadata": {"request_id": f"{rng.getrandbits(64):016x}", "duration_ms": rng.randrange(1, 900)},
         }
-        out.append(orjson.dumps(doc))
+        out.append(bytes(memoryview(orjson.dumps(doc))))  # exact size: orjson keeps a ~4 KiB buffer
     return out
 
 

@@ -116,6 +116,64 @@ def db_retention(
     console.print(f"dropped {len(dropped)} partition(s) before {before}: {', '.join(dropped) or '-'}")
 
 
+model_app = typer.Typer(
+    help="The IsolationForest model: train from logs, register in MLflow.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+def model_train(
+    hours: Annotated[
+        float, typer.Option(min=1, help="Train on this many hours of logs before --until.")
+    ] = 24,
+    until: Annotated[
+        str | None, typer.Option(help="End of the training span (RFC 3339; default now).")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option(help="Point log-anomaly-detector@champion at the new version.")
+    ] = True,
+) -> None:
+    """Train the IsolationForest on window features of stored logs and register it in MLflow.
+
+    Needs MLFLOW_TRACKING_URI. The consumer picks up a promoted version without a restart.
+    """
+    from loganalyzer.detection.features import FEATURE_NAMES
+    from loganalyzer.model.forest import train_forest
+    from loganalyzer.model.registry import register_forest
+    from loganalyzer.model.training import feature_rows, minute_counts
+
+    settings = _settings()
+    uri = settings.detection.mlflow_tracking_uri
+    if not uri:
+        console.print(
+            "[red]MLFLOW_TRACKING_URI is not set[/red]: point it at the MLflow server (make up starts one)"
+        )
+        raise typer.Exit(2)
+    end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else datetime.now(UTC)
+    start = end - timedelta(hours=hours)
+    with connect(settings.database_url) as conn:
+        rows = feature_rows(minute_counts(conn, start, end))
+    if len(rows) < 50:
+        console.print(
+            f"[red]only {len(rows)} feature windows between {start} and {end}[/red]: need 50 or more"
+        )
+        raise typer.Exit(1)
+    version = register_forest(
+        uri,
+        train_forest(rows),
+        FEATURE_NAMES,
+        rows,
+        metrics={"windows": float(len(rows))},
+        params={"from": start.isoformat(), "to": end.isoformat()},
+        promote=promote,
+    )
+    console.print(
+        f"registered log-anomaly-detector version {version} from {len(rows):,} windows"
+        + (" and promoted it to @champion" if promote else "")
+    )
+
+
 def _detection_stage(settings: Settings) -> DetectionStage | None:
     """Detection as configured: thresholds from DETECTION_CONFIG, the forest from MLflow."""
     from loganalyzer.detection.config import DetectionConfig, DetectionConfigError

@@ -101,6 +101,7 @@ def step(
     """Advance one (service, type) by one evaluation. Returns the open episode and what changed."""
     if finding_ratio is not None and severity is not None:
         if open_episode is None:
+            extra = {**(extra or {}), "detected_at": window_end.isoformat()}
             ep = Episode(
                 episode_id(tenant, service, kind, window_start),
                 tenant,

@@ -1,0 +1,52 @@
+"""Training data for the forest, from `logs`: the same minute Counts and window features the
+consumer computes (loganalyzer.detection.features), so training and serving cannot drift."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import psycopg
+
+from loganalyzer.detection.features import Counts, window_features
+
+_MINUTES_SQL = """
+SELECT tenant, service, (extract(epoch FROM date_trunc('minute', "timestamp")) / 60)::bigint AS minute,
+       count(*),
+       count(*) FILTER (WHERE level IN ('ERROR', 'FATAL')),
+       count(*) FILTER (WHERE level = 'WARN'),
+       coalesce(sum((metadata->>'duration_ms')::float8)
+                FILTER (WHERE jsonb_typeof(metadata->'duration_ms') = 'number'), 0),
+       count(*) FILTER (WHERE jsonb_typeof(metadata->'duration_ms') = 'number'),
+       coalesce(sum(length(message)), 0)
+FROM logs
+WHERE "timestamp" >= %s AND "timestamp" < %s
+GROUP BY 1, 2, 3
+"""
+
+
+def minute_counts(
+    conn: psycopg.Connection, start: datetime, end: datetime
+) -> dict[tuple[str, str], dict[int, Counts]]:
+    out: dict[tuple[str, str], dict[int, Counts]] = defaultdict(dict)
+    for tenant, service, minute, total, errors, warns, dsum, dn, lsum in conn.execute(
+        _MINUTES_SQL, (start, end)
+    ):
+        out[(tenant, service)][int(minute)] = Counts(
+            int(total), int(errors), int(warns), float(dsum), int(dn), int(lsum)
+        )
+    return out
+
+
+def feature_rows(
+    per_service: dict[tuple[str, str], dict[int, Counts]], window: int = 5
+) -> list[tuple[float, ...]]:
+    """Every complete window of every service (missing minutes are empty minutes)."""
+    rows: list[tuple[float, ...]] = []
+    for minutes in per_service.values():
+        if not minutes:
+            continue
+        first, last = min(minutes), max(minutes)
+        for m in range(first + window - 1, last + 1):
+            rows.append(window_features([minutes.get(k) or Counts() for k in range(m - window + 1, m + 1)]))
+    return rows
