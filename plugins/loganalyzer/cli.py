@@ -139,7 +139,7 @@ def model_train(
     Needs MLFLOW_TRACKING_URI. The consumer picks up a promoted version without a restart.
     """
     from loganalyzer.detection.features import FEATURE_NAMES
-    from loganalyzer.model.forest import train_forest
+    from loganalyzer.model.forest import calibrate, train_forest
     from loganalyzer.model.registry import register_forest
     from loganalyzer.model.training import feature_rows, minute_counts
 
@@ -159,14 +159,17 @@ def model_train(
             f"[red]only {len(rows)} feature windows between {start} and {end}[/red]: need 50 or more"
         )
         raise typer.Exit(1)
+    estimator = train_forest(rows)
+    threshold = calibrate(estimator, rows)
     version = register_forest(
         uri,
-        train_forest(rows),
+        estimator,
         FEATURE_NAMES,
         rows,
         metrics={"windows": float(len(rows))},
         params={"from": start.isoformat(), "to": end.isoformat()},
         promote=promote,
+        threshold=threshold,
     )
     console.print(
         f"registered log-anomaly-detector version {version} from {len(rows):,} windows"

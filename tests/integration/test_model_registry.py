@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loganalyzer.model.forest import train_forest
+from loganalyzer.model.forest import calibrate, train_forest
 from loganalyzer.model.registry import ChampionWatcher, register_forest
 
 pytestmark = pytest.mark.integration
@@ -37,10 +37,17 @@ def test_no_model_means_skip_with_one_clear_line(tracking_uri: str, caplog: pyte
 
 def test_watcher_follows_the_champion_alias_without_restart(tracking_uri: str) -> None:
     train = rows(500, 1)
-    v1 = register_forest(tracking_uri, train_forest(train), FEATURES, train, metrics={"n": 500})
+    estimator = train_forest(train)
+    threshold = calibrate(estimator, train)
+    v1 = register_forest(tracking_uri, estimator, FEATURES, train, metrics={"n": 500}, threshold=threshold)
     watcher = ChampionWatcher(tracking_uri, FEATURES)
     model = watcher.refresh_now()
     assert model is not None and model.version == v1
+    assert model.threshold == threshold
+    # calibrated: (almost) no training window scores above it
+    assert sum(s > threshold for s in model.scores(train)) <= 1
+    scored = watcher.scorer([[0.0, 0.0, 0.0]])
+    assert scored is not None and scored[1] == v1 and scored[2] == threshold
     normal, outlier = model.scores([[0.0, 0.0, 0.0], [8.0, -8.0, 8.0]])
     assert outlier > 0 > normal  # positive = anomalous
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from loganalyzer.detection.baseline import Baseline
-from loganalyzer.detection.config import DetectionConfig
+from loganalyzer.detection.config import DetectionConfig, Thresholds
 from loganalyzer.detection.detectors import (
     Finding,
     error_rate_spike,
@@ -34,8 +34,10 @@ from loganalyzer.patterns import Match, TemplateMiner
 
 RULE_TYPES = ("error_rate_spike", "log_volume_spike", "log_volume_drop")
 FAST_BUCKETS = 2
-#: scores window-feature rows; returns (scores, model version) or None when no model is loaded
-ForestScorer = Callable[[Sequence[tuple[float, ...]]], tuple[list[float], str] | None]
+DEFAULT_FOREST = Thresholds().forest_score
+#: scores window-feature rows; returns (scores, model version, calibrated threshold or None), or
+#: None when no model is loaded
+ForestScorer = Callable[[Sequence[tuple[float, ...]]], tuple[list[float], str, float | None] | None]
 
 
 def minute_of(ts: datetime) -> int:
@@ -244,28 +246,49 @@ class DetectionEngine:
         if self.closed_upto is None:
             first = min((s.first_minute for s in self.services.values()), default=target)
             self.closed_upto = min(first, target)
-        while self.closed_upto < target:
-            events.extend(self._close(self.closed_upto))
-            self.closed_upto += 1
+        minutes = list(range(self.closed_upto, target))
+        if not minutes:
+            return events
+        # Windows of every minute to close, gathered first (closing a minute only drops buckets
+        # older than the next window), so the forest scores them all in ONE call: a replay
+        # closes hundreds of minutes at once, and a model call costs milliseconds however small.
+        readies = [self._ready(m) for m in minutes]
+        scored: tuple[list[float], str, float | None] | None = None
+        if self.scorer is not None and any(readies):
+            scored = self.scorer([window_features(w) for ready in readies for _, w in ready])
+        offset = 0
+        for m, ready in zip(minutes, readies, strict=True):
+            part = None
+            if scored is not None:
+                part = (scored[0][offset : offset + len(ready)], scored[1], scored[2])
+                offset += len(ready)
+            events.extend(self._close(m, ready, part))
+            self.closed_upto = m + 1
         return events
 
-    def _close(self, m: int) -> list[EpisodeEvent]:
+    def _ready(self, m: int) -> list[tuple[ServiceState, list[Counts]]]:
+        n = self.config.window_buckets
+        return [
+            (state, [state.buckets.get(k) or Counts() for k in range(m - n + 1, m + 1)])
+            for state in self.services.values()
+            if state.first_minute <= m
+        ]
+
+    def _close(
+        self,
+        m: int,
+        ready: list[tuple[ServiceState, list[Counts]]],
+        scored: tuple[list[float], str, float | None] | None,
+    ) -> list[EpisodeEvent]:
         cfg = self.config
         n = cfg.window_buckets
         start, end = minute_start(m - n + 1), minute_start(m + 1)
-        ready: list[tuple[ServiceState, list[Counts]]] = []
         events: list[EpisodeEvent] = []
-        for state in list(self.services.values()):
-            if state.first_minute > m:
-                continue
-            window = [state.buckets.get(k) or Counts() for k in range(m - n + 1, m + 1)]
-            ready.append((state, window))
         scores: list[float] | None = None
         version = ""
-        if self.scorer is not None and ready:
-            scored = self.scorer([window_features(w) for _, w in ready])
-            if scored is not None:
-                scores, version = scored
+        calibrated: float | None = None
+        if scored is not None:
+            scores, version, calibrated = scored
         for i, (state, window) in enumerate(ready):
             t = cfg.thresholds_for(state.tenant, state.service)
             minute = window[-1]
@@ -310,17 +333,22 @@ class DetectionEngine:
                 anomalous = anomalous or ep is not None
             if scores is not None and warm:
                 score = scores[i]
-                hit = score > t.forest_score
+                limit = (
+                    calibrated
+                    if calibrated is not None and t.forest_score == DEFAULT_FOREST
+                    else t.forest_score
+                )
+                hit = score > limit
                 ep, event = step(
                     state.episodes.get("isolation_forest"),
                     tenant=state.tenant,
                     service=state.service,
                     kind="isolation_forest",
                     finding_ratio=score if hit else None,
-                    severity=severity(score / t.forest_score) if hit else None,
+                    severity=severity(score / limit) if hit else None,
                     actual=score,
-                    expected=t.forest_score,
-                    description=f"IsolationForest score {score:.3f} above {t.forest_score:g} for the window "
+                    expected=limit,
+                    description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
                     f"{start:%H:%M}–{end:%H:%M} UTC (features: {_describe(window_features(window))})",
                     window_start=start,
                     window_end=end,

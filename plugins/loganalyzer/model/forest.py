@@ -20,6 +20,9 @@ class ForestModel:
     version: str
     estimator: Any  # sklearn.ensemble.IsolationForest
     feature_names: tuple[str, ...]
+    #: score above which a window is anomalous, calibrated on the training windows (None: the
+    #: detection config's forest_score applies)
+    threshold: float | None = None
 
     def scores(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """Anomaly score per row: positive means anomalous (the negated decision function)."""
@@ -27,6 +30,22 @@ class ForestModel:
             return []
         x = np.asarray(rows, dtype=np.float64)
         return [float(-s) for s in self.estimator.decision_function(x)]
+
+
+#: the share of training windows allowed above the threshold (training data is mostly normal)
+CALIBRATION_QUANTILE = 0.999
+CALIBRATION_MARGIN = 0.02
+
+
+def calibrate(estimator: Any, rows: Sequence[Sequence[float]]) -> float:
+    """A score threshold just above almost every training window's score.
+
+    Why: IsolationForest's own cut (score 0) flags a fixed share of any data; the windows of a
+    normal day tell where normal ends for THIS traffic.
+    """
+    scores = sorted(float(-s) for s in estimator.decision_function(np.asarray(rows, dtype=np.float64)))
+    q = scores[min(len(scores) - 1, int(CALIBRATION_QUANTILE * len(scores)))]
+    return max(0.0, q) + CALIBRATION_MARGIN
 
 
 def train_forest(rows: Sequence[Sequence[float]], n_estimators: int = 200, random_state: int = 0) -> Any:

@@ -33,6 +33,7 @@ def register_forest(
     promote: bool = True,
     name: str = MODEL_NAME,
     experiment: str = MODEL_NAME,
+    threshold: float | None = None,
 ) -> str:
     """Log the model in a run, register a new version, optionally point @champion at it."""
     import mlflow
@@ -58,6 +59,8 @@ def register_forest(
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri)
     client.set_model_version_tag(name, version, "features", ",".join(feature_names))
+    if threshold is not None:
+        client.set_model_version_tag(name, version, "threshold", repr(threshold))
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return version
@@ -106,12 +109,12 @@ class ChampionWatcher:
             if self._stop.wait(self.refresh_seconds):
                 return
 
-    def scorer(self, rows: Sequence[Sequence[float]]) -> tuple[list[float], str] | None:
-        """The engine's ForestScorer: scores with the current champion, None without one."""
+    def scorer(self, rows: Sequence[Sequence[float]]) -> tuple[list[float], str, float | None] | None:
+        """The engine's ForestScorer: (scores, version, calibrated threshold), None without a model."""
         model = self._model
         if model is None:
             return None
-        return model.scores(rows), model.version
+        return model.scores(rows), model.version, model.threshold
 
     def refresh_now(self) -> ForestModel | None:
         """Check the alias; load the model when it points at a new version. Returns the current model."""
@@ -151,7 +154,9 @@ class ChampionWatcher:
                 return self._model
             started = time.perf_counter()
             estimator = _load(self.tracking_uri, f"models:/{self.name}/{version}")
-            self._model = ForestModel(version, estimator, features)
+            raw_threshold = (mv.tags or {}).get("threshold")
+            threshold = float(raw_threshold) if raw_threshold else None
+            self._model = ForestModel(version, estimator, features, threshold)
             self._said_missing = False
             log.info(
                 "loaded %s version %s (%s@%s) in %.1fs",
