@@ -44,8 +44,8 @@ def test_watcher_follows_the_champion_alias_without_restart(tracking_uri: str) -
     model = watcher.refresh_now()
     assert model is not None and model.version == v1
     assert model.threshold == threshold
-    # calibrated: (almost) no training window scores above it
-    assert sum(s > threshold for s in model.scores(train)) <= 1
+    # calibrated: at most 0.5 % of the (normal) training windows score above it
+    assert sum(s > threshold for s in model.scores(train)) <= 0.005 * len(train) + 1
     scored = watcher.scorer([[0.0, 0.0, 0.0]])
     assert scored is not None and scored[1] == v1 and scored[2] == threshold
     normal, outlier = model.scores([[0.0, 0.0, 0.0], [8.0, -8.0, 8.0]])

@@ -33,8 +33,8 @@ class ForestModel:
 
 
 #: the share of training windows allowed above the threshold (training data is mostly normal)
-CALIBRATION_QUANTILE = 0.999
-CALIBRATION_MARGIN = 0.02
+CALIBRATION_QUANTILE = 0.995
+CALIBRATION_MARGIN = 0.0
 
 
 def calibrate(estimator: Any, rows: Sequence[Sequence[float]]) -> float:
