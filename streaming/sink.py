@@ -82,7 +82,7 @@ class PostgresSink:
         self._known_days: set[date] = set()
         self._derived: dict[int, PartitionDerived] = {}
         # orjson writes the jsonb column: ~10x faster than the stdlib encoder psycopg uses by default.
-        psycopg.types.json.set_json_dumps(_dumps, context=conn)
+        psycopg.types.json.set_json_dumps(orjson.dumps, context=conn)
 
     # -- assignment ---------------------------------------------------------------------------
     def stored_offsets(self, partitions: Sequence[int]) -> dict[int, int]:
