@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from loganalyzer.db.connection import connect, drop_database, ensure_database
 from loganalyzer.db.migrate import migrate
 from loganalyzer.kafka_admin import ensure_topic
-from loganalyzer.platform.local import tansu_binary
+from loganalyzer.platform.local import broker_spec
 from loganalyzer.platform.processes import free_port, port_open
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -29,20 +29,10 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127
 def tansu_broker(log_dir: Path) -> Iterator[str]:
     """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port."""
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"tansu-{port}.log", "wb") as out:
         proc = subprocess.Popen(
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            list(broker_spec(port).argv),  # the same command line as `loganalyzer up`
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
