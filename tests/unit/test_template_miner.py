@@ -60,12 +60,22 @@ def test_same_event_same_group_and_is_new_only_once() -> None:
     assert b.count == 2
 
 
-def test_word_variables_generalise_the_template() -> None:
-    miner = TemplateMiner(MinerConfig(similarity=0.8))
+def test_word_variables_generalise_once_the_value_set_is_open() -> None:
+    miner = TemplateMiner()
     first = miner.add("session opened for user alice by sshd")
     second = miner.add("session opened for user bob by sshd")
-    assert first.pattern_id == second.pattern_id
-    assert second.template == "session opened for user <*> by sshd"
+    assert second.variant_of == first.pattern_id  # two values may still be a binary choice
+    third = miner.add("session opened for user carol by sshd")
+    assert {miner.resolve(r.pattern_id) for r in (first, second, third)} == {first.pattern_id}
+    assert third.template == "session opened for user <*> by sshd"
+
+
+def test_binary_word_choices_stay_distinct_events() -> None:
+    miner = TemplateMiner()
+    acquiring = miner.add("Acquiring lock on table orders")
+    releasing = miner.add("Releasing lock on table orders")
+    miner.add("Acquiring lock on table orders")
+    assert miner.resolve(acquiring.pattern_id) != miner.resolve(releasing.pattern_id)
 
 
 def test_variable_length_variables_align() -> None:
@@ -127,14 +137,14 @@ def test_cli_keeps_order_and_survives_bad_bytes() -> None:
 def test_cli_final_mode_reports_final_groups() -> None:
     sink = io.BytesIO()
     line = b"finished on the main worker pool today ok\n"
-    text = b"job alpha " + line + b"job beta " + line
+    text = b"job alpha " + line + b"job beta " + line + b"job gamma " + line
     streaming = io.BytesIO()
     mine_stream(io.BytesIO(text), streaming)
     first = orjson.loads(streaming.getvalue().splitlines()[0])
     assert first["template"].startswith("job alpha")  # what was known when line 1 was read
     mine_stream(io.BytesIO(text), sink, final_templates=True)
-    a, b = (orjson.loads(x) for x in sink.getvalue().splitlines())
-    assert a == b
+    a, b, c = (orjson.loads(x) for x in sink.getvalue().splitlines())
+    assert a == b == c
     assert a["template"] == "job <*> finished on the main worker pool today ok"
 
 
@@ -152,3 +162,28 @@ def test_grouping_accuracy_on_loghub(system: str) -> None:
 
     messages, truth = load(data, system)
     assert grouping_accuracy(ours(messages), truth) >= GA_FLOORS[system]
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "aligned"),
+    [
+        # a bracketed annotation of a shared value is part of that value
+        (
+            "<*> bytes sent , lifetime <*>",
+            "403 bytes ( 0.39 KB ) sent, lifetime <1 sec",
+            "<*> bytes <*> sent , lifetime <*>",
+        ),
+        # a bare extra word beside a shared value names another event
+        ("open through proxy <*>", "open through proxy host:5070 HTTPS", None),
+        # so does an extra key=value field
+        ("failure ; rhost = <*>", "failure; rhost=10.0.0.1 user=root", None),
+    ],
+)
+def test_alignment_accepts_value_shapes_not_extra_fields(
+    template: str, message: str, aligned: str | None
+) -> None:
+    from loganalyzer.patterns.align import align
+    from loganalyzer.patterns.tokens import signature
+
+    result = align(tuple(template.split()), signature(message))
+    assert (None if result is None else " ".join(result)) == aligned

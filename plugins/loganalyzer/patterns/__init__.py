@@ -4,6 +4,6 @@
 and is cheap on repeats. docs/template-miner.md explains the algorithm and its measured quality.
 """
 
-from loganalyzer.patterns.miner import Match, MinerConfig, TemplateMiner
+from loganalyzer.patterns.miner import Match, MatchResult, MinerConfig, TemplateMiner
 
-__all__ = ["Match", "MinerConfig", "TemplateMiner"]
+__all__ = ["Match", "MatchResult", "MinerConfig", "TemplateMiner"]

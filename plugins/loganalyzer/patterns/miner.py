@@ -1,17 +1,21 @@
-"""An online template miner: exact masked-signature cache in front of a similarity search.
+"""An online template miner: caches in front of a search that trusts evidence, not a threshold alone.
 
-1. The message is tokenised and every digit-bearing token masked (tokens.py). Messages of one
-   event usually share the masked signature exactly: a dict lookup finds their group (the fast
-   path that makes repeats cheap).
-2. A new signature is compared with the groups of the same token count: the share of positions
-   where the group's template equals the token (or is already a wildcard). At or above
-   `similarity` it joins the best group, whose template generalises (differing positions become
-   wildcards); below, it starts a new group.
-3. When generalisation makes two groups' templates identical, they merge; the younger one's id
-   becomes an alias of the older (`resolve`), so ids handed out earlier keep meaning something.
-
-Ids are stable: a short hash of the first template of the group, so a replay of the same
-messages gives the same ids.
+1. The message is tokenised and its digit-bearing (and other value-looking) tokens are masked
+   (tokens.py): most messages of one event then share their masked *signature* exactly, and two
+   caches (the raw message with digit runs blanked, then the signature) find their group with a
+   dict lookup. That is what makes repeats cheap.
+2. A new signature joins a group of the same length whose template covers it (equal tokens, or a
+   wildcard there).
+3. Otherwise it joins a group of another length when an alignment leaves only variable-shaped
+   differences (align.py): a variable that spans a different number of tokens.
+4. Otherwise, if it differs from a group only in a few word positions, those positions *might*
+   be word-valued variables (`user alice` / `user bob`) or might name different events
+   (`Acquiring` / `Releasing`, `true` / `false`). A fixed similarity threshold cannot tell; the
+   number of distinct values can: a binary choice is two events, an open set is a variable. The
+   signature starts its own group, recorded as a variant of the generalised template; when
+   `min_distinct` groups are variants of one generalised template, they merge into it.
+5. Merged groups keep the oldest id; the others become aliases (`resolve`), so an id handed out
+   earlier keeps meaning something.
 """
 
 from __future__ import annotations
@@ -22,275 +26,337 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from loganalyzer.patterns.tokens import WILDCARD, mask, tokenize
+from loganalyzer.patterns.align import align
+from loganalyzer.patterns.tokens import WILDCARD, is_word, signature
 
+# Blanking digit-bearing hex runs never changes a message's signature (such a token stays a
+# variable), so the blanked message is an exact, cheap (one C-level pass) cache key.
 _FAST_KEY = re.compile(r"[0-9a-fA-F]*\d[0-9a-fA-F]*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MinerConfig:
-    #: share of positions that must agree for a new signature to join a same-length group
-    similarity: float = 0.9
-    #: share of constant tokens a sequence alignment must match to join a group of another
-    #: length (variables that span several tokens: "0 bytes" vs "1190 bytes (1.16 KB)")
-    alignment: float = 0.8
-    #: masked signatures remembered for the fast path (LRU)
+    """The ONE configuration; the defaults were chosen on Loghub-2k and are meant for every log."""
+
+    #: share of a group's word positions a signature must share to count as its variant
+    similarity: float = 0.5
+    #: distinct values that make a word position a variable (2 would merge binary choices)
+    min_distinct: int = 3
+    #: distinct words allowed in a stretch that only one side of an alignment has
+    max_gap_words: int = 1
+    #: signatures longer than this are not aligned across lengths (quadratic cost)
+    max_align_tokens: int = 120
+    #: messages and signatures remembered by each cache (LRU)
     cache_size: int = 100_000
     #: groups kept; beyond this the least recently seen group is forgotten
-    max_patterns: int = 50_000
+    max_patterns: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class MatchResult:
     pattern_id: str
     template: str
     is_new: bool
     count: int
+    #: for a new group: the group it is a near variant of (it may merge into it later)
+    variant_of: str | None = None
+
+
+#: the name the detection engine imports
+Match = MatchResult
 
 
 @dataclass(slots=True)
 class _Group:
     id: str
-    tokens: list[str]
+    seq: int
+    tokens: tuple[str, ...]
     count: int = 0
-    #: " ".join(tokens), kept in step with tokens (rendered once, not per message)
-    template: str = ""
+    template: str = field(init=False)
+    words: frozenset[str] = field(init=False)
+    n_words: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.template = " ".join(self.tokens)
+        self.set_tokens(self.tokens)
 
-    def retemplate(self) -> None:
-        self.template = " ".join(self.tokens)
-
-    @property
-    def token_set(self) -> frozenset[str]:
-        return frozenset(self.tokens)
-
-
-def _align(template: list[str], sig: tuple[str, ...]) -> tuple[int, list[str]]:
-    """Longest common subsequence of constant tokens; every gap becomes one wildcard."""
-    n, m = len(template), len(sig)
-    dp = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        row, below = dp[i], dp[i + 1]
-        a = template[i]
-        for j in range(m - 1, -1, -1):
-            if a == sig[j] and a != WILDCARD:
-                row[j] = below[j + 1] + 1
-            else:
-                row[j] = max(below[j], row[j + 1])
-    merged: list[str] = []
-    i = j = 0
-    gap = False
-    while i < n or j < m:
-        if i < n and j < m and template[i] == sig[j] and template[i] != WILDCARD:
-            if gap:
-                merged.append(WILDCARD)
-                gap = False
-            merged.append(template[i])
-            i += 1
-            j += 1
-        elif j < m and (i == n or dp[i][j + 1] >= dp[i + 1][j]):
-            gap = True
-            j += 1
-        else:
-            gap = True
-            i += 1
-    if gap:
-        merged.append(WILDCARD)
-    return dp[0][0], merged
+    def set_tokens(self, tokens: tuple[str, ...]) -> None:
+        self.tokens = tokens
+        self.template = " ".join(tokens)
+        self.words = frozenset(t for t in tokens if is_word(t))
+        self.n_words = sum(1 for t in tokens if is_word(t))
 
 
-@dataclass
+def _covers(template: tuple[str, ...], sig: tuple[str, ...]) -> bool:
+    return all(a in (b, WILDCARD) for a, b in zip(template, sig, strict=True))
+
+
 class TemplateMiner:
-    config: MinerConfig = field(default_factory=MinerConfig)
+    """Streaming template miner; state grows with the number of patterns, not of messages."""
 
-    def __post_init__(self) -> None:
-        self._groups: OrderedDict[str, _Group] = OrderedDict()
-        self._by_length: dict[int, list[str]] = {}
-        self._signatures: OrderedDict[tuple[str, ...], str] = OrderedDict()
+    def __init__(self, config: MinerConfig | None = None) -> None:
+        self.config = config or MinerConfig()
+        self._groups: OrderedDict[str, _Group] = OrderedDict()  # least recently seen first
+        self._by_len: dict[int, dict[str, None]] = {}  # ordered sets of ids
         self._aliases: dict[str, str] = {}
-        self._fast: dict[str, str] = {}
+        self._variants: OrderedDict[tuple[str, ...], list[str]] = OrderedDict()
+        self._fast: OrderedDict[str, str] = OrderedDict()
+        self._sigs: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._seq = 0
 
     # -- public ---------------------------------------------------------------------------------
-    def add(self, message: str) -> Match:
-        """Learn from one message; returns its group."""
-        # Fast path: the message with digit runs and long hex runs blanked out is a cheap key
-        # (one C-level substitution) for messages that differ only in numbers and ids.
+    def add(self, message: str) -> MatchResult:
+        """Learn from one message; returns its group as it stands after this message."""
         key = _FAST_KEY.sub("0", message)
-        gid = self._fast.get(key)
+        fast = self._fast
+        gid = fast.get(key)
         if gid is not None:
-            group = self._groups.get(self.resolve(gid))
+            group = self._groups.get(gid) or self._groups.get(self.resolve(gid))
             if group is not None:
                 group.count += 1
-                return Match(group.id, group.template, False, group.count)
-        match = self._add(message)
-        if len(self._fast) >= self.config.cache_size:
-            self._fast.clear()
-        self._fast[key] = match.pattern_id
-        return match
+                fast.move_to_end(key)
+                self._groups.move_to_end(group.id)
+                return MatchResult(group.id, group.template, False, group.count)
+        result = self._add_signature(signature(message))
+        fast[key] = result.pattern_id
+        if len(fast) > self.config.cache_size:
+            fast.popitem(last=False)
+        return result
 
-    def _add(self, message: str) -> Match:
-        sig = mask(tokenize(message))
-        gid = self._signatures.get(sig)
-        if gid is not None:
-            gid = self.resolve(gid)
-            group = self._groups.get(gid)
-            if group is not None:
-                self._signatures.move_to_end(sig)
-                group.count += 1
-                return Match(group.id, group.template, False, group.count)
-        group, is_new = self._place(sig)
-        group.count += 1
-        self._remember(sig, group.id)
-        return Match(group.id, group.template, is_new, group.count)
-
-    def match(self, message: str) -> Match | None:
-        """The group a message belongs to, without learning from it."""
-        sig = mask(tokenize(message))
-        gid = self._signatures.get(sig)
-        if gid is not None and (group := self._groups.get(self.resolve(gid))) is not None:
-            return Match(group.id, group.template, False, group.count)
-        best = self._best(sig)
-        if best is None:
-            return None
-        return Match(best.id, best.template, False, best.count)
+    def match(self, message: str) -> MatchResult | None:
+        """The group a message belongs to, without learning from it (None: no known group)."""
+        sig = signature(message)
+        group = self._cached(sig) or self._covering(sig)
+        if group is None and len(sig) <= self.config.max_align_tokens:
+            aligned = self._aligned(sig)
+            group = aligned[0] if aligned else None
+        return None if group is None else MatchResult(group.id, group.template, False, group.count)
 
     def resolve(self, pattern_id: str) -> str:
-        """The current id of a group (groups merge; old ids stay valid as aliases)."""
-        seen = pattern_id
-        while seen in self._aliases:
-            seen = self._aliases[seen]
-        return seen
+        """The current id of a group: groups merge, and old ids stay valid as aliases."""
+        root = pattern_id
+        aliases = self._aliases
+        while root in aliases:
+            root = aliases[root]
+        while pattern_id != root:  # path compression: later look-ups are one step
+            parent = aliases[pattern_id]
+            aliases[pattern_id] = root
+            pattern_id = parent
+        return root
 
     def template(self, pattern_id: str) -> str | None:
         group = self._groups.get(self.resolve(pattern_id))
         return None if group is None else group.template
+
+    def templates(self) -> dict[str, str]:
+        return {gid: g.template for gid, g in self._groups.items()}
 
     def __len__(self) -> int:
         return len(self._groups)
 
     # -- state ----------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
+        """A JSON-serialisable checkpoint. Caches are left out: they are rebuilt on demand."""
         return {
-            "groups": [[g.id, g.tokens, g.count] for g in self._groups.values()],
+            "version": 1,
+            "seq": self._seq,
+            "groups": [[g.id, g.seq, list(g.tokens), g.count] for g in self._groups.values()],
             "aliases": dict(self._aliases),
+            "variants": [[list(k), list(v)] for k, v in self._variants.items()],
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: MinerConfig | None = None) -> TemplateMiner:
-        miner = cls(config or MinerConfig())
-        for gid, tokens, count in state["groups"]:
-            group = _Group(gid, list(tokens), int(count))
+        if state.get("version") != 1:
+            raise ValueError(
+                "unknown template miner state (no 'version': 1); it was written by another "
+                "release: start from an empty miner with TemplateMiner()"
+            )
+        miner = cls(config)
+        miner._seq = int(state["seq"])
+        for gid, seq, tokens, count in state["groups"]:
+            group = _Group(gid, int(seq), tuple(tokens), int(count))
             miner._groups[gid] = group
-            miner._by_length.setdefault(len(tokens), []).append(gid)
-        miner._aliases = dict(state.get("aliases", {}))
+            miner._by_len.setdefault(len(group.tokens), {})[gid] = None
+        miner._aliases = dict(state["aliases"])
+        for key, ids in state["variants"]:
+            miner._variants[tuple(key)] = list(ids)
         return miner
 
-    # -- internals ------------------------------------------------------------------------------
+    # -- placing a new signature ----------------------------------------------------------------
+    def _add_signature(self, sig: tuple[str, ...]) -> MatchResult:
+        group = self._cached(sig)
+        if group is not None:
+            self._sigs.move_to_end(sig)
+            return self._hit(group, False)
+        group = self._covering(sig)
+        if group is None and len(sig) <= self.config.max_align_tokens:
+            aligned = self._aligned(sig)
+            if aligned is not None:
+                group = self._generalise(aligned[0], aligned[1])
+        if group is not None:
+            self._remember(sig, group.id)
+            return self._hit(group, False)
+        near = self._nearest(sig)
+        group = self._create(sig)
+        self._remember(sig, group.id)
+        if near is None:
+            return self._hit(group, True)
+        merged = self._record_variant(near, group)
+        if merged is not None:
+            return self._hit(merged, False)
+        return self._hit(group, True, variant_of=near.id)
+
+    def _hit(self, group: _Group, is_new: bool, variant_of: str | None = None) -> MatchResult:
+        group.count += 1
+        self._groups.move_to_end(group.id)
+        return MatchResult(group.id, group.template, is_new, group.count, variant_of)
+
+    def _cached(self, sig: tuple[str, ...]) -> _Group | None:
+        gid = self._sigs.get(sig)
+        return None if gid is None else self._groups.get(self.resolve(gid))
+
     def _remember(self, sig: tuple[str, ...], gid: str) -> None:
-        self._signatures[sig] = gid
-        if len(self._signatures) > self.config.cache_size:
-            self._signatures.popitem(last=False)
+        self._sigs[sig] = gid
+        if len(self._sigs) > self.config.cache_size:
+            self._sigs.popitem(last=False)
 
-    def _best(self, sig: tuple[str, ...]) -> _Group | None:
+    def _covering(self, sig: tuple[str, ...]) -> _Group | None:
+        """The most specific same-length group whose template covers `sig` (oldest on ties).
+
+        A template without words covers only its own signature: `<*>` must not swallow every
+        one-word message.
+        """
         best: _Group | None = None
-        best_score = -1.0
-        n = len(sig)
-        if n == 0:
-            return None
-        for gid in self._by_length.get(n, ()):
+        for gid in self._by_len.get(len(sig), ()):
             group = self._groups[gid]
-            same = 0
-            for a, b in zip(group.tokens, sig, strict=True):
-                if a in (b, WILDCARD):
-                    same += 1
-            score = same / n
-            if score > best_score:
-                best, best_score = group, score
-        if best is None or best_score < self.config.similarity:
-            return None
+            if group.n_words == 0 and group.tokens != sig:
+                continue
+            if _covers(group.tokens, sig) and (
+                best is None
+                or group.n_words > best.n_words
+                or (group.n_words == best.n_words and group.seq < best.seq)
+            ):
+                best = group
         return best
 
-    def _aligned(self, sig: tuple[str, ...]) -> tuple[_Group, list[str]] | None:
-        """The group whose template aligns best with `sig` across lengths, and the merged template."""
-        sig_set = frozenset(t for t in sig if t != WILDCARD)
-        consts = sum(1 for t in sig if t != WILDCARD)
-        if consts == 0:
+    def _aligned(self, sig: tuple[str, ...]) -> tuple[_Group, tuple[str, ...]] | None:
+        """The group of another length that aligns with `sig`, and their common template."""
+        words = {t for t in sig if is_word(t)}
+        if not words:
             return None
-        best: tuple[_Group, list[str]] | None = None
-        best_score = 0.0
-        need = self.config.alignment
-        for group in self._groups.values():
-            g_consts = sum(1 for t in group.tokens if t != WILDCARD)
-            top = max(g_consts, consts)
-            if g_consts == 0 or min(g_consts, consts) / top < need:
+        cfg = self.config
+        best: tuple[_Group, tuple[str, ...]] | None = None
+        best_shared = 0
+        n = len(sig)
+        for length, ids in self._by_len.items():
+            if length == n or length > cfg.max_align_tokens:
                 continue
-            # Cheap bound before the quadratic alignment: distinct shared words cap the match.
-            shared = sum(1 for t in sig_set if t in group.token_set)
-            if shared + (consts - len(sig_set)) < need * top:
-                continue
-            matched, merged = _align(group.tokens, sig)
-            score = matched / max(g_consts, consts)
-            if score > best_score:
-                best, best_score = (group, merged), score
-        if best is None or best_score < self.config.alignment:
-            return None
+            for gid in ids:
+                group = self._groups[gid]
+                shared = len(words & group.words)
+                # each unaligned stretch holds at most max_gap_words words: cheap bound first
+                if shared <= best_shared or shared < cfg.similarity * max(len(words), len(group.words)):
+                    continue
+                merged = align(group.tokens, sig, cfg.max_gap_words, cfg.similarity)
+                if merged is not None:
+                    best, best_shared = (group, merged), shared
         return best
 
-    def _place(self, sig: tuple[str, ...]) -> tuple[_Group, bool]:
-        best = self._best(sig)
-        if best is None and (aligned := self._aligned(sig)) is not None:
-            group, merged = aligned
-            if len(merged) != len(group.tokens):
-                self._by_length[len(group.tokens)].remove(group.id)
-                self._by_length.setdefault(len(merged), []).append(group.id)
-            group.tokens = merged
-            group.retemplate()
-            self._groups.move_to_end(group.id)
-            self._merge_duplicates(group)
-            return self._groups[self.resolve(group.id)], False
-        if best is None:
-            gid = hashlib.blake2b(" ".join(sig).encode(), digest_size=6).hexdigest()
-            while gid in self._groups or gid in self._aliases:
-                gid = hashlib.blake2b(gid.encode(), digest_size=6).hexdigest()
-            group = _Group(gid, list(sig))
-            self._groups[gid] = group
-            self._by_length.setdefault(len(sig), []).append(gid)
-            self._evict()
-            return group, True
-        changed = False
-        for i, (a, b) in enumerate(zip(best.tokens, sig, strict=True)):
-            if a != b and a != WILDCARD:
-                best.tokens[i] = WILDCARD
-                changed = True
-        if changed:
-            best.retemplate()
-        self._groups.move_to_end(best.id)
-        if changed:
-            self._merge_duplicates(best)
-        return self._groups[self.resolve(best.id)], False
+    def _nearest(self, sig: tuple[str, ...]) -> _Group | None:
+        """The same-length group `sig` differs from in the fewest word positions, if similar.
 
-    def _merge_duplicates(self, group: _Group) -> None:
-        """After generalising `group`, fold any same-length group with an identical template."""
-        siblings = self._by_length[len(group.tokens)]
-        for gid in list(siblings):
-            other = self._groups.get(gid)
-            if other is None or other is group or other.tokens != group.tokens:
+        The first token is never a variant position: it is usually the verb or the component
+        that names the event, and a value there is already masked when it looks like one.
+        """
+        best: _Group | None = None
+        best_diff = 0
+        for gid in self._by_len.get(len(sig), ()):
+            group = self._groups[gid]
+            if group.n_words == 0:
                 continue
-            keep, drop = (group, other) if group.id in self._order_index(group, other) else (other, group)
-            keep.count += drop.count
-            self._aliases[drop.id] = keep.id
-            del self._groups[drop.id]
-            siblings.remove(drop.id)
-            group = keep
+            tokens = group.tokens
+            if tokens[0] != sig[0] and tokens[0] != WILDCARD:
+                continue
+            diff = 0
+            for a, b in zip(tokens, sig, strict=True):
+                if a != b and a != WILDCARD:
+                    diff += 1
+            if (group.n_words - diff) < self.config.similarity * group.n_words:
+                continue
+            if best is None or diff < best_diff or (diff == best_diff and group.count > best.count):
+                best, best_diff = group, diff
+        return best
 
-    def _order_index(self, a: _Group, b: _Group) -> set[str]:
-        """The id of the older of two groups (insertion order of creation is not kept, so use ids
-        deterministically: the smaller id wins, which is stable across replays)."""
-        return {min(a.id, b.id)}
+    # -- groups ---------------------------------------------------------------------------------
+    def _create(self, sig: tuple[str, ...]) -> _Group:
+        gid = hashlib.blake2b(" ".join(sig).encode(), digest_size=6).hexdigest()
+        while gid in self._groups or gid in self._aliases:
+            gid = hashlib.blake2b(gid.encode(), digest_size=6).hexdigest()
+        self._seq += 1
+        group = _Group(gid, self._seq, sig)
+        self._groups[gid] = group
+        self._by_len.setdefault(len(sig), {})[gid] = None
+        self._evict()
+        return group
+
+    def _record_variant(self, near: _Group, group: _Group) -> _Group | None:
+        """Note `group` as a variant of `near`; merge the variants once there are enough."""
+        key = tuple(WILDCARD if a != b else a for a, b in zip(near.tokens, group.tokens, strict=True))
+        ids = self._variants.get(key)
+        if ids is None:
+            ids = self._variants[key] = [near.id]
+        ids.append(group.id)
+        self._variants.move_to_end(key)
+        if len(self._variants) > self.config.max_patterns:
+            self._variants.popitem(last=False)
+        live: dict[str, _Group] = {}
+        for gid in ids:
+            g = self._groups.get(self.resolve(gid))
+            if g is not None and len(g.tokens) == len(key):
+                live[g.id] = g
+        ids[:] = list(live)
+        if len(live) < self.config.min_distinct:
+            return None
+        del self._variants[key]
+        members = sorted(live.values(), key=lambda g: g.seq)
+        tokens = list(key)
+        for g in members:
+            for i, t in enumerate(g.tokens):
+                if t != tokens[i]:
+                    tokens[i] = WILDCARD
+        keep = members[0]
+        for g in members[1:]:
+            self._fold(keep, g)
+        return self._generalise(keep, tuple(tokens))
+
+    def _generalise(self, group: _Group, tokens: tuple[str, ...]) -> _Group:
+        """Give `group` a more general template, then fold in the groups it now covers."""
+        if tokens == group.tokens:
+            return group
+        old_len = len(group.tokens)
+        if len(tokens) != old_len:
+            del self._by_len[old_len][group.id]
+            self._by_len.setdefault(len(tokens), {})[group.id] = None
+        group.set_tokens(tokens)
+        for gid in list(self._by_len[len(tokens)]):
+            other = self._groups.get(gid)  # None: folded earlier in this loop
+            if other is not None and other is not group and _covers(tokens, other.tokens):
+                if other.seq < group.seq:
+                    other.set_tokens(tokens)
+                    group, other = other, group
+                self._fold(group, other)
+        return group
+
+    def _fold(self, keep: _Group, drop: _Group) -> None:
+        keep.count += drop.count
+        self._aliases[drop.id] = keep.id
+        del self._groups[drop.id]
+        del self._by_len[len(drop.tokens)][drop.id]
 
     def _evict(self) -> None:
         while len(self._groups) > self.config.max_patterns:
             gid, group = self._groups.popitem(last=False)
-            self._by_length[len(group.tokens)].remove(gid)
+            del self._by_len[len(group.tokens)][gid]
+        if len(self._aliases) > 4 * self.config.max_patterns:
+            # aliases of forgotten groups resolve to nothing: drop them
+            self._aliases = {a: r for a in list(self._aliases) if (r := self.resolve(a)) in self._groups}

@@ -1,10 +1,11 @@
-"""Splitting a message into tokens and recognising tokens that are variables (pure functions).
+"""Splitting a message into tokens and masking the tokens that look like variables (pure functions).
 
-Why split on punctuation as well as spaces: `key=value`, `host:port` and `name(id)` carry their
+Why split on punctuation as well as spaces: `key=value`, `name(id)` and `"quoted"` carry their
 variable part inside one whitespace token; splitting keeps the constant part comparable.
-Why a token with a digit is a variable: across the Loghub systems (and our own generator) ids,
-counts, sizes, addresses, times and versions carry digits, while the words that tell events apart
-almost never do. This one rule does most of the work without any per-system regex.
+
+Why a token with a digit is a variable: ids, counts, sizes, addresses, times and versions carry
+digits, while the words that tell events apart almost never do. This one rule does most of the
+work without any per-system regex; the miner finds word-valued variables from evidence instead.
 """
 
 from __future__ import annotations
@@ -13,19 +14,13 @@ import re
 
 WILDCARD = "<*>"
 
-# Words joined by ':' without spaces stay one token ("host:443", "12:04:59"); a ':' that ends a
-# word ("error:") or stands alone is punctuation.
-_TOKEN = re.compile(r"""[^\s=:,;()\[\]{}"'<>|]+(?::[^\s=:,;()\[\]{}"'<>|]+)*|[=:,;()\[\]{}"'<>|]""")
-_HEXISH = re.compile(r"^(?:0x)?[0-9a-fA-F]{8,}$")
+# Words joined by ':' without spaces stay one token ("host:443", "12:04:59", IPv6 addresses); a
+# ':' that ends a word ("error:") or stands alone is punctuation.
+_SEP = r"""\s=:,;()\[\]{}"'<>|"""
+_TOKEN = re.compile(rf"[^{_SEP}]+(?::[^{_SEP}]+)*|[=:,;()\[\]{{}}\"'<>|]")
+_HEXISH = re.compile(r"(?:0x)?[0-9a-fA-F]{8,}")
+_DOTTED = re.compile(r"[\w-]+(?:\.[\w-]+){2,}")  # host.domain.tld, a.b.c.Class
 _DIGIT = re.compile(r"\d")
-
-
-def tokenize(message: str) -> list[str]:
-    return _TOKEN.findall(message)
-
-
-_DOTTED = re.compile(r"^[\w-]+(?:\.[\w-]+){2,}$")  # host.domain.tld, a.b.c.Class
-
 
 #: Day and month names are parts of dates, hence variables, wherever a log writes a date.
 _CALENDAR = frozenset(
@@ -38,27 +33,36 @@ _CALENDAR = frozenset(
     )
 )
 
+#: punctuation that joins the parts of one variable ("10:04", "a, b"); brackets are structure
+_JOINERS = frozenset(":,;|")
+
+#: tokens that carry no word (punctuation); they never count as evidence of an event's identity
+PUNCTUATION = frozenset("=:,;()[]{}\"'<>|")
+
+
+def tokenize(message: str) -> list[str]:
+    return _TOKEN.findall(message)
+
 
 def is_variable(token: str) -> bool:
     return bool(
         _DIGIT.search(token)
-        or _HEXISH.match(token)
         or "/" in token
-        or _DOTTED.match(token)
+        or _HEXISH.fullmatch(token)
+        or _DOTTED.fullmatch(token)
         or token.lower() in _CALENDAR
     )
 
 
-#: punctuation that joins the parts of one variable ("10:04", "a, b"); brackets are structure
-_JOINERS = frozenset(":,;|")
-
-
 def mask(tokens: list[str]) -> tuple[str, ...]:
-    """Replace variables by WILDCARD and collapse a run of variables (with the joining punctuation
-    between them, as in `Jun 20 03:40:59 2005` or `a, b`) into one WILDCARD: a timestamp or an address is one
-    variable however many tokens it splits into."""
+    """Replace variables by WILDCARD, collapsing a run of variables into one.
+
+    A run includes the joining punctuation between its parts (`Jun 20 03:40:59 2005`, `a, b`):
+    a timestamp or a list is one variable however many tokens it splits into, so two messages of
+    one event keep the same token count.
+    """
     out: list[str] = []
-    pending: list[str] = []  # punctuation seen right after a wildcard
+    pending: list[str] = []  # joiners seen right after a wildcard
     for t in tokens:
         if is_variable(t):
             if out and out[-1] == WILDCARD:
@@ -75,3 +79,12 @@ def mask(tokens: list[str]) -> tuple[str, ...]:
             out.append(t)
     out.extend(pending)
     return tuple(out)
+
+
+def signature(message: str) -> tuple[str, ...]:
+    return mask(tokenize(message))
+
+
+def is_word(token: str) -> bool:
+    """A constant that can identify an event (not a wildcard, not punctuation)."""
+    return token != WILDCARD and token not in PUNCTUATION
