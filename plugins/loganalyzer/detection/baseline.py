@@ -1,79 +1,132 @@
 """What a service's minute normally looks like: seasonal slots with a recent-EWMA fallback.
 
-Seasonal: one slot per hour of the week (168), each an EWMA of per-minute volume and errors for
-that hour. A slot is trusted once it has seen two hours of minutes (so at least two different
-days for an hour of the week). Until then, the recent baseline answers: an EWMA over roughly
-the last 30 minutes, which follows slow daily changes. Anomalous minutes are not learned from
-(the engine skips `update` while a volume or error episode is open).
+Three estimates of per-minute volume and errors, the most specific trusted one answers:
 
-Memory: two floats for recent, and 168×3 doubles (4 KiB) once the service has an hour of history.
+1. hour of the week (168 slots): weekly patterns (quiet weekends); trusted after two weeks;
+2. hour of the day (24 slots): daily patterns (night-time lows, a nightly batch); trusted
+   after two days, so daily seasonality is modelled long before the weekly slots fill;
+3. recent: an EWMA over about the last `recent_minutes` (30) minutes, the cold-start
+   fallback, which follows slow changes but lags sharp ones.
+
+A slot's mean is exact over its first visit (alpha 1/n) and then exponentially weighted by
+visit: each new day (or week) weighs `seasonal_alpha` in the mean, so one odd day does not
+define the hour. The engine decides which minutes are learned (not the anomalous ones; see
+engine.py), this module only keeps the numbers.
+
+Time is given as minutes since the epoch (see windows.py); slots are UTC hours.
+
+Memory: three floats and an int until `seasonal_after_minutes` of history, then two arrays of
+(168 + 24) × 3 doubles (4.6 KiB), whatever the traffic.
 """
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-RECENT_ALPHA = 2 / (30 + 1)
-SEASONAL_ALPHA = 0.1
-SEASONAL_TRUSTED = 120
-SLOTS = 7 * 24
+from loganalyzer.detection.config import BaselineSettings
+
+WEEK_SLOTS = 7 * 24
+DAY_SLOTS = 24
+#: 1970-01-01 (minute 0) was a Thursday; Monday = 0 as in datetime.weekday()
+_EPOCH_WEEKDAY = 3
 
 
-def slot_of(minute_start: datetime) -> int:
-    return minute_start.weekday() * 24 + minute_start.hour
+def week_slot(minute: int) -> int:
+    """Hour of the week (Monday 00:00 UTC = 0) of a minute since the epoch."""
+    return ((minute // 1440 + _EPOCH_WEEKDAY) % 7) * 24 + (minute // 60) % 24
+
+
+def day_slot(minute: int) -> int:
+    return (minute // 60) % 24
 
 
 @dataclass(slots=True)
 class Expected:
     volume: float  # logs per minute
     error_rate: float
-    seasonal: bool
+    #: which estimate answered: "week", "day" or "recent"
+    source: str = "recent"
+
+    @property
+    def seasonal(self) -> bool:
+        return self.source != "recent"
 
 
 @dataclass(slots=True)
 class Baseline:
     recent_volume: float = 0.0
     recent_errors: float = 0.0
+    #: minutes learned (not minutes seen: skipped minutes do not count)
     minutes: int = 0
-    seasonal: array[float] | None = None  # [volume, errors, n] per slot
+    #: [volume, errors, n] per hour of the week, allocated after seasonal_after_minutes
+    weekly: array[float] | None = None
+    #: [volume, errors, n] per hour of the day
+    daily: array[float] | None = None
 
-    def expected(self, minute_start: datetime) -> Expected:
-        if self.seasonal is not None:
-            i = slot_of(minute_start) * 3
-            if self.seasonal[i + 2] >= SEASONAL_TRUSTED:
-                vol = self.seasonal[i]
-                return Expected(vol, self.seasonal[i + 1] / vol if vol > 0 else 0.0, True)
-        vol = self.recent_volume
-        return Expected(vol, self.recent_errors / vol if vol > 0 else 0.0, False)
+    def expected(self, minute: int, settings: BaselineSettings) -> Expected:
+        trusted = settings.seasonal_trusted_minutes
+        if self.weekly is not None and self.daily is not None:
+            i = week_slot(minute) * 3
+            s = self.weekly
+            if s[i + 2] >= trusted:
+                return _expected(s[i], s[i + 1], "week")
+            i = day_slot(minute) * 3
+            s = self.daily
+            if s[i + 2] >= trusted:
+                return _expected(s[i], s[i + 1], "day")
+        return _expected(self.recent_volume, self.recent_errors, "recent")
 
-    def update(self, minute_start: datetime, total: int, errors: int) -> None:
+    def update(self, minute: int, total: int, errors: int, settings: BaselineSettings) -> None:
+        """Learn one closed minute as normal."""
         if self.minutes == 0:
             self.recent_volume, self.recent_errors = float(total), float(errors)
         else:
-            self.recent_volume += RECENT_ALPHA * (total - self.recent_volume)
-            self.recent_errors += RECENT_ALPHA * (errors - self.recent_errors)
+            alpha = 2.0 / (settings.recent_minutes + 1)
+            self.recent_volume += alpha * (total - self.recent_volume)
+            self.recent_errors += alpha * (errors - self.recent_errors)
         self.minutes += 1
-        if self.minutes < 60:
+        if self.minutes <= settings.seasonal_after_minutes:
             return
-        if self.seasonal is None:
-            self.seasonal = array("d", [0.0]) * (SLOTS * 3)
-        i = slot_of(minute_start) * 3
-        s = self.seasonal
-        if s[i + 2] == 0:
-            s[i], s[i + 1] = float(total), float(errors)
-        else:
-            s[i] += SEASONAL_ALPHA * (total - s[i])
-            s[i + 1] += SEASONAL_ALPHA * (errors - s[i + 1])
-        s[i + 2] += 1
+        if self.weekly is None or self.daily is None:
+            self.weekly = array("d", [0.0]) * (WEEK_SLOTS * 3)
+            self.daily = array("d", [0.0]) * (DAY_SLOTS * 3)
+        floor = settings.seasonal_alpha / 60.0  # per minute: a whole visit (hour) weighs alpha
+        _learn(self.weekly, week_slot(minute) * 3, total, errors, floor)
+        _learn(self.daily, day_slot(minute) * 3, total, errors, floor)
 
     def to_state(self) -> list[Any]:
-        seasonal = None if self.seasonal is None else self.seasonal.tolist()
-        return [self.recent_volume, self.recent_errors, self.minutes, seasonal]
+        return [
+            self.recent_volume,
+            self.recent_errors,
+            self.minutes,
+            None if self.weekly is None else self.weekly.tolist(),
+            None if self.daily is None else self.daily.tolist(),
+        ]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> Baseline:
-        vol, err, minutes, seasonal = state
-        return cls(float(vol), float(err), int(minutes), None if seasonal is None else array("d", seasonal))
+        vol, err, minutes, weekly = state[:4]
+        daily = state[4] if len(state) > 4 else None  # checkpoints before the daily slots
+        if weekly is not None and len(weekly) != WEEK_SLOTS * 3:
+            raise ValueError(f"baseline: {len(weekly)} weekly values, expected {WEEK_SLOTS * 3}")
+        if daily is not None and len(daily) != DAY_SLOTS * 3:
+            raise ValueError(f"baseline: {len(daily)} daily values, expected {DAY_SLOTS * 3}")
+        b = cls(float(vol), float(err), int(minutes))
+        if weekly is not None:
+            b.weekly = array("d", weekly)
+            b.daily = array("d", daily) if daily is not None else array("d", [0.0]) * (DAY_SLOTS * 3)
+        return b
+
+
+def _expected(volume: float, errors: float, source: str) -> Expected:
+    return Expected(volume, errors / volume if volume > 0 else 0.0, source)
+
+
+def _learn(s: array[float], i: int, total: int, errors: int, floor: float) -> None:
+    n = s[i + 2] + 1
+    alpha = max(1.0 / n, floor)
+    s[i] += alpha * (total - s[i])
+    s[i + 1] += alpha * (errors - s[i + 1])
+    s[i + 2] = n

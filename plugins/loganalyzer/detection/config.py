@@ -1,7 +1,13 @@
-"""Detection thresholds, global and per service, with validation that names what is wrong."""
+"""Detection settings: thresholds (global and per service), windows, baselines, episodes.
+
+Everything is validated when the object is built (directly or by `from_mapping`), so a bad YAML
+file or environment value fails at start-up with a message naming the key, instead of
+surfacing as an odd alarm (or none) hours later.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -13,14 +19,16 @@ class DetectionConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class DetectorThresholds:
+    """Rule thresholds; every field can be overridden per service."""
+
     #: error rate above this multiple of the baseline rate is an error_rate_spike
     error_rate_factor: float = 3.0
     #: volume above this multiple of the expected volume is a log_volume_spike
     volume_spike_factor: float = 5.0
     #: volume below this fraction of the expected volume is a log_volume_drop
     volume_drop_factor: float = 0.1
-    #: fewer logs than this in the 5-minute window: rate rules do not fire (1 error of 2 logs)
+    #: fewer logs than this in the window: rate rules do not fire (1 error of 2 logs is not 50 %)
     min_volume: int = 30
     #: fewer errors than this in the window: no error_rate_spike
     min_errors: int = 10
@@ -34,14 +42,56 @@ class Thresholds:
     #: IsolationForest score (negated decision function) above which a window is anomalous
     forest_score: float = 0.1
 
+    def __post_init__(self) -> None:
+        _check_thresholds(self, "thresholds")
+
+
+#: The name used before DetectorThresholds; kept for callers and stored configurations.
+Thresholds = DetectorThresholds
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """How fast baselines learn and when a seasonal slot is trusted over the recent EWMA."""
+
+    #: span in minutes of the recent EWMA (alpha = 2 / (span + 1)): the cold-start fallback
+    recent_minutes: int = 30
+    #: weight of the newest day (hour-of-day slots) or week (hour-of-week slots) in a slot's mean
+    seasonal_alpha: float = 0.3
+    #: minutes of history a slot needs before it is used (120 = two visits of the hour)
+    seasonal_trusted_minutes: int = 120
+    #: minutes of history before seasonal slots are allocated (short-lived services stay small)
+    seasonal_after_minutes: int = 60
+    #: a minute more than this factor away from the expectation is not learned from (the first
+    #: minutes of a spike come before the window crosses a rule's threshold)
+    max_deviation: float = 3.0
+    #: after this many consecutive minutes NOT learned (an episode or max_deviation), non-zero
+    #: minutes are learned again: a lasting level shift becomes the new normal instead of an
+    #: alarm that never resolves. Silence is never learned. 0 disables (freeze for ever).
+    relearn_after_minutes: int = 180
+
+    def __post_init__(self) -> None:
+        where = "baseline"
+        _int_at_least(self.recent_minutes, 1, f"{where}.recent_minutes")
+        _number_in(self.seasonal_alpha, 0.0, 1.0, f"{where}.seasonal_alpha", low_open=True)
+        _int_at_least(self.seasonal_trusted_minutes, 1, f"{where}.seasonal_trusted_minutes")
+        _int_at_least(self.seasonal_after_minutes, 0, f"{where}.seasonal_after_minutes")
+        _number_in(self.max_deviation, 1.0, math.inf, f"{where}.max_deviation", low_open=True)
+        _int_at_least(self.relearn_after_minutes, 0, f"{where}.relearn_after_minutes")
+
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds: DetectorThresholds = field(default_factory=DetectorThresholds)
     #: per service ("service" or "tenant/service") overrides of some thresholds
-    overrides: Mapping[str, Thresholds] = field(default_factory=dict)
+    overrides: Mapping[str, DetectorThresholds] = field(default_factory=dict)
+    #: bucket width; the engine counts in minutes, so only 1 minute is accepted
     bucket: timedelta = timedelta(minutes=1)
+    #: buckets per feature/rule window (5 × 1 minute)
     window_buckets: int = 5
+    #: the rules also look at the newest this-many buckets, so a sharp change is reported within
+    #: about that many minutes instead of waiting for the 5-minute window to fill
+    fast_window_buckets: int = 2
     #: how far behind the newest event time a bucket stays open for late events
     allowed_lateness: timedelta = timedelta(minutes=2)
     #: consecutive normal evaluations that resolve an episode
@@ -55,42 +105,185 @@ class DetectionConfig:
     #: anomaly: a rare but normal error showing up for the first time is not an incident
     pattern_min_occurrences: int = 3
     pattern_confirm_minutes: int = 5
+    #: templates each service's miner keeps (least recently seen forgotten) and its fast-path
+    #: cache size: a service's memory must not grow with its message cardinality
+    pattern_max_templates: int = 1_000
+    pattern_cache_size: int = 4_096
     #: services tracked per engine; beyond it the least recently active one is forgotten
     max_services: int = 10_000
+    baseline: BaselineSettings = field(default_factory=BaselineSettings)
 
-    def thresholds_for(self, tenant: str, service: str) -> Thresholds:
+    def __post_init__(self) -> None:
+        if not isinstance(self.thresholds, DetectorThresholds):
+            raise DetectionConfigError("thresholds must be a DetectorThresholds")
+        for name, t in self.overrides.items():
+            if not isinstance(t, DetectorThresholds):
+                raise DetectionConfigError(f"services.{name} must be a DetectorThresholds")
+        if self.bucket != timedelta(minutes=1):
+            raise DetectionConfigError(
+                f"bucket must be 1 minute (the engine counts minutes), got {self.bucket}"
+            )
+        _int_at_least(self.window_buckets, 1, "window_minutes")
+        _int_at_least(self.fast_window_buckets, 1, "fast_window_minutes")
+        if self.fast_window_buckets > self.window_buckets:
+            raise DetectionConfigError(
+                f"fast_window_minutes ({self.fast_window_buckets}) must not exceed "
+                f"window_minutes ({self.window_buckets})"
+            )
+        if self.allowed_lateness < timedelta(0):
+            raise DetectionConfigError(f"allowed_lateness must be >= 0, got {self.allowed_lateness}")
+        _int_at_least(self.resolve_after, 1, "resolve_after")
+        for name in (
+            "warmup_minutes",
+            "pattern_warmup_messages",
+            "pattern_warmup_minutes",
+            "pattern_confirm_minutes",
+        ):
+            _int_at_least(getattr(self, name), 0, name)
+        _int_at_least(self.pattern_max_templates, 1, "pattern_max_templates")
+        _int_at_least(self.pattern_cache_size, 1, "pattern_cache_size")
+        _int_at_least(self.pattern_min_occurrences, 1, "pattern_min_occurrences")
+        _int_at_least(self.max_services, 1, "max_services")
+        if not isinstance(self.baseline, BaselineSettings):
+            raise DetectionConfigError("baseline must be a BaselineSettings")
+
+    @property
+    def window(self) -> timedelta:
+        return self.bucket * self.window_buckets
+
+    def thresholds_for(self, tenant: str, service: str) -> DetectorThresholds:
+        """The most specific thresholds: "tenant/service", then "service", then the global ones."""
+        if not self.overrides:
+            return self.thresholds
         return self.overrides.get(f"{tenant}/{service}") or self.overrides.get(service) or self.thresholds
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> DetectionConfig:
-        """Build from a YAML/JSON-like mapping: {thresholds: {...}, services: {name: {...}}, ...}."""
-        known = {f.name for f in fields(Thresholds)}
+        """Build from a YAML/JSON-like mapping; every key is optional::
 
-        def thresholds(base: Thresholds, raw: Any, where: str) -> Thresholds:
-            if not isinstance(raw, Mapping):
-                raise DetectionConfigError(f"{where} must be a mapping of threshold names to numbers")
-            unknown = set(raw) - known
-            if unknown:
-                raise DetectionConfigError(
-                    f"{where}: unknown thresholds {sorted(unknown)}; known: {sorted(known)}"
-                )
-            for k, v in raw.items():
-                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-                    raise DetectionConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
-            return replace(base, **raw)
+            thresholds: {error_rate_factor: 3, min_volume: 30, ...}   # DetectorThresholds fields
+            services: {payments: {error_rate_factor: 2}, "acme/orders": {...}}
+            baseline: {recent_minutes: 30, ...}                       # BaselineSettings fields
+            allowed_lateness_seconds: 120
+            window_minutes: 5
+            fast_window_minutes: 2
+            resolve_after: 3
+            warmup_minutes: 20
+            max_services: 10000
+            pattern_warmup_messages / pattern_warmup_minutes / pattern_min_occurrences /
+            pattern_confirm_minutes / pattern_max_templates / pattern_cache_size
 
-        base = thresholds(Thresholds(), doc.get("thresholds", {}), "thresholds")
+        Per-service thresholds start from the global ones, so an override names only what differs.
+        """
+        if not isinstance(doc, Mapping):
+            raise DetectionConfigError(f"detection config must be a mapping, got {type(doc).__name__}")
+        extra = set(doc) - _TOP_KEYS
+        if extra:
+            raise DetectionConfigError(f"unknown keys {sorted(map(str, extra))}; known: {sorted(_TOP_KEYS)}")
+        base = _replace_checked(DetectorThresholds(), doc.get("thresholds", {}), "thresholds")
         services = doc.get("services", {})
         if not isinstance(services, Mapping):
             raise DetectionConfigError("services must map service names to thresholds")
-        overrides = {str(name): thresholds(base, raw, f"services.{name}") for name, raw in services.items()}
-        extra = set(doc) - {"thresholds", "services", "allowed_lateness_seconds", "resolve_after"}
-        if extra:
-            raise DetectionConfigError(f"unknown keys {sorted(extra)}")
+        overrides = {
+            str(name): _replace_checked(base, raw, f"services.{name}") for name, raw in services.items()
+        }
+        baseline = _replace_checked(BaselineSettings(), doc.get("baseline", {}), "baseline")
+        kwargs: dict[str, Any] = {}
+        for key, attr in _SCALAR_KEYS.items():
+            if key in doc:
+                value = doc[key]
+                if not _is_int(value):
+                    raise DetectionConfigError(f"{key} must be a whole number, got {value!r}")
+                kwargs[attr] = value
         lateness = doc.get("allowed_lateness_seconds", 120)
-        resolve_after = doc.get("resolve_after", 3)
-        if not isinstance(lateness, int) or lateness < 0:
-            raise DetectionConfigError("allowed_lateness_seconds must be a whole number >= 0")
-        if not isinstance(resolve_after, int) or resolve_after < 1:
-            raise DetectionConfigError("resolve_after must be a whole number >= 1")
-        return cls(base, overrides, allowed_lateness=timedelta(seconds=lateness), resolve_after=resolve_after)
+        if not _is_int(lateness) or lateness < 0:
+            raise DetectionConfigError(
+                f"allowed_lateness_seconds must be a whole number >= 0, got {lateness!r}"
+            )
+        return cls(
+            base,
+            overrides,
+            allowed_lateness=timedelta(seconds=lateness),
+            baseline=baseline,
+            **kwargs,
+        )
+
+
+_SCALAR_KEYS = {
+    "window_minutes": "window_buckets",
+    "fast_window_minutes": "fast_window_buckets",
+    "resolve_after": "resolve_after",
+    "warmup_minutes": "warmup_minutes",
+    "max_services": "max_services",
+    "pattern_warmup_messages": "pattern_warmup_messages",
+    "pattern_warmup_minutes": "pattern_warmup_minutes",
+    "pattern_min_occurrences": "pattern_min_occurrences",
+    "pattern_confirm_minutes": "pattern_confirm_minutes",
+    "pattern_max_templates": "pattern_max_templates",
+    "pattern_cache_size": "pattern_cache_size",
+}
+_TOP_KEYS = {"thresholds", "services", "baseline", "allowed_lateness_seconds", *_SCALAR_KEYS}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(value: Any, low: int, where: str) -> None:
+    if not _is_int(value) or value < low:
+        raise DetectionConfigError(f"{where} must be a whole number >= {low}, got {value!r}")
+
+
+def _number_in(value: Any, low: float, high: float, where: str, *, low_open: bool = False) -> None:
+    ok = _is_number(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        upper = "" if math.isinf(high) else f" and <= {high:g}"
+        raise DetectionConfigError(f"{where} must be a number {bound}{upper}, got {value!r}")
+
+
+_INT_THRESHOLDS = {"min_volume", "min_errors"}
+
+
+def _check_thresholds(t: DetectorThresholds, where: str) -> None:
+    _number_in(t.error_rate_factor, 1.0, math.inf, f"{where}.error_rate_factor", low_open=True)
+    _number_in(t.volume_spike_factor, 1.0, math.inf, f"{where}.volume_spike_factor", low_open=True)
+    _number_in(t.volume_drop_factor, 0.0, 1.0, f"{where}.volume_drop_factor", low_open=True)
+    if t.volume_drop_factor >= 1.0:
+        raise DetectionConfigError(f"{where}.volume_drop_factor must be < 1, got {t.volume_drop_factor!r}")
+    _int_at_least(t.min_volume, 0, f"{where}.min_volume")
+    _int_at_least(t.min_errors, 0, f"{where}.min_errors")
+    _number_in(t.min_expected_for_drop, 0.0, math.inf, f"{where}.min_expected_for_drop")
+    _number_in(t.error_rate_floor, 0.0, 1.0, f"{where}.error_rate_floor", low_open=True)
+    _number_in(t.min_significance, 0.0, math.inf, f"{where}.min_significance")
+    _number_in(t.forest_score, -math.inf, math.inf, f"{where}.forest_score")
+
+
+def _replace_checked(base: Any, raw: Any, where: str) -> Any:
+    """`base` with the fields in `raw` replaced; unknown names and non-numbers are errors that
+    say where (e.g. "services.payments.min_volume")."""
+    if not isinstance(raw, Mapping):
+        raise DetectionConfigError(f"{where} must be a mapping of names to numbers, got {raw!r}")
+    known = {f.name for f in fields(base)}
+    unknown = set(raw) - known
+    if unknown:
+        noun = "thresholds" if isinstance(base, DetectorThresholds) else "settings"
+        raise DetectionConfigError(
+            f"{where}: unknown {noun} {sorted(map(str, unknown))}; known: {sorted(known)}"
+        )
+    for k, v in raw.items():
+        if not _is_number(v):
+            raise DetectionConfigError(f"{where}.{k} must be a number, got {v!r}")
+    try:
+        return replace(base, **raw)
+    except DetectionConfigError as exc:
+        # the dataclass names the section generically ("thresholds."); name the real place
+        msg = str(exc)
+        section = "thresholds" if isinstance(base, DetectorThresholds) else "baseline"
+        if msg.startswith(section + "."):
+            msg = where + msg[len(section) :]
+        raise DetectionConfigError(msg) from None

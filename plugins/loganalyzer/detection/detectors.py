@@ -1,9 +1,20 @@
-"""The rule detectors: pure functions of a window, its baseline and the thresholds.
+"""The rule detectors: pure functions of a window, its expectation and the thresholds.
 
-Each returns a Finding with the numbers and a sentence that says why, or None. Severity grows
-with how far beyond the threshold the value is: ratio/threshold < 1.5 low, < 3 medium,
-< 6 high, else critical (for drops, the inverse ratio against the inverse threshold; a silent
-service is critical).
+Each returns a Finding with the numbers and a sentence that says why, or None.
+
+Guards, so that small numbers do not alarm:
+- rate rules need `min_volume` logs in the window (and `min_errors` errors for error rates);
+- the baseline error rate is floored at `error_rate_floor`: a clean baseline would otherwise
+  make a single error an infinite ratio;
+- a drop needs `min_expected_for_drop` expected logs: a service that logs twice an hour going
+  quiet is not news, a busy one going silent is (silence included: the engine evaluates every
+  tracked service when the watermark passes a minute, not when events arrive);
+- every rule also needs the count to be `min_significance` Poisson standard deviations away
+  from the expectation: 3× on 5 errors is noise, 3× on 50 is an incident.
+
+Score and severity: `score` is how many times beyond the threshold the value is (ratio /
+factor; for drops factor / ratio, the inverse). Severity bands on the score: < 1.5 low, < 3
+medium, < 6 high, else critical. A silent service is critical.
 """
 
 from __future__ import annotations
@@ -13,8 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from loganalyzer.detection.baseline import Expected
-from loganalyzer.detection.config import Thresholds
+from loganalyzer.detection.config import DetectorThresholds
 from loganalyzer.detection.features import Counts
+
+#: score assigned to a silent service (the inverse ratio is infinite)
+SILENT_SCORE = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +36,12 @@ class Finding:
     type: str
     actual: float
     expected: float
+    #: actual / expected (after the error-rate floor)
     ratio: float
     severity: str
     description: str
+    #: times beyond the threshold (≥ 1 when the rule fires); orders findings of one type
+    score: float = 1.0
 
 
 def severity(excess: float) -> str:
@@ -43,12 +60,16 @@ def significance(observed: float, expected: float) -> float:
     return (observed - expected) / math.sqrt(max(expected, 1.0))
 
 
-def _span(start: datetime, end: datetime) -> str:
+def span(start: datetime, end: datetime) -> str:
     return f"{start:%H:%M}–{end:%H:%M} UTC"
 
 
+def _times(x: float) -> str:
+    return f"{x:.1f}×" if x < 100 else f"{x:.0f}×"
+
+
 def error_rate_spike(
-    w: Counts, exp: Expected, t: Thresholds, start: datetime, end: datetime
+    w: Counts, exp: Expected, t: DetectorThresholds, start: datetime, end: datetime
 ) -> Finding | None:
     if w.total < t.min_volume or w.errors < t.min_errors:
         return None
@@ -57,53 +78,58 @@ def error_rate_spike(
     ratio = rate / base
     if ratio <= t.error_rate_factor or significance(w.errors, base * w.total) < t.min_significance:
         return None
+    score = ratio / t.error_rate_factor
     return Finding(
         "error_rate_spike",
         rate,
         base,
         ratio,
-        severity(ratio / t.error_rate_factor),
-        f"error rate {rate:.1%} ({w.errors} of {w.total} logs) vs expected {base:.1%}: "
-        f"{ratio:.1f}× the baseline, threshold {t.error_rate_factor:g}×, over {_span(start, end)}",
+        severity(score),
+        f"error rate {rate:.1%} ({w.errors} of {w.total} logs) vs expected {base:.1%} "
+        f"({_times(ratio)} baseline, threshold {t.error_rate_factor:g}×) over {span(start, end)}",
+        score,
     )
 
 
 def log_volume_spike(
-    w: Counts, expected_window: float, t: Thresholds, start: datetime, end: datetime
+    w: Counts, expected_window: float, t: DetectorThresholds, start: datetime, end: datetime
 ) -> Finding | None:
     if w.total < t.min_volume or expected_window <= 0:
         return None
     ratio = w.total / expected_window
     if ratio <= t.volume_spike_factor or significance(w.total, expected_window) < t.min_significance:
         return None
+    score = ratio / t.volume_spike_factor
     return Finding(
         "log_volume_spike",
         float(w.total),
         expected_window,
         ratio,
-        severity(ratio / t.volume_spike_factor),
-        f"{w.total} logs vs {expected_window:.0f} expected: {ratio:.1f}× the baseline, "
-        f"threshold {t.volume_spike_factor:g}×, over {_span(start, end)}",
+        severity(score),
+        f"{w.total} logs vs {expected_window:.0f} expected ({_times(ratio)} baseline, "
+        f"threshold {t.volume_spike_factor:g}×) over {span(start, end)}",
+        score,
     )
 
 
 def log_volume_drop(
-    w: Counts, expected_window: float, t: Thresholds, start: datetime, end: datetime
+    w: Counts, expected_window: float, t: DetectorThresholds, start: datetime, end: datetime
 ) -> Finding | None:
-    if expected_window < t.min_expected_for_drop:
+    if expected_window < t.min_expected_for_drop or expected_window <= 0:
         return None
     ratio = w.total / expected_window
     if ratio >= t.volume_drop_factor or -significance(w.total, expected_window) < t.min_significance:
         return None
     silent = w.total == 0
-    level = "critical" if silent else severity(t.volume_drop_factor / max(ratio, 1e-9))
+    score = SILENT_SCORE if silent else t.volume_drop_factor / ratio
     what = "no logs at all (the service went silent)" if silent else f"only {w.total} logs"
     return Finding(
         "log_volume_drop",
         float(w.total),
         expected_window,
         ratio,
-        level,
-        f"{what} vs {expected_window:.0f} expected: {ratio:.0%} of the baseline, "
-        f"threshold {t.volume_drop_factor:.0%}, over {_span(start, end)}",
+        "critical" if silent else severity(score),
+        f"{what} vs {expected_window:.0f} expected ({ratio:.0%} of baseline, "
+        f"threshold {t.volume_drop_factor:.0%}) over {span(start, end)}",
+        score,
     )

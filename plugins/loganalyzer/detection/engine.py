@@ -1,60 +1,64 @@
 """The per-partition detection engine: buckets events by minute, closes minutes by watermark,
 evaluates every tracked service (silent ones included), keeps episodes and baselines.
 
-`observe()` is on the consumer's hot path: it mines the message's template (per service) and
-increments a minute bucket. `advance()` closes the minutes the watermark has passed: absence of
-data is seen there, not from arriving events. `snapshot()`/`restore()` make the state a
-checkpoint so a restarted consumer neither alarms on an empty baseline nor goes blind.
+`observe()` is on the consumer's hot path: it increments a minute bucket and mines the
+message's template (per service). `count()` is the same without mining, for callers that mine
+elsewhere. `advance()` closes the minutes the watermark has passed: absence of data is seen
+there, not from arriving events. `snapshot()`/`restore()` make the state a checkpoint so a
+restarted consumer neither alarms on an empty baseline nor goes blind; `warm_start()` rebuilds
+baselines from stored per-minute counts when there is no checkpoint.
+
+Learning: a closed minute updates the baseline only when it looks normal: no volume/error/forest
+episode open for the service and the volume within `max_deviation` of the expectation. After
+`relearn_after_minutes` consecutive skipped minutes, non-silent minutes are learned again: a
+lasting level shift becomes the new normal (and its episode resolves) instead of alarming for
+ever. Silence is never learned: a dead service stays an open drop until it logs again.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from loganalyzer.detection.baseline import Baseline
-from loganalyzer.detection.config import DetectionConfig, Thresholds
+from loganalyzer.detection.baseline import Baseline, Expected
+from loganalyzer.detection.config import DetectionConfig, DetectorThresholds
 from loganalyzer.detection.detectors import (
     Finding,
     error_rate_spike,
     log_volume_drop,
     log_volume_spike,
     severity,
+    span,
 )
 from loganalyzer.detection.episodes import Episode, EpisodeEvent, step
-from loganalyzer.detection.features import Counts, window_counts, window_features
-from loganalyzer.events import ERROR_LEVELS
-from loganalyzer.patterns import Match, TemplateMiner
+from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_counts, window_features
+from loganalyzer.detection.windows import ServiceBuckets, WindowStore, minute_of, minute_start
+from loganalyzer.events import ERROR_LEVELS, LogEvent
+from loganalyzer.patterns import Match, MinerConfig, TemplateMiner
+
+__all__ = ["RULE_TYPES", "DetectionEngine", "ForestScorer", "ServiceState", "minute_of", "minute_start"]
 
 RULE_TYPES = ("error_rate_spike", "log_volume_spike", "log_volume_drop")
-FAST_BUCKETS = 2
-DEFAULT_FOREST = Thresholds().forest_score
+#: episode types whose open episode means the service's minutes are not normal (not the forest:
+#: it is the least precise signal, and a false positive would freeze the baseline)
+_LEARNING_BLOCKERS = RULE_TYPES
+DEFAULT_FOREST = DetectorThresholds().forest_score
+STATE_VERSION = 2
 #: scores window-feature rows; returns (scores, model version, calibrated threshold or None), or
 #: None when no model is loaded
 ForestScorer = Callable[[Sequence[tuple[float, ...]]], tuple[list[float], str, float | None] | None]
-
-
-def minute_of(ts: datetime) -> int:
-    return int(ts.timestamp()) // 60
-
-
-def minute_start(m: int) -> datetime:
-    return datetime.fromtimestamp(m * 60, tz=UTC)
+#: (tenant, service, minute_start, total, errors, warns): what warm_start reads
+HistoryRow = tuple[str, str, datetime | int, int, int, int]
 
 
 @dataclass(slots=True)
-class ServiceState:
-    tenant: str
-    service: str
-    first_minute: int
-    last_minute: int
-    buckets: dict[int, Counts] = field(default_factory=dict)
+class ServiceState(ServiceBuckets):
     baseline: Baseline = field(default_factory=Baseline)
     episodes: dict[str, Episode] = field(default_factory=dict)
     miner: TemplateMiner = field(default_factory=TemplateMiner)
@@ -65,18 +69,46 @@ class ServiceState:
     candidates: dict[str, list[int]] = field(default_factory=dict)
     #: occurrences since the last drain: pattern id -> [template, first, last, count, errors, sample]
     pattern_delta: dict[str, list[Any]] = field(default_factory=dict)
+    #: consecutive closed minutes not learned from (see relearn_after_minutes)
+    skipped: int = 0
+    #: thresholds_for(tenant, service), resolved once (the config is immutable)
+    thresholds: DetectorThresholds | None = None
 
 
 class DetectionEngine:
     def __init__(self, config: DetectionConfig, scorer: ForestScorer | None = None) -> None:
         self.config = config
         self.scorer = scorer
-        self.services: OrderedDict[tuple[str, str], ServiceState] = OrderedDict()
-        self.max_minute: int | None = None
-        self.closed_upto: int | None = None  # minutes < closed_upto are closed
-        self.dropped_late = 0
-        self._lateness = max(0, math.ceil(config.allowed_lateness / timedelta(minutes=1)))
+        lateness = max(0, math.ceil(config.allowed_lateness / timedelta(minutes=1)))
+        miner_config = MinerConfig(
+            cache_size=config.pattern_cache_size, max_patterns=config.pattern_max_templates
+        )
+
+        def new_service(tenant: str, service: str, m: int) -> ServiceState:
+            return ServiceState(tenant, service, m, m, miner=TemplateMiner(miner_config))
+
+        self._miner_config = miner_config
+        self._store: WindowStore[ServiceState] = WindowStore(new_service, lateness, config.max_services)
         self._pending: list[EpisodeEvent] = []
+
+    # -- state the caller may read --------------------------------------------------------------
+    @property
+    def services(self) -> Mapping[tuple[str, str], ServiceState]:
+        return self._store.services
+
+    @property
+    def closed_upto(self) -> int | None:
+        """Minutes (since the epoch) before this one are closed."""
+        return self._store.closed_upto
+
+    @property
+    def max_minute(self) -> int | None:
+        return self._store.max_minute
+
+    @property
+    def dropped_late(self) -> int:
+        """Events not counted because their minute had closed (they are still mined)."""
+        return self._store.dropped_late
 
     # -- hot path -------------------------------------------------------------------------------
     def observe(
@@ -94,54 +126,61 @@ class DetectionEngine:
         `count_pattern` False: the event is replayed for state only (already counted when stored).
         """
         m = int(ts.timestamp()) // 60
-        key = (tenant, service)
-        state = self.services.get(key)
-        if state is None:
-            state = self._track(key, m)
-        if self.closed_upto is not None and m < self.closed_upto:
-            self.dropped_late += 1
-            match = state.miner.add(message)  # counted in patterns, too late for its window
-            if count_pattern:
-                self._count(state, match, ts, level, message)
-            return match
-        if self.max_minute is None or m > self.max_minute:
-            self.max_minute = m
-        if m > state.last_minute:
-            state.last_minute = m
-            self.services.move_to_end(key)
-        b = state.buckets.get(m)
-        if b is None:
-            b = state.buckets[m] = Counts()
-        b.total += 1
-        if level in ERROR_LEVELS:
-            b.errors += 1
-        elif level == "WARN":
-            b.warns += 1
-        if type(duration_ms) is int or type(duration_ms) is float:
-            b.duration_sum += duration_ms
-            b.duration_n += 1
-        b.length_sum += len(message)
-        state.messages += 1
+        state, counted = self._store.count(m, tenant, service, level, len(message), duration_ms)
         match = state.miner.add(message)
+        if not counted:  # too late for its window; still a pattern occurrence
+            if count_pattern:
+                self._count_pattern(state, match, ts, level, message)
+            return match
+        state.messages += 1
+        error = level in ERROR_LEVELS
         if count_pattern:
             d = state.pattern_delta.get(match.pattern_id)
             if d is None:
-                state.pattern_delta[match.pattern_id] = [match.template, ts, ts, 1, 0, message]
+                state.pattern_delta[match.pattern_id] = [match.template, ts, ts, 1, int(error), message]
             else:
                 if ts > d[2]:
                     d[2] = ts
                 elif ts < d[1]:
                     d[1] = ts
                 d[3] += 1
-        if level in ERROR_LEVELS:
-            if count_pattern:
-                state.pattern_delta[match.pattern_id][4] += 1
-            self._pattern(state, match, m, ts, message)
+                d[4] += error
+        if error:
+            self._pattern(state, match, m, message)
         elif state.new_patterns and match.pattern_id in state.new_patterns:
             state.new_patterns[match.pattern_id] = m
         return match
 
-    def _count(self, state: ServiceState, match: Match, ts: datetime, level: str, message: str) -> None:
+    def observe_event(self, event: LogEvent, count_pattern: bool = True) -> Match:
+        """`observe` for a parsed LogEvent (duration from metadata.duration_ms when a number)."""
+        return self.observe(
+            event.timestamp,
+            event.tenant,
+            event.service,
+            event.level,
+            event.message,
+            event.metadata.get("duration_ms"),
+            count_pattern,
+        )
+
+    def count(
+        self,
+        ts: datetime,
+        tenant: str,
+        service: str,
+        level: str,
+        message_length: int,
+        duration_ms: Any = None,
+    ) -> bool:
+        """Bucket counts only, no template mining (patterns are then the caller's business, see
+        `report_new_pattern`). False when the event's minute is already closed."""
+        m = int(ts.timestamp()) // 60
+        return self._store.count(m, tenant, service, level, message_length, duration_ms)[1]
+
+    # -- patterns -------------------------------------------------------------------------------
+    def _count_pattern(
+        self, state: ServiceState, match: Match, ts: datetime, level: str, message: str
+    ) -> None:
         d = state.pattern_delta.setdefault(match.pattern_id, [match.template, ts, ts, 0, 0, message])
         d[1], d[2] = min(d[1], ts), max(d[2], ts)
         d[3] += 1
@@ -151,7 +190,7 @@ class DetectionEngine:
         """Pattern occurrences since the last drain, as (tenant, service, id, template, first,
         last, count, errors, sample); templates are the current (possibly generalised) ones."""
         out = []
-        for state in self.services.values():
+        for state in self._store.services.values():
             if not state.pattern_delta:
                 continue
             miner = state.miner
@@ -173,7 +212,8 @@ class DetectionEngine:
             state.pattern_delta = {}
         return out
 
-    def _pattern(self, state: ServiceState, match: Match, m: int, ts: datetime, message: str) -> None:
+    def _pattern(self, state: ServiceState, match: Match, m: int, message: str) -> None:
+        """An ERROR/FATAL occurrence: is it a never-seen template that keeps recurring?"""
         cfg = self.config
         pid = match.pattern_id
         if state.new_patterns and pid in state.new_patterns:
@@ -196,10 +236,40 @@ class DetectionEngine:
         if cand[1] < cfg.pattern_min_occurrences:
             return
         del state.candidates[pid]
-        m = cand[0]  # the episode starts where the pattern first appeared
+        # the episode starts where the pattern first appeared
+        self._open_pattern(state, pid, match.template, message, cand[0], m)
+
+    def report_new_pattern(
+        self,
+        tenant: str,
+        service: str,
+        template: str,
+        sample_message: str,
+        at: datetime,
+        pattern_id: str | None = None,
+    ) -> bool:
+        """Hook for a caller that mines templates itself: a new ERROR pattern was seen at `at`.
+
+        Opens the service's new_error_pattern episode (or adds the template to the open one);
+        the change is returned by the next `advance()`. The episode resolves once none of its
+        patterns has occurred for `resolve_after` closed minutes; a caller-reported pattern
+        counts as occurring only when reported again (same `pattern_id`, default the template).
+        Returns True when a new episode was opened.
+        """
+        m = minute_of(at)
+        state = self._store.services.get((tenant, service))
+        if state is None:
+            state = self._store.track((tenant, service), m)
+        had = "new_error_pattern" in state.episodes
+        self._open_pattern(state, pattern_id or template, template, sample_message, m, m)
+        return not had
+
+    def _open_pattern(
+        self, state: ServiceState, pid: str, template: str, message: str, first: int, last: int
+    ) -> None:
         ep = state.episodes.get("new_error_pattern")
         if ep is None:
-            start = minute_start(m)
+            start = minute_start(first)
             ep, event = step(
                 None,
                 tenant=state.tenant,
@@ -209,52 +279,55 @@ class DetectionEngine:
                 severity="high",
                 actual=1.0,
                 expected=0.0,
-                description=f"new ERROR pattern never seen for {state.service}: {match.template}",
+                description=f"new ERROR pattern never seen for {state.service}: {template}",
                 window_start=start,
                 window_end=start + self.config.bucket,
                 resolve_after=self.config.resolve_after,
-                extra={
-                    "template": match.template,
-                    "sample_message": message[:1000],
-                    "pattern_id": match.pattern_id,
-                },
+                extra={"template": template, "sample_message": message[:1000], "pattern_id": pid},
             )
             assert ep is not None and event is not None
             state.episodes["new_error_pattern"] = ep
             self._pending.append(event)
-        else:
-            ep.extra.setdefault("more_templates", []).append(match.template)
-        state.new_patterns[pid] = m
-
-    def _track(self, key: tuple[str, str], m: int) -> ServiceState:
-        state = self.services[key] = ServiceState(key[0], key[1], first_minute=m, last_minute=m)
-        while len(self.services) > self.config.max_services:
-            self.services.popitem(last=False)
-        return state
+        elif pid not in state.new_patterns:
+            ep.extra.setdefault("more_templates", []).append(template)
+        state.new_patterns[pid] = max(last, state.new_patterns.get(pid, last))
 
     # -- time -----------------------------------------------------------------------------------
     def advance(self, watermark: datetime | None = None) -> list[EpisodeEvent]:
-        """Close every minute before the watermark (default: newest event time − allowed
-        lateness) and evaluate all tracked services on it. Returns the episode changes."""
+        """Close every minute the watermark has passed and evaluate all tracked services on it.
+
+        The watermark is the later of `watermark` (e.g. wall-clock time minus the allowed
+        lateness, given by a caller whose partition is idle, so that silence is still seen) and
+        the newest event time minus the allowed lateness. Returns the episode changes (including
+        pattern episodes opened since the last call)."""
         events, self._pending = self._pending, []
+        store = self._store
+        if store.evicted:
+            events.extend(self._forget(store.evicted))
+            store.evicted = []
+        target = store.target(None)
         if watermark is not None:
-            target = minute_of(watermark)
-        elif self.max_minute is not None:
-            target = self.max_minute - self._lateness
-        else:
+            explicit = minute_of(watermark)
+            target = explicit if target is None else max(target, explicit)
+        if target is None:
             return events
-        if self.closed_upto is None:
-            first = min((s.first_minute for s in self.services.values()), default=target)
-            self.closed_upto = min(first, target)
-        minutes = list(range(self.closed_upto, target))
+        if store.closed_upto is None:
+            first = min((s.first_minute for s in store.services.values()), default=target)
+            store.closed_upto = min(first, target)
+        minutes = list(range(store.closed_upto, target))
         if not minutes:
+            return events
+        if self.scorer is None:
+            for m in minutes:
+                events.extend(self._close(m, self._ready(m), None))
+                store.closed_upto = m + 1
             return events
         # Windows of every minute to close, gathered first (closing a minute only drops buckets
         # older than the next window), so the forest scores them all in ONE call: a replay
         # closes hundreds of minutes at once, and a model call costs milliseconds however small.
         readies = [self._ready(m) for m in minutes]
         scored: tuple[list[float], str, float | None] | None = None
-        if self.scorer is not None and any(readies):
+        if any(readies):
             scored = self.scorer([window_features(w) for ready in readies for _, w in ready])
         offset = 0
         for m, ready in zip(minutes, readies, strict=True):
@@ -263,16 +336,12 @@ class DetectionEngine:
                 part = (scored[0][offset : offset + len(ready)], scored[1], scored[2])
                 offset += len(ready)
             events.extend(self._close(m, ready, part))
-            self.closed_upto = m + 1
+            store.closed_upto = m + 1
         return events
 
     def _ready(self, m: int) -> list[tuple[ServiceState, list[Counts]]]:
         n = self.config.window_buckets
-        return [
-            (state, [state.buckets.get(k) or Counts() for k in range(m - n + 1, m + 1)])
-            for state in self.services.values()
-            if state.first_minute <= m
-        ]
+        return [(s, s.window(m, n)) for s in self._store.services.values() if s.first_minute <= m]
 
     def _close(
         self,
@@ -282,7 +351,11 @@ class DetectionEngine:
     ) -> list[EpisodeEvent]:
         cfg = self.config
         n = cfg.window_buckets
+        fast = cfg.fast_window_buckets
+        bs = cfg.baseline
         start, end = minute_start(m - n + 1), minute_start(m + 1)
+        fast_start = minute_start(m - fast + 1)
+        keep_from = m - n + 2
         events: list[EpisodeEvent] = []
         scores: list[float] | None = None
         version = ""
@@ -290,83 +363,109 @@ class DetectionEngine:
         if scored is not None:
             scores, version, calibrated = scored
         for i, (state, window) in enumerate(ready):
-            t = cfg.thresholds_for(state.tenant, state.service)
+            t = state.thresholds
+            if t is None:
+                t = state.thresholds = cfg.thresholds_for(state.tenant, state.service)
             minute = window[-1]
             warm = state.baseline.minutes >= cfg.warmup_minutes
-            findings: dict[str, Finding | None] = dict.fromkeys(RULE_TYPES)
-            exp = state.baseline.expected(minute_start(m))
+            exp = state.baseline.expected(m, bs)
+            found: dict[str, Finding] = {}
             if warm:
                 # The 5-minute window is the feature window; its last 2 minutes are evaluated
                 # too, so that a sharp change is reported within ~2 minutes of event time.
-                for k in (n, FAST_BUCKETS):
-                    w = window_counts(window[-k:])
-                    w_start = minute_start(m - k + 1)
-                    expected_window = exp.volume * k
-                    findings["error_rate_spike"] = findings["error_rate_spike"] or error_rate_spike(
-                        w, exp, t, w_start, end
+                w_full = window_counts(window)
+                _rules(found, w_full, exp, exp.volume * n, t, start, end)
+                if fast < n:
+                    _rules(found, window_counts(window[-fast:]), exp, exp.volume * fast, t, fast_start, end)
+            episodes = state.episodes
+            if found or episodes:
+                for kind in RULE_TYPES:
+                    f = found.get(kind)
+                    if f is None and kind not in episodes:
+                        continue
+                    ep, event = step(
+                        episodes.get(kind),
+                        tenant=state.tenant,
+                        service=state.service,
+                        kind=kind,
+                        finding_ratio=None if f is None else f.ratio,
+                        severity=None if f is None else f.severity,
+                        actual=0.0 if f is None else f.actual,
+                        expected=0.0 if f is None else f.expected,
+                        description="" if f is None else f.description,
+                        window_start=start,
+                        window_end=end,
+                        resolve_after=cfg.resolve_after,
                     )
-                    findings["log_volume_spike"] = findings["log_volume_spike"] or log_volume_spike(
-                        w, expected_window, t, w_start, end
-                    )
-                    findings["log_volume_drop"] = findings["log_volume_drop"] or log_volume_drop(
-                        w, expected_window, t, w_start, end
-                    )
-            anomalous = False
-            for kind, f in findings.items():
-                ep, event = step(
-                    state.episodes.get(kind),
-                    tenant=state.tenant,
-                    service=state.service,
-                    kind=kind,
-                    finding_ratio=None if f is None else f.ratio,
-                    severity=None if f is None else f.severity,
-                    actual=0.0 if f is None else f.actual,
-                    expected=0.0 if f is None else f.expected,
-                    description="" if f is None else f.description,
-                    window_start=start,
-                    window_end=end,
-                    resolve_after=cfg.resolve_after,
-                )
-                self._keep(state, kind, ep)
-                if event is not None:
-                    events.append(event)
-                anomalous = anomalous or ep is not None
+                    _keep(episodes, kind, ep)
+                    if event is not None:
+                        events.append(event)
             if scores is not None and warm:
-                score = scores[i]
-                limit = (
-                    calibrated
-                    if calibrated is not None and t.forest_score == DEFAULT_FOREST
-                    else t.forest_score
-                )
-                hit = score > limit
-                ep, event = step(
-                    state.episodes.get("isolation_forest"),
-                    tenant=state.tenant,
-                    service=state.service,
-                    kind="isolation_forest",
-                    finding_ratio=score if hit else None,
-                    severity=severity(score / limit) if hit else None,
-                    actual=score,
-                    expected=limit,
-                    description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
-                    f"{start:%H:%M}–{end:%H:%M} UTC (features: {_describe(window_features(window))})",
-                    window_start=start,
-                    window_end=end,
-                    resolve_after=cfg.resolve_after,
-                    extra={"model_version": version},
-                )
-                self._keep(state, "isolation_forest", ep)
+                event = self._forest(state, scores[i], calibrated, version, t, window, start, end)
                 if event is not None:
                     events.append(event)
-            # Never learn "normal" from an anomalous minute, nor from a minute far from the
-            # baseline (the first minutes of a spike come before the window crosses the threshold).
-            far = warm and exp.volume > 0 and not (exp.volume / 3 <= minute.total <= exp.volume * 3)
-            if not anomalous and not far:
-                state.baseline.update(minute_start(m), minute.total, minute.errors)
-            events.extend(self._settle_patterns(state, m))
-            for k in [k for k in state.buckets if k <= m - n + 1]:
-                del state.buckets[k]
+            self._learn(state, m, minute, exp, warm)
+            if state.new_patterns or state.candidates:
+                events.extend(self._settle_patterns(state, m))
+            state.prune(keep_from)
         return events
+
+    def _forest(
+        self,
+        state: ServiceState,
+        score: float,
+        calibrated: float | None,
+        version: str,
+        t: DetectorThresholds,
+        window: list[Counts],
+        start: datetime,
+        end: datetime,
+    ) -> EpisodeEvent | None:
+        limit = calibrated if calibrated is not None and t.forest_score == DEFAULT_FOREST else t.forest_score
+        hit = score > limit
+        if not hit and "isolation_forest" not in state.episodes:
+            return None
+        ep, event = step(
+            state.episodes.get("isolation_forest"),
+            tenant=state.tenant,
+            service=state.service,
+            kind="isolation_forest",
+            finding_ratio=score if hit else None,
+            severity=severity(score / limit) if hit and limit > 0 else ("high" if hit else None),
+            actual=score,
+            expected=limit,
+            description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
+            f"{span(start, end)} (features: {_describe(window_features(window))})",
+            window_start=start,
+            window_end=end,
+            resolve_after=self.config.resolve_after,
+            extra={"model_version": version},
+        )
+        _keep(state.episodes, "isolation_forest", ep)
+        return event
+
+    def _learn(self, state: ServiceState, m: int, minute: Counts, exp: Expected, warm: bool) -> None:
+        """Learn minute m unless it is anomalous (see the module docstring)."""
+        bs = self.config.baseline
+        episodes = state.episodes
+        blocked = bool(episodes) and any(k in episodes for k in _LEARNING_BLOCKERS)
+        total = minute.total
+        vol = exp.volume
+        # far: outside the factor band AND beyond Poisson noise (an empty minute of a service
+        # that logs once every few minutes is normal)
+        far = (
+            warm
+            and vol > 0
+            and not (vol / bs.max_deviation <= total <= vol * bs.max_deviation)
+            and abs(total - vol) > 3.0 * math.sqrt(max(vol, 1.0))
+        )
+        if blocked or far:
+            state.skipped += 1
+            if not (bs.relearn_after_minutes and state.skipped > bs.relearn_after_minutes and total > 0):
+                return
+        else:
+            state.skipped = 0
+        state.baseline.update(m, total, minute.errors, bs)
 
     def _settle_patterns(self, state: ServiceState, m: int) -> list[EpisodeEvent]:
         if state.candidates:
@@ -385,19 +484,100 @@ class DetectionEngine:
         state.new_patterns.clear()
         return [EpisodeEvent("resolved", ep)]
 
-    @staticmethod
-    def _keep(state: ServiceState, kind: str, ep: Episode | None) -> None:
-        if ep is None:
-            state.episodes.pop(kind, None)
-        else:
-            state.episodes[kind] = ep
+    def _forget(self, evicted: list[ServiceState]) -> list[EpisodeEvent]:
+        """Services pushed out by max_services: close their open episodes rather than leave rows
+        open for ever in the database (marked, so a reader knows it was not a recovery)."""
+        out: list[EpisodeEvent] = []
+        for state in evicted:
+            for ep in state.episodes.values():
+                ep.status = "resolved"
+                ep.resolved_at = max(ep.window_end, minute_start(state.last_minute + 1))
+                ep.extra["evicted"] = True
+                ep.description += " (no longer tracked: too many services on this partition)"
+                out.append(EpisodeEvent("resolved", ep))
+            state.episodes.clear()
+        return out
+
+    # -- cold start -----------------------------------------------------------------------------
+    def warm_start(self, history: Iterable[HistoryRow]) -> int:
+        """Rebuild baselines from stored per-minute counts when there is no checkpoint.
+
+        `history` rows are (tenant, service, minute_start, total, errors, warns), ordered by
+        tenant, service, minute (SQL: GROUP BY ... ORDER BY 1, 2, 3), covering only minutes
+        whose events are all stored (end it at least `allowed_lateness` before the newest event
+        time). Minutes missing between a service's first and last row are empty minutes. The
+        same learning rule as live applies (outliers and silence are not learned), no episode
+        is raised, and minutes up to the newest history minute count as closed afterwards; each
+        service's last window is kept so the first live windows are complete.
+        Returns the number of services warmed."""
+        cfg = self.config
+        n = cfg.window_buckets
+        store = self._store
+        current: ServiceState | None = None
+        last = -1
+        newest: int | None = None
+        seen: set[tuple[str, str]] = set()
+        tail: deque[tuple[int, Counts]] = deque(maxlen=n - 1)
+
+        def finish(state: ServiceState) -> None:
+            for k, c in tail:
+                if k not in state.buckets:
+                    state.buckets[k] = c
+            tail.clear()
+
+        for tenant, service, when, total, errors, warns in history:
+            m = when if isinstance(when, int) else minute_of(when)
+            key = (tenant, service)
+            if current is None or key != (current.tenant, current.service):
+                if current is not None:
+                    finish(current)
+                if key in seen:
+                    raise ValueError(
+                        f"warm_start: history is not ordered by service ({tenant}/{service} again)"
+                    )
+                seen.add(key)
+                current = store.services.get(key) or store.track(key, m)
+                current.first_minute = min(current.first_minute, m)
+                last = m - 1
+            elif m <= last:
+                raise ValueError(f"warm_start: minutes of {tenant}/{service} are not increasing at {m}")
+            state = current
+            for gap in range(last + 1, m):  # empty minutes (as the live engine would see them)
+                self._learn(
+                    state, gap, Counts(), state.baseline.expected(gap, cfg.baseline), self._warm(state)
+                )
+                tail.append((gap, Counts()))
+            minute = Counts(total=int(total), errors=int(errors), warns=int(warns))
+            self._learn(state, m, minute, state.baseline.expected(m, cfg.baseline), self._warm(state))
+            tail.append((m, minute))
+            state.last_minute = max(state.last_minute, m)
+            last = m
+            newest = m if newest is None else max(newest, m)
+        if current is not None:
+            finish(current)
+        if newest is not None:
+            store.closed_upto = max(store.closed_upto or newest + 1, newest + 1)
+            store.max_minute = max(store.max_minute or newest, newest)
+            # recency order for eviction: least recently active first
+            for key, _ in sorted(store.services.items(), key=lambda kv: kv[1].last_minute):
+                store.services.move_to_end(key)
+            for state in store.services.values():
+                state.prune(store.closed_upto - n + 1)
+        return len(seen)
+
+    def _warm(self, state: ServiceState) -> bool:
+        return state.baseline.minutes >= self.config.warmup_minutes
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        doc = {
-            "max_minute": self.max_minute,
-            "closed_upto": self.closed_upto,
-            "dropped_late": self.dropped_late,
+    def state(self) -> dict[str, Any]:
+        """The whole engine as JSON-compatible data (ints, floats, strings, lists, dicts)."""
+        store = self._store
+        return {
+            "version": STATE_VERSION,
+            "max_minute": store.max_minute,
+            "closed_upto": store.closed_upto,
+            "dropped_late": store.dropped_late,
+            "pending": [[e.kind, e.episode.to_state()] for e in self._pending],
             "services": [
                 [
                     s.tenant,
@@ -414,47 +594,90 @@ class DetectionEngine:
                     s.messages,
                     s.new_patterns,
                     s.candidates,
+                    s.skipped,
                 ]
-                for s in self.services.values()
+                for s in store.services.values()
             ],
         }
-        return orjson.dumps(doc)
+
+    def snapshot(self) -> bytes:
+        """`state()` as JSON bytes (what the consumer stores in detector_checkpoints)."""
+        return orjson.dumps(self.state())
 
     @classmethod
     def restore(
-        cls, config: DetectionConfig, blob: bytes, scorer: ForestScorer | None = None
+        cls,
+        config: DetectionConfig,
+        blob: bytes | str | Mapping[str, Any],
+        scorer: ForestScorer | None = None,
     ) -> DetectionEngine:
-        doc = orjson.loads(blob)
+        """An engine from `snapshot()` bytes or a `state()` dict (checkpoints written before the
+        `version` key are read too). Raises ValueError/KeyError/TypeError on a damaged one."""
+        doc: Mapping[str, Any] = blob if isinstance(blob, Mapping) else orjson.loads(blob)
+        version = doc.get("version", 1)
+        if not isinstance(version, int) or version > STATE_VERSION:
+            raise ValueError(
+                f"detector checkpoint version {version!r} is newer than this code ({STATE_VERSION})"
+            )
         engine = cls(config, scorer)
-        engine.max_minute = doc["max_minute"]
-        engine.closed_upto = doc["closed_upto"]
-        engine.dropped_late = doc["dropped_late"]
-        for (
-            tenant,
-            service,
-            first,
-            last,
-            buckets,
-            baseline,
-            episodes,
-            miner,
-            messages,
-            new_patterns,
-            candidates,
-        ) in doc["services"]:
-            state = ServiceState(tenant, service, first, last)
-            state.buckets = {int(k): Counts(*rest) for k, *rest in buckets}
-            state.baseline = Baseline.from_state(baseline)
-            state.episodes = {e[3]: Episode.from_state(e) for e in episodes}
-            state.miner = TemplateMiner.from_state(miner)
-            state.messages = messages
-            state.new_patterns = dict(new_patterns)
-            state.candidates = {k: list(v) for k, v in candidates.items()}
-            engine.services[(tenant, service)] = state
+        store = engine._store
+        store.max_minute = doc["max_minute"]
+        store.closed_upto = doc["closed_upto"]
+        store.dropped_late = doc["dropped_late"]
+        engine._pending = [EpisodeEvent(kind, Episode.from_state(s)) for kind, s in doc.get("pending", [])]
+        for row in doc["services"]:
+            (tenant, service, first, last, buckets, baseline, episodes, miner) = row[:8]
+            messages, new_patterns, candidates = row[8:11]
+            state = ServiceState(
+                tenant,
+                service,
+                int(first),
+                int(last),
+                {int(k): Counts(*rest) for k, *rest in buckets},
+                Baseline.from_state(baseline),
+                {e[3]: Episode.from_state(e) for e in episodes},
+                TemplateMiner.from_state(miner, engine._miner_config),
+                int(messages),
+                {str(k): int(v) for k, v in new_patterns.items()},
+                {str(k): list(v) for k, v in candidates.items()},
+                skipped=int(row[11]) if len(row) > 11 else 0,
+            )
+            store.services[(tenant, service)] = state
+        while len(store.services) > config.max_services:  # a smaller limit than when saved
+            store.evicted.append(store.services.popitem(last=False)[1])
         return engine
 
 
-def _describe(features: tuple[float, ...]) -> str:
-    from loganalyzer.detection.features import FEATURE_NAMES
+def _rules(
+    found: dict[str, Finding],
+    w: Counts,
+    exp: Expected,
+    expected_window: float,
+    t: DetectorThresholds,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Evaluate the three rules on one window; the first window that fires a type keeps it."""
+    if "error_rate_spike" not in found and (f := error_rate_spike(w, exp, t, start, end)) is not None:
+        found["error_rate_spike"] = f
+    if (
+        "log_volume_spike" not in found
+        and (f := log_volume_spike(w, expected_window, t, start, end)) is not None
+    ):
+        found["log_volume_spike"] = f
+    if (
+        "log_volume_drop" not in found
+        and (f := log_volume_drop(w, expected_window, t, start, end)) is not None
+    ):
+        found["log_volume_drop"] = f
 
+
+def _keep(episodes: dict[str, Episode], kind: str, ep: Episode | None) -> None:
+    if ep is None:
+        episodes.pop(kind, None)
+    else:
+        episodes[kind] = ep
+
+
+def _describe(features: tuple[float, ...]) -> str:
     return ", ".join(f"{n}={v:.3g}" for n, v in zip(FEATURE_NAMES, features, strict=True))

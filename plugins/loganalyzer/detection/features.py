@@ -1,8 +1,24 @@
 """The six window features: ONE definition for the consumer and for training (no skew).
 
-A window is `window_buckets` consecutive minute buckets of one service. Each bucket is a
-`Counts` record; the same record is built in the consumer (from events) and in training (from
-SQL over `logs`), and `window_features` turns a window of them into the model's input.
+A window is `window_buckets` (5) consecutive minute buckets of one service; a minute without
+events is an empty bucket, not a missing row. Each bucket is a `Counts` record, built in the
+consumer from events (windows.py) and in training from SQL over `logs`
+(loganalyzer.model.training), and `window_features` turns a window of them into the model's
+input, in FEATURE_NAMES order:
+
+===================== ==========================================================================
+log_count             events in the window
+error_count           events with level ERROR or FATAL (events.ERROR_LEVELS)
+error_rate            error_count / log_count (0 for an empty window)
+warn_rate             WARN events / log_count (0 for an empty window)
+mean_duration_ms      mean of metadata.duration_ms over the events that carry a JSON number
+                      there (0 when none does)
+mean_message_length   mean len(message) in characters (0 for an empty window)
+===================== ==========================================================================
+
+Why no "unique templates" feature: a distinct count is not additive over minutes (the SQL side
+would need the templates of every row), and the template signal is already covered by the
+new_error_pattern rule. Changing this tuple invalidates registered models: they are trained on it.
 """
 
 from __future__ import annotations
