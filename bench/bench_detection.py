@@ -143,6 +143,7 @@ def main() -> None:
                     env=env,
                     check=True,
                     capture_output=True,
+                    cwd=mlflow_dir,  # MLflow on SQLite puts artifacts under ./mlruns
                 )
                 deadline = time.monotonic() + 60
                 while b"loaded log-anomaly-detector" not in log.read_bytes():
