@@ -198,6 +198,11 @@ class TemplateMiner:
             return self._hit(group, False)
         near = self._nearest(sig)
         group = self._create(sig)
+        if WILDCARD in sig:
+            merged_into = self._absorb_covered(group)
+            if merged_into is not group:  # it was newest: anything folded swaps the keeper
+                self._remember(sig, merged_into.id)
+                return self._hit(merged_into, False)
         self._remember(sig, group.id)
         if near is None:
             return self._hit(group, True)
@@ -338,6 +343,17 @@ class TemplateMiner:
             del self._by_len[old_len][group.id]
             self._by_len.setdefault(len(tokens), {})[group.id] = None
         group.set_tokens(tokens)
+        return self._absorb_covered(group)
+
+    def _absorb_covered(self, group: _Group) -> _Group:
+        """Fold into `group` the same-length groups its template covers; the oldest id stays.
+
+        Why also for a brand-new group: `user <*>` (a value that was masked) covering an older
+        `user webmaster` is evidence that the position is an open set, as three distinct words are.
+        """
+        tokens = group.tokens
+        if group.n_words == 0:
+            return group  # `<*>` must not swallow every one-word group
         for gid in list(self._by_len[len(tokens)]):
             other = self._groups.get(gid)  # None: folded earlier in this loop
             if other is not None and other is not group and _covers(tokens, other.tokens):
