@@ -51,6 +51,9 @@ class PartitionBatch:
     #: the raw value of each row (same index), kept for the rare row PostgreSQL itself rejects
     raws: list[bytes | None] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: Kafka timestamp (ms) of the first record: when the oldest event of this batch arrived,
+    #: so detection lag (arrival → committed anomaly) has an upper bound without a per-row cost
+    first_arrival_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -102,7 +105,10 @@ def build_batch(topic: str, records: Iterable[KafkaRecord], limits: ParseLimits,
         if pb is None or pb.partition != partition:
             pb = parts.get(partition)
             if pb is None:
-                pb = parts[partition] = PartitionBatch(partition, first_offset=offset)
+                ts_type, ts_ms = rec.timestamp()
+                pb = parts[partition] = PartitionBatch(
+                    partition, first_offset=offset, first_arrival_ms=ts_ms if ts_type != 0 else None
+                )
         pb.last_offset = offset
         raw = rec.value()
         result = parse(raw)

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from loganalyzer.db.connection import connect
 from loganalyzer.settings import Settings, kafka_client_config
 from streaming.batch import Batch, build_batch
+from streaming.batch_size import BatchSizer
 from streaming.derived import PartitionDerived
 from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
@@ -38,6 +39,14 @@ from streaming.retry import retry_transient
 from streaming.sink import PostgresSink, WriteResult
 
 log = logging.getLogger(__name__)
+
+
+def _oldest_age(msgs: list[Any]) -> float | None:
+    """Seconds since the first record of a batch reached Kafka (None: no usable timestamp)."""
+    if not msgs:
+        return None
+    ts_type, ts_ms = msgs[0].timestamp()
+    return None if ts_type == 0 else time.time() - ts_ms / 1000
 
 
 class LogConsumer:
@@ -129,9 +138,14 @@ class LogConsumer:
         )
         last_report = time.monotonic()
         reported = 0
+        sizer = BatchSizer(cfg.batch_max_messages, cfg.batch_target_wait_seconds)
+        cycle_start = time.perf_counter()
         try:
             while not self._stop.is_set():
-                msgs = consumer.consume(num_messages=cfg.batch_max_messages, timeout=cfg.batch_max_seconds)
+                msgs = consumer.consume(num_messages=sizer.size, timeout=cfg.batch_max_seconds)
+                now = time.perf_counter()
+                sizer.update(len(msgs), now - cycle_start, _oldest_age(msgs))
+                cycle_start = now
                 if msgs:
                     self._handle(msgs)
                 else:
@@ -202,9 +216,23 @@ class LogConsumer:
             self._reconnect()
 
         result = retry_transient(attempt, on_failure, self._stop.is_set)
+        if derived:
+            self._observe_detection_lag(batch, derived, time.time())
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(batch.record_count)
         return result
+
+    def _observe_detection_lag(
+        self, batch: Batch, derived: dict[int, PartitionDerived], committed_at: float
+    ) -> None:
+        """Each anomaly change is committed now; its trigger arrived no earlier than the batch."""
+        for p, d in derived.items():
+            pb = batch.partitions.get(p)
+            if not d.anomalies or pb is None or pb.first_arrival_ms is None:
+                continue
+            lag = max(0.0, committed_at - pb.first_arrival_ms / 1000)
+            for _ in d.anomalies:
+                self.metrics.detection_lag.observe(lag)
 
     def _account(self, batch: Batch, result: WriteResult) -> None:
         t = self.totals

@@ -50,6 +50,13 @@ class ConsumerMetrics:
             ["type", "status"],
             registry=r,
         )
+        self.detection_lag = Histogram(
+            "loganalyzer_detection_lag_seconds",
+            "Wall time from the Kafka arrival of the oldest event of the batch that changed an "
+            "anomaly to the commit of that change (an upper bound of the triggering event's lag)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60),
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )

@@ -80,6 +80,9 @@ class KafkaSettings:
 class ConsumerSettings:
     batch_max_messages: int = 20_000
     batch_max_seconds: float = 0.5
+    #: live traffic: batches shrink to what arrives in this time (detection latency); a backlog
+    #: still gets batch_max_messages (streaming/batch_size.py)
+    batch_target_wait_seconds: float = 0.1
     metrics_port: int = 9108
     parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
@@ -143,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         consumer=ConsumerSettings(
             batch_max_messages=_int(env, "CONSUMER_BATCH_MAX_MESSAGES", 20_000, minimum=1),
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
+            batch_target_wait_seconds=_float(env, "CONSUMER_BATCH_TARGET_WAIT_SECONDS", 0.1, minimum=0.001),
             metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
             parse_limits=limits,
         ),

@@ -147,3 +147,20 @@ def test_settings_defaults_and_overrides() -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_batch_sizer_shrinks_for_live_traffic_and_grows_for_a_backlog() -> None:
+    from streaming.batch_size import BatchSizer
+
+    sizer = BatchSizer(20_000, target_wait=0.1, backlog_age=1.0)
+    for _ in range(12):  # live at 50k records/s: each cycle's records took size/50k s to arrive
+        size = sizer.size
+        sizer.update(size, size / 50_000, oldest_age=0.3)
+    assert 4_500 <= sizer.size <= 5_500  # ~0.1 s worth
+    for _ in range(8):  # behind: the oldest record is 5 s old
+        sizer.update(sizer.size, 0.05, oldest_age=5.0)
+    assert sizer.size >= 19_900
+    for _ in range(12):  # a trickle: never below the minimum
+        sizer.update(3, 0.5, oldest_age=0.1)
+    assert sizer.size == 500
+    assert sizer.update(0, 0.5, None) == 500  # an empty poll says nothing

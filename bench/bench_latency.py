@@ -1,0 +1,244 @@
+"""Detection latency in wall time: a triggering event's arrival in Kafka → its anomaly row committed.
+
+1. warm-up: a few hours of event time (12 services) go through Kafka and `loganalyzer consume`
+   (detection on) as fast as they can, so that baselines exist; not measured;
+2. measured phase: more traffic with incidents of every type is produced *paced* at `--rate`
+   wall-clock events/s (default 50,000); event time runs faster than wall time (the generator's
+   density decides by how much), so minutes close, and anomalies open and resolve, every second;
+3. the consumer's `loganalyzer_detection_lag_seconds` histogram, read from its /metrics before
+   and after the phase, gives the lag of every anomaly change committed during it. The lag is
+   measured from the Kafka timestamp of the *oldest* record of the batch that changed the
+   anomaly, an upper bound of the triggering record's lag.
+
+Reference in the same run: the consumer's batch write+commit time (p99), and the produced rate
+actually reached (the machine also runs the broker and this producer).
+
+Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from psycopg.conninfo import make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
+from loganalyzer.db.migrate import migrate  # noqa: E402
+from loganalyzer.generator.incidents import random_scenario  # noqa: E402
+from loganalyzer.generator.services import CATALOGUE  # noqa: E402
+from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
+from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
+from loganalyzer.platform.processes import free_port  # noqa: E402
+from tests.support import ADMIN_URL, produce, tansu_broker  # noqa: E402
+
+#: events per second of *event time*, all services; with --rate 50,000 wall-clock events/s,
+#: one event-time minute passes every 0.36 s of wall time
+EVENT_RATE = 300.0
+
+
+def scrape(port: int) -> dict[str, dict[str, float]]:
+    """The histograms we need from /metrics: {metric: {le: cumulative count}} plus _sum/_count."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        if "_bucket{" in name:
+            metric, _, labels = name.partition("_bucket{")
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            out[metric][le] = float(value)
+        elif name.endswith("_count") or name.endswith("_sum"):
+            out[name.rsplit("_", 1)[0]]["_" + name.rsplit("_", 1)[1]] = float(value)
+        elif name.startswith("loganalyzer_events_written"):
+            out["written"]["total"] = float(value)
+    return out
+
+
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+
+def quantile(hist: dict[str, float], q: float) -> str:
+    """The upper bound of the bucket holding the q-quantile (exact enough for a threshold)."""
+    total = hist.get("+Inf", 0.0)
+    if total <= 0:
+        return "-"
+    bounds = sorted((float(k), v) for k, v in hist.items() if not k.startswith("_") and k != "+Inf")
+    for le, cum in bounds:
+        if cum >= q * total:
+            return f"≤ {le:g} s"
+    return f"> {bounds[-1][0]:g} s"
+
+
+def share_within(hist: dict[str, float], seconds: float) -> float:
+    total = hist.get("+Inf", 0.0)
+    return hist.get(f"{seconds:g}", hist.get(f"{seconds:.1f}", 0.0)) / total if total else 0.0
+
+
+def paced_produce(
+    bootstrap: str, topic: str, values: list[bytes | None], keys: list[bytes], rate: float
+) -> float:
+    """Produce at `rate` records/s of wall time; returns the rate reached."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000})
+    slice_n = max(1, int(rate / 100))  # 10 ms of traffic per slice
+    t0 = time.perf_counter()
+    produce_one = p.produce
+    for lo in range(0, len(values), slice_n):
+        due = t0 + lo / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        for i in range(lo, min(lo + slice_n, len(values))):
+            while True:
+                try:
+                    produce_one(topic, value=values[i], key=keys[i])
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        p.poll(0)
+    elapsed = time.perf_counter() - t0
+    if p.flush(60) != 0:
+        sys.exit("producer could not flush")
+    return len(values) / elapsed
+
+
+def generate(model: TrafficModel, start: datetime, end: datetime) -> tuple[list[bytes | None], list[bytes]]:
+    values: list[bytes | None] = []
+    keys: list[bytes] = []
+    for r in model.records(start, end):
+        values.append(r.value)
+        keys.append(r.key)
+    return values, keys
+
+
+def stored(url: str) -> int:
+    with connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    while stored(url) < n:
+        if proc.poll() is not None:
+            sys.exit(f"consumer died; see {log}")
+        time.sleep(0.2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=50_000, help="wall-clock events/s in the measured phase")
+    ap.add_argument("--seconds", type=float, default=60, help="length of the measured phase (wall time)")
+    ap.add_argument("--warmup-hours", type=float, default=3, help="event time consumed before measuring")
+    args = ap.parse_args()
+
+    measured = timedelta(seconds=args.seconds * args.rate / EVENT_RATE)
+    warm = timedelta(hours=args.warmup_hours)
+    start = (datetime.now(UTC) - warm - measured - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    phase = start + warm
+    end = phase + measured
+    per_type = max(1, int(measured / timedelta(minutes=40)))
+    incidents = random_scenario(CATALOGUE, phase + timedelta(minutes=5), end, per_type, seed=11)
+    model = TrafficModel(CATALOGUE, EVENT_RATE, seed=5, incidents=incidents)
+    t0 = time.perf_counter()
+    warmup = generate(model, start, phase)
+    paced = generate(model, phase, end)
+    print(
+        f"generated {len(warmup[0]):,} warm-up + {len(paced[0]):,} measured events "
+        f"({measured / timedelta(minutes=1):.0f} event-time minutes, {len(incidents)} incidents) "
+        f"in {time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
+
+    state = ROOT / ".state" / "bench"
+    state.mkdir(parents=True, exist_ok=True)
+    url = make_conninfo(ADMIN_URL, dbname=f"la_bench_lat_{os.getpid()}")
+    log = state / "bench-latency-consumer.log"
+    port = free_port()
+    with tansu_broker(state) as bootstrap:
+        ensure_database(url)
+        try:
+            with connect(url) as conn:
+                migrate(conn)
+            topic = f"bench-lat-{os.getpid()}"
+            ensure_topic({"bootstrap.servers": bootstrap}, topic, 4)
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "KAFKA_TOPIC": topic,
+                "KAFKA_GROUP_ID": "bench-lat",
+                "KAFKA_SESSION_TIMEOUT_MS": "6000",
+                "CONSUMER_METRICS_PORT": str(port),
+                "MLFLOW_TRACKING_URI": "",
+                "LOG_LEVEL": "INFO",
+            }
+            produce(bootstrap, topic, *warmup)
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "loganalyzer", "consume"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                wait_stored(url, len(warmup[0]), proc, log)
+                time.sleep(1)
+                before = scrape(port)
+                reached = paced_produce(bootstrap, topic, *paced, args.rate)
+                t_end = time.perf_counter()
+                wait_stored(url, len(warmup[0]) + len(paced[0]), proc, log)
+                backlog = time.perf_counter() - t_end
+                time.sleep(1)
+                after = scrape(port)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+        finally:
+            drop_database(url)
+    report(before, after, reached, backlog, args.rate)
+
+
+def report(
+    before: dict[str, Any], after: dict[str, Any], reached: float, backlog: float, rate: float
+) -> None:
+    lag = delta(
+        after["loganalyzer_detection_lag_seconds"], before.get("loganalyzer_detection_lag_seconds", {})
+    )
+    write = delta(after["loganalyzer_batch_write_seconds"], before.get("loganalyzer_batch_write_seconds", {}))
+    changes = int(lag.get("+Inf", 0))
+    print()
+    print(f"produced at {reached:,.0f} events/s (asked {rate:,.0f}); consumer caught up {backlog:.1f}s later")
+    print(f"anomaly changes committed during the phase: {changes}")
+    if changes:
+        print(
+            f"detection lag (arrival → committed anomaly row): p50 {quantile(lag, 0.5)}, "
+            f"p99 {quantile(lag, 0.99)}, mean {lag['_sum'] / changes:.2f} s; "
+            f"{100 * share_within(lag, 1):.1f} % within 1 s"
+        )
+    n_batches = int(write.get("+Inf", 0))
+    if n_batches:
+        print(
+            f"reference: batch write+commit p50 {quantile(write, 0.5)}, p99 {quantile(write, 0.99)} "
+            f"over {n_batches} batches"
+        )
+    ok = changes > 0 and share_within(lag, 1) >= 0.99 and reached >= 0.95 * rate
+    print(f"\n  {'PASS' if ok else 'FAIL'}  p99 ≤ 1 s at {rate:,.0f} logs/s")
+
+
+if __name__ == "__main__":
+    main()
