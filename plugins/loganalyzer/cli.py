@@ -140,8 +140,9 @@ def model_train(
     """
     from loganalyzer.detection.features import FEATURE_NAMES
     from loganalyzer.model.forest import calibrate, train_forest
+    from loganalyzer.model.profiles import fit_profiles, standardise
     from loganalyzer.model.registry import register_forest
-    from loganalyzer.model.training import feature_rows, minute_counts
+    from loganalyzer.model.training import feature_rows_by_service, minute_counts
 
     settings = _settings()
     uri = settings.detection.mlflow_tracking_uri
@@ -153,7 +154,9 @@ def model_train(
     end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else datetime.now(UTC)
     start = end - timedelta(hours=hours)
     with connect(settings.database_url) as conn:
-        rows = feature_rows(minute_counts(conn, start, end))
+        by_service = feature_rows_by_service(minute_counts(conn, start, end))
+    profiles = fit_profiles(by_service)
+    rows = [standardise(r, profiles[k]) for k, rs in by_service.items() if k in profiles for r in rs]
     if len(rows) < 50:
         console.print(
             f"[red]only {len(rows)} feature windows between {start} and {end}[/red]: need 50 or more"
@@ -166,13 +169,15 @@ def model_train(
         estimator,
         FEATURE_NAMES,
         rows,
-        metrics={"windows": float(len(rows))},
+        metrics={"windows": float(len(rows)), "services": float(len(profiles))},
         params={"from": start.isoformat(), "to": end.isoformat()},
         promote=promote,
         threshold=threshold,
+        profiles=profiles,
     )
     console.print(
-        f"registered log-anomaly-detector version {version} from {len(rows):,} windows"
+        f"registered log-anomaly-detector version {version} from {len(rows):,} windows "
+        f"of {len(profiles)} services (services with under an hour of windows are not scored)"
         + (" and promoted it to @champion" if promote else "")
     )
 

@@ -71,3 +71,33 @@ def test_a_model_trained_on_other_features_is_refused(tracking_uri: str) -> None
 def test_training_needs_enough_rows() -> None:
     with pytest.raises(ValueError, match="at least 50"):
         train_forest(rows(10, 0))
+
+
+def test_per_service_profiles_travel_with_the_model_version(tracking_uri: str) -> None:
+    import math
+
+    from loganalyzer.model.profiles import fit_profiles, standardise
+
+    features6 = tuple(f"f{i}" for i in range(6))
+    rng = np.random.default_rng(4)
+    by_service = {
+        key: [(float(v), 1.0, 1 / v, 0.02, float(d), 60.0) for v, d in zip(vol, dur, strict=True)]
+        for key, vol, dur in (
+            ("default/a", rng.normal(500, 30, 200), rng.normal(40, 2, 200)),
+            ("acme/b", rng.normal(80, 8, 200), rng.normal(900, 40, 200)),
+        )
+    }
+    profiles = fit_profiles(by_service)
+    train = [standardise(r, profiles[k]) for k, rs in by_service.items() for r in rs]
+    estimator = train_forest(train)
+    register_forest(
+        tracking_uri, estimator, features6, train, threshold=calibrate(estimator, train), profiles=profiles
+    )
+    model = ChampionWatcher(tracking_uri, features6).refresh_now()
+    assert model is not None and model.profiles == profiles
+    normal, slow, unknown = model.scores(
+        [by_service["default/a"][0], (500.0, 1.0, 0.002, 0.12, 400.0, 75.0), by_service["default/a"][0]],
+        ["default/a", "default/a", "nobody/new"],
+    )
+    assert model.threshold is not None and slow > normal  # crossing it on real traffic: bench_detection
+    assert math.isnan(unknown)

@@ -49,10 +49,16 @@ RULE_TYPES = ("error_rate_spike", "log_volume_spike", "log_volume_drop")
 #: it is the least precise signal, and a false positive would freeze the baseline)
 _LEARNING_BLOCKERS = RULE_TYPES
 DEFAULT_FOREST = DetectorThresholds().forest_score
+#: consecutive anomalous windows that open a forest episode: one odd window is the price of a
+#: 0.1 % calibration, two in a row are not (measured: precision 0.67 -> 0.92 at equal recall)
+FOREST_PERSISTENCE = 2
 STATE_VERSION = 2
-#: scores window-feature rows; returns (scores, model version, calibrated threshold or None), or
-#: None when no model is loaded
-ForestScorer = Callable[[Sequence[tuple[float, ...]]], tuple[list[float], str, float | None] | None]
+#: scores window-feature rows of the services named by the keys ("tenant/service"); returns
+#: (scores, model version, calibrated threshold or None), NaN for a service the model does not
+#: know, or None when no model is loaded
+ForestScorer = Callable[
+    [Sequence[tuple[float, ...]], Sequence[str]], tuple[list[float], str, float | None] | None
+]
 #: (tenant, service, minute_start, total, errors, warns): what warm_start reads
 HistoryRow = tuple[str, str, datetime | int, int, int, int]
 
@@ -71,6 +77,8 @@ class ServiceState(ServiceBuckets):
     pattern_delta: dict[str, list[Any]] = field(default_factory=dict)
     #: consecutive closed minutes not learned from (see relearn_after_minutes)
     skipped: int = 0
+    #: consecutive windows the forest scored above its threshold (FOREST_PERSISTENCE opens)
+    forest_streak: int = 0
     #: thresholds_for(tenant, service), resolved once (the config is immutable)
     thresholds: DetectorThresholds | None = None
 
@@ -328,7 +336,10 @@ class DetectionEngine:
         readies = [self._ready(m) for m in minutes]
         scored: tuple[list[float], str, float | None] | None = None
         if any(readies):
-            scored = self.scorer([window_features(w) for ready in readies for _, w in ready])
+            scored = self.scorer(
+                [window_features(w) for ready in readies for _, w in ready],
+                [f"{s.tenant}/{s.service}" for ready in readies for s, _ in ready],
+            )
         offset = 0
         for m, ready in zip(minutes, readies, strict=True):
             part = None
@@ -421,9 +432,12 @@ class DetectionEngine:
         start: datetime,
         end: datetime,
     ) -> EpisodeEvent | None:
+        if math.isnan(score):  # the model does not know this service
+            return None
         limit = calibrated if calibrated is not None and t.forest_score == DEFAULT_FOREST else t.forest_score
         hit = score > limit
-        if not hit and "isolation_forest" not in state.episodes:
+        state.forest_streak = state.forest_streak + 1 if hit else 0
+        if "isolation_forest" not in state.episodes and state.forest_streak < FOREST_PERSISTENCE:
             return None
         ep, event = step(
             state.episodes.get("isolation_forest"),
@@ -595,6 +609,7 @@ class DetectionEngine:
                     s.new_patterns,
                     s.candidates,
                     s.skipped,
+                    s.forest_streak,
                 ]
                 for s in store.services.values()
             ],
@@ -641,6 +656,7 @@ class DetectionEngine:
                 {str(k): int(v) for k, v in new_patterns.items()},
                 {str(k): list(v) for k, v in candidates.items()},
                 skipped=int(row[11]) if len(row) > 11 else 0,
+                forest_streak=int(row[12]) if len(row) > 12 else 0,
             )
             store.services[(tenant, service)] = state
         while len(store.services) > config.max_services:  # a smaller limit than when saved

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from loganalyzer.model.profiles import Profile, standardise
 
 
 @dataclass(frozen=True)
@@ -23,17 +26,33 @@ class ForestModel:
     #: score above which a window is anomalous, calibrated on the training windows (None: the
     #: detection config's forest_score applies)
     threshold: float | None = None
+    #: per-service input profiles ("tenant/service" -> Profile); empty: raw features (older models)
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
 
-    def scores(self, rows: Sequence[Sequence[float]]) -> list[float]:
-        """Anomaly score per row: positive means anomalous (the negated decision function)."""
+    def scores(self, rows: Sequence[Sequence[float]], keys: Sequence[str] | None = None) -> list[float]:
+        """Anomaly score per row: positive means anomalous (the negated decision function).
+
+        With profiles, `keys` names each row's service; a service without a profile scores NaN
+        (not scored: the model does not know its normal).
+        """
         if not rows:
             return []
-        x = np.asarray(rows, dtype=np.float64)
-        return [float(-s) for s in self.estimator.decision_function(x)]
+        if not self.profiles:
+            x = np.asarray(rows, dtype=np.float64)
+            return [float(-s) for s in self.estimator.decision_function(x)]
+        if keys is None:
+            raise ValueError("this model scores per service: pass the rows' service keys")
+        known = [i for i, k in enumerate(keys) if k in self.profiles]
+        out = [math.nan] * len(rows)
+        if known:
+            x = np.asarray([standardise(rows[i], self.profiles[keys[i]]) for i in known], dtype=np.float64)
+            for i, s in zip(known, self.estimator.decision_function(x), strict=True):
+                out[i] = float(-s)
+        return out
 
 
 #: the share of training windows allowed above the threshold (training data is mostly normal)
-CALIBRATION_QUANTILE = 0.995
+CALIBRATION_QUANTILE = 0.999
 CALIBRATION_MARGIN = 0.0
 
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
 from loganalyzer.model.forest import ForestModel
+from loganalyzer.model.profiles import Profile
+
+#: the run artifact holding the per-service input profiles of a model version
+PROFILES_ARTIFACT = "profiles.json"
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ def register_forest(
     name: str = MODEL_NAME,
     experiment: str = MODEL_NAME,
     threshold: float | None = None,
+    profiles: Mapping[str, Profile] | None = None,
 ) -> str:
     """Log the model in a run, register a new version, optionally point @champion at it."""
     import mlflow
@@ -47,6 +52,8 @@ def register_forest(
         mlflow.log_params({"features": ",".join(feature_names), **(params or {})})
         if metrics:
             mlflow.log_metrics(metrics)
+        if profiles:
+            mlflow.log_dict({k: p.to_doc() for k, p in profiles.items()}, PROFILES_ARTIFACT)
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",
@@ -61,6 +68,8 @@ def register_forest(
     client.set_model_version_tag(name, version, "features", ",".join(feature_names))
     if threshold is not None:
         client.set_model_version_tag(name, version, "threshold", repr(threshold))
+    if profiles:
+        client.set_model_version_tag(name, version, "profiles", PROFILES_ARTIFACT)
     if promote:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return version
@@ -109,12 +118,16 @@ class ChampionWatcher:
             if self._stop.wait(self.refresh_seconds):
                 return
 
-    def scorer(self, rows: Sequence[Sequence[float]]) -> tuple[list[float], str, float | None] | None:
-        """The engine's ForestScorer: (scores, version, calibrated threshold), None without a model."""
+    def scorer(
+        self, rows: Sequence[Sequence[float]], keys: Sequence[str] | None = None
+    ) -> tuple[list[float], str, float | None] | None:
+        """The engine's ForestScorer: (scores, version, calibrated threshold), None without a model.
+
+        `keys` are the rows' "tenant/service"; a NaN score means the model does not know it."""
         model = self._model
         if model is None:
             return None
-        return model.scores(rows), model.version, model.threshold
+        return model.scores(rows, keys), model.version, model.threshold
 
     def refresh_now(self) -> ForestModel | None:
         """Check the alias; load the model when it points at a new version. Returns the current model."""
@@ -156,7 +169,14 @@ class ChampionWatcher:
             estimator = _load(self.tracking_uri, f"models:/{self.name}/{version}")
             raw_threshold = (mv.tags or {}).get("threshold")
             threshold = float(raw_threshold) if raw_threshold else None
-            self._model = ForestModel(version, estimator, features, threshold)
+            profiles: dict[str, Profile] = {}
+            artifact = (mv.tags or {}).get("profiles")
+            if artifact:
+                import mlflow.artifacts
+
+                doc = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/{artifact}")
+                profiles = {k: Profile.from_doc(v) for k, v in doc.items()}
+            self._model = ForestModel(version, estimator, features, threshold, profiles)
             self._said_missing = False
             log.info(
                 "loaded %s version %s (%s@%s) in %.1fs",

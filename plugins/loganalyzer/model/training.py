@@ -9,6 +9,7 @@ from datetime import datetime
 import psycopg
 
 from loganalyzer.detection.features import Counts, window_features
+from loganalyzer.model.profiles import service_key
 
 _MINUTES_SQL = """
 SELECT tenant, service, (extract(epoch FROM date_trunc('minute', "timestamp")) / 60)::bigint AS minute,
@@ -38,15 +39,25 @@ def minute_counts(
     return out
 
 
-def feature_rows(
+def feature_rows_by_service(
     per_service: dict[tuple[str, str], dict[int, Counts]], window: int = 5
-) -> list[tuple[float, ...]]:
-    """Every complete window of every service (missing minutes are empty minutes)."""
-    rows: list[tuple[float, ...]] = []
-    for minutes in per_service.values():
+) -> dict[str, list[tuple[float, ...]]]:
+    """Every complete window of every service (missing minutes are empty minutes), by
+    "tenant/service" key (the model's per-service profiles are fitted on them)."""
+    out: dict[str, list[tuple[float, ...]]] = {}
+    for (tenant, service), minutes in per_service.items():
         if not minutes:
             continue
         first, last = min(minutes), max(minutes)
-        for m in range(first + window - 1, last + 1):
-            rows.append(window_features([minutes.get(k) or Counts() for k in range(m - window + 1, m + 1)]))
-    return rows
+        out[service_key(tenant, service)] = [
+            window_features([minutes.get(k) or Counts() for k in range(m - window + 1, m + 1)])
+            for m in range(first + window - 1, last + 1)
+        ]
+    return out
+
+
+def feature_rows(
+    per_service: dict[tuple[str, str], dict[int, Counts]], window: int = 5
+) -> list[tuple[float, ...]]:
+    """Every complete window of every service, all services together."""
+    return [row for rows in feature_rows_by_service(per_service, window).values() for row in rows]
