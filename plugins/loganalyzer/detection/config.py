@@ -91,7 +91,7 @@ class DetectionConfig:
     window_buckets: int = 5
     #: the rules also look at the newest this-many buckets, so a sharp change is reported within
     #: about that many minutes instead of waiting for the 5-minute window to fill
-    fast_window_buckets: int = 2
+    fast_window_buckets: int = 1
     #: how far behind the newest event time a bucket stays open for late events
     allowed_lateness: timedelta = timedelta(minutes=2)
     #: consecutive normal evaluations that resolve an episode
@@ -166,7 +166,7 @@ class DetectionConfig:
             baseline: {recent_minutes: 30, ...}                       # BaselineSettings fields
             allowed_lateness_seconds: 120
             window_minutes: 5
-            fast_window_minutes: 2
+            fast_window_minutes: 1
             resolve_after: 3
             warmup_minutes: 20
             max_services: 10000

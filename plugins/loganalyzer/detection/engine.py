@@ -382,8 +382,9 @@ class DetectionEngine:
             exp = state.baseline.expected(m, bs)
             found: dict[str, Finding] = {}
             if warm:
-                # The 5-minute window is the feature window; its last 2 minutes are evaluated
-                # too, so that a sharp change is reported within ~2 minutes of event time.
+                # The 5-minute window is the feature window; its newest minute(s) are evaluated
+                # too, so that a sharp change is reported within ~1 minute of event time (the
+                # rules' volume and sigma guards keep one minute from alarming on noise).
                 w_full = window_counts(window)
                 _rules(found, w_full, exp, exp.volume * n, t, start, end)
                 if fast < n:
