@@ -76,7 +76,8 @@ def main() -> None:
     args = ap.parse_args()
 
     day = timedelta(hours=24)
-    start = (datetime.now(UTC) - 2 * day - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    # whole UTC days ending at the last midnight: every run of a day sees the same scenario
+    start = (datetime.now(UTC) - 2 * day).replace(hour=0, minute=0, second=0, microsecond=0)
     clean_end, end = start + day, start + 2 * day
     incidents = random_scenario(CATALOGUE, clean_end + timedelta(minutes=30), end, args.per_type, seed=42)
     print(
@@ -185,6 +186,7 @@ def report(
     types = sorted(set(EXPECTED_ANOMALY.values()))
     tp_p: dict[str, int] = defaultdict(int)
     fp_p: dict[str, int] = defaultdict(int)
+    unmatched: list[str] = []
     for service, kind, a_start, a_end, _ in anomalies:
         if a_start < clean_end:
             continue
@@ -192,6 +194,7 @@ def report(
             tp_p[kind] += 1
         else:
             fp_p[kind] += 1
+            unmatched.append(f"{kind} on {service} {a_start:%H:%M}-{a_end:%H:%M}")
 
     found: dict[str, int] = defaultdict(int)
     delays: dict[str, list[float]] = defaultdict(list)
@@ -223,6 +226,9 @@ def report(
             f"{kind:<20} {n:>9} {found[kind]:>6} {recall:>7.2f} {precision:>9.2f} {f1:>6.2f} "
             f"{med:>13} {p95:>10}"
         )
+    if unmatched:
+        print(f"\nanomalies on the incident day that overlap no incident: {len(unmatched)}")
+        print("  " + "; ".join(unmatched[:12]))
     warm = start + timedelta(hours=1)
     clean = [a for a in anomalies if warm <= a[2] < clean_end]
     service_days = len(CATALOGUE) * (clean_end - warm) / timedelta(days=1)

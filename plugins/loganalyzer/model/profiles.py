@@ -26,8 +26,11 @@ import numpy as np
 #: pseudo-logs of the service's median mixed into each window (variance of rates at low volume)
 SHRINK_LOGS = 1000.0
 #: smallest scale per feature after step 1 (a feature that never moves must not make a tiny
-#: change look infinite): log count, log errors, error rate, warn rate, ms, characters
-_FLOORS = (0.1, 0.1, 0.002, 0.002, 1.0, 0.5)
+#: change look infinite): log count, log errors, error rate, warn rate, ms, characters.
+#: The counts' floor of 1.0 (in log space: ×2.7) leaves volume to the seasonal volume rules: a
+#: weekday after a weekend training day is not an anomaly of the window's shape (measured:
+#: forest precision 0.82 -> 0.88 on a Sunday-trained model scoring a Monday).
+_FLOORS = (1.0, 1.0, 0.002, 0.002, 1.0, 0.5)
 _RELATIVE_FLOOR = 0.02
 
 
