@@ -42,31 +42,17 @@ from loganalyzer.generator.incidents import EXPECTED_ANOMALY, INCIDENT_TYPES, In
 from loganalyzer.generator.services import CATALOGUE  # noqa: E402
 from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
-from tests.support import ADMIN_URL, produce, tansu_broker  # noqa: E402
+from tests.support import (  # noqa: E402
+    ADMIN_URL,
+    consumer_env,
+    produce,
+    start_consumer,
+    tansu_broker,
+    traffic,
+    wait_stored,
+)
 
 SLACK = timedelta(minutes=5)
-
-
-def stored(url: str) -> int:
-    with connect(url) as conn:
-        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
-    return int(row[0]) if row else 0
-
-
-def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    while stored(url) < n:
-        if proc.poll() is not None:
-            sys.exit(f"consumer died; see {log}")
-        time.sleep(0.2)
-
-
-def generate(model: TrafficModel, start: datetime, end: datetime) -> tuple[list[bytes | None], list[bytes]]:
-    values: list[bytes | None] = []
-    keys: list[bytes] = []
-    for r in model.records(start, end):
-        values.append(r.value)
-        keys.append(r.key)
-    return values, keys
 
 
 def main() -> None:
@@ -87,8 +73,8 @@ def main() -> None:
     )
     model = TrafficModel(CATALOGUE, args.rate, seed=7, incidents=incidents)
     t0 = time.perf_counter()
-    day0 = generate(model, start, clean_end)
-    day1 = generate(model, clean_end, end)
+    day0 = traffic(model, start, clean_end)
+    day1 = traffic(model, clean_end, end)
     print(f"generated {len(day0[0]) + len(day1[0]):,} events in {time.perf_counter() - t0:.0f}s", flush=True)
 
     state = ROOT / ".state" / "bench"
@@ -103,26 +89,16 @@ def main() -> None:
                 migrate(conn)
             topic = f"bench-det-{os.getpid()}"
             ensure_topic({"bootstrap.servers": bootstrap}, topic, 4)
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "KAFKA_TOPIC": topic,
-                "KAFKA_GROUP_ID": "bench-det",
-                "KAFKA_SESSION_TIMEOUT_MS": "6000",
-                "CONSUMER_METRICS_PORT": "0",
-                "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                "MODEL_REFRESH_SECONDS": "1",
-                "LOG_LEVEL": "INFO",
-            }
+            env = consumer_env(
+                url,
+                bootstrap,
+                topic,
+                "bench-det",
+                MLFLOW_TRACKING_URI=f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+                MODEL_REFRESH_SECONDS="1",
+            )
             produce(bootstrap, topic, *day0)
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "loganalyzer", "consume"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            proc = start_consumer(env, log)
             try:
                 t0 = time.perf_counter()
                 wait_stored(url, len(day0[0]), proc, log)

@@ -38,7 +38,14 @@ from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.events import ParseLimits, parse_event  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from streaming.sink import LOG_COLUMNS, LOG_TYPES  # noqa: E402
-from tests.support import ADMIN_URL, produce, tansu_broker  # noqa: E402
+from tests.support import (  # noqa: E402
+    ADMIN_URL,
+    consumer_env,
+    produce,
+    start_consumer,
+    stored_records,
+    tansu_broker,
+)
 
 SERVICES = [f"service-{i:02d}" for i in range(12)]
 TEMPLATES = [
@@ -80,12 +87,6 @@ def seed_shaped_events(n: int, seed: int = 7) -> list[bytes]:
     return out
 
 
-def stored(url: str) -> int:
-    with connect(url) as conn:
-        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
-    return int(row[0]) if row else 0
-
-
 def peak_rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -103,32 +104,21 @@ def run_consumer(
 
     Returns (seconds, peak RSS of the largest process in MB).
     """
-    env = {
-        **os.environ,
-        "DETECTION_ENABLED": "true" if detection else "false",
-        "DATABASE_URL": url,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC": topic,
-        "KAFKA_GROUP_ID": "bench",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "CONSUMER_METRICS_PORT": "0",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = consumer_env(
+        url,
+        bootstrap,
+        topic,
+        "bench",
+        DETECTION_ENABLED="true" if detection else "false",
+        LOG_LEVEL="WARNING",
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(consumers):
-            with open(log_dir / f"bench-consumer-{i}.log", "wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "loganalyzer", "consume"],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            procs.append(start_consumer(env, log_dir / f"bench-consumer-{i}.log"))
         first = None
         while True:
-            done = stored(url)
+            done = stored_records(url)
             now = time.perf_counter()
             if first is None and done > 0:
                 first = now

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -43,7 +42,15 @@ from loganalyzer.generator.services import CATALOGUE  # noqa: E402
 from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from loganalyzer.platform.processes import free_port  # noqa: E402
-from tests.support import ADMIN_URL, produce, tansu_broker  # noqa: E402
+from tests.support import (  # noqa: E402
+    ADMIN_URL,
+    consumer_env,
+    produce,
+    start_consumer,
+    tansu_broker,
+    traffic,
+    wait_stored,
+)
 
 #: events per second of *event time*, all services; with --rate 50,000 wall-clock events/s,
 #: one event-time minute passes every 0.36 s of wall time
@@ -64,8 +71,6 @@ def scrape(port: int) -> dict[str, dict[str, float]]:
             out[metric][le] = float(value)
         elif name.endswith("_count") or name.endswith("_sum"):
             out[name.rsplit("_", 1)[0]]["_" + name.rsplit("_", 1)[1]] = float(value)
-        elif name.startswith("loganalyzer_events_written"):
-            out["written"]["total"] = float(value)
     return out
 
 
@@ -117,28 +122,6 @@ def paced_produce(
     return len(values) / elapsed
 
 
-def generate(model: TrafficModel, start: datetime, end: datetime) -> tuple[list[bytes | None], list[bytes]]:
-    values: list[bytes | None] = []
-    keys: list[bytes] = []
-    for r in model.records(start, end):
-        values.append(r.value)
-        keys.append(r.key)
-    return values, keys
-
-
-def stored(url: str) -> int:
-    with connect(url) as conn:
-        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
-    return int(row[0]) if row else 0
-
-
-def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    while stored(url) < n:
-        if proc.poll() is not None:
-            sys.exit(f"consumer died; see {log}")
-        time.sleep(0.2)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=50_000, help="wall-clock events/s in the measured phase")
@@ -155,8 +138,8 @@ def main() -> None:
     incidents = random_scenario(CATALOGUE, phase + timedelta(minutes=5), end, per_type, seed=11)
     model = TrafficModel(CATALOGUE, EVENT_RATE, seed=5, incidents=incidents)
     t0 = time.perf_counter()
-    warmup = generate(model, start, phase)
-    paced = generate(model, phase, end)
+    warmup = traffic(model, start, phase)
+    paced = traffic(model, phase, end)
     print(
         f"generated {len(warmup[0]):,} warm-up + {len(paced[0]):,} measured events "
         f"({measured / timedelta(minutes=1):.0f} event-time minutes, {len(incidents)} incidents) "
@@ -176,25 +159,11 @@ def main() -> None:
                 migrate(conn)
             topic = f"bench-lat-{os.getpid()}"
             ensure_topic({"bootstrap.servers": bootstrap}, topic, 4)
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "KAFKA_TOPIC": topic,
-                "KAFKA_GROUP_ID": "bench-lat",
-                "KAFKA_SESSION_TIMEOUT_MS": "6000",
-                "CONSUMER_METRICS_PORT": str(port),
-                "MLFLOW_TRACKING_URI": "",
-                "LOG_LEVEL": "INFO",
-            }
+            env = consumer_env(
+                url, bootstrap, topic, "bench-lat", CONSUMER_METRICS_PORT=str(port), MLFLOW_TRACKING_URI=""
+            )
             produce(bootstrap, topic, *warmup)
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "loganalyzer", "consume"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
+            proc = start_consumer(env, log)
             try:
                 wait_stored(url, len(warmup[0]), proc, log)
                 time.sleep(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from loganalyzer.db.connection import connect, drop_database, ensure_database
 from loganalyzer.db.migrate import migrate
+from loganalyzer.generator.traffic import TrafficModel
 from loganalyzer.kafka_admin import ensure_topic
 from loganalyzer.platform.local import broker_spec
 from loganalyzer.platform.processes import free_port, port_open
@@ -163,3 +165,54 @@ class PrivatePostgres:
         with suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- benchmarks: a consumer process against a topic, and how far it got ---------------------------
+
+
+def consumer_env(url: str, bootstrap: str, topic: str, group: str, **overrides: str) -> dict[str, str]:
+    """The environment of a `loganalyzer consume` process for one topic and group."""
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": group,
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CONSUMER_METRICS_PORT": "0",
+        "LOG_LEVEL": "INFO",
+        **overrides,
+    }
+
+
+def start_consumer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`loganalyzer consume` as its own process, output to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "loganalyzer", "consume"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stored_records(url: str) -> int:
+    """Kafka records (rows and dead letters) committed to the database, from ingest_offsets."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Block until n records are stored; exit the benchmark if the consumer dies first."""
+    while stored_records(url) < n:
+        if proc.poll() is not None:
+            sys.exit(f"consumer died; see {log}")
+        time.sleep(0.2)
+
+
+def traffic(model: TrafficModel, start: datetime, end: datetime) -> tuple[list[bytes | None], list[bytes]]:
+    """The generator's encoded records in [start, end) as (values, keys) for `produce`."""
+    values: list[bytes | None] = []
+    keys: list[bytes] = []
+    for r in model.records(start, end):
+        values.append(r.value)
+        keys.append(r.key)
+    return values, keys
