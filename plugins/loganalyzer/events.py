@@ -322,6 +322,12 @@ def encode_event(event: LogEvent) -> bytes:
     return orjson.dumps(doc)
 
 
+def service_key(tenant: str, service: str) -> str:
+    """ "tenant/service": how a service is named across the product (Kafka keys, per-service
+    thresholds, the forest's per-service profiles)."""
+    return f"{tenant}/{service}"
+
+
 def partition_key(tenant: str, service: str) -> bytes:
     """Kafka key that keeps one service's events (and so its detection state) on one partition."""
-    return f"{tenant}/{service}".encode()
+    return service_key(tenant, service).encode()

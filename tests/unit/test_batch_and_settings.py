@@ -141,6 +141,7 @@ def test_settings_defaults_and_overrides() -> None:
         ({"LOG_MAX_MESSAGE_BYTES": "big"}, "LOG_MAX_MESSAGE_BYTES='big' is not an integer"),
         ({"LOG_MAX_MESSAGE_BYTES": "10"}, "must be >= 256"),
         ({"CONSUMER_BATCH_MAX_SECONDS": "soon"}, "is not a number"),
+        ({"CONSUMER_BATCH_TARGET_WAIT_SECONDS": "0"}, "CONSUMER_BATCH_TARGET_WAIT_SECONDS"),
         ({"KAFKA_SESSION_TIMEOUT_MS": "5"}, "must be >= 1000"),
     ],
 )

@@ -202,3 +202,8 @@ def test_per_service_overrides_and_validation() -> None:
         DetectionConfig.from_mapping({"thresholds": {"error_factor": 3}})
     with pytest.raises(DetectionConfigError, match="must be a number"):
         DetectionConfig.from_mapping({"services": {"x": {"min_volume": "lots"}}})
+    tenant_only = DetectionConfig.from_mapping({"services": {"acme/payments": {"min_volume": 7}}})
+    assert tenant_only.thresholds_for("acme", "payments").min_volume == 7
+    assert tenant_only.thresholds_for("other", "payments").min_volume == Thresholds().min_volume
+    with pytest.raises(DetectionConfigError, match="fast_window_minutes"):
+        DetectionConfig.from_mapping({"window_minutes": 3, "fast_window_minutes": 4})

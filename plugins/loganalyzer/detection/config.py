@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any
 
+from loganalyzer.events import service_key
+
 
 class DetectionConfigError(ValueError):
     pass
@@ -155,7 +157,9 @@ class DetectionConfig:
         """The most specific thresholds: "tenant/service", then "service", then the global ones."""
         if not self.overrides:
             return self.thresholds
-        return self.overrides.get(f"{tenant}/{service}") or self.overrides.get(service) or self.thresholds
+        return (
+            self.overrides.get(service_key(tenant, service)) or self.overrides.get(service) or self.thresholds
+        )
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any]) -> DetectionConfig:

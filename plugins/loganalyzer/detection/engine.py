@@ -39,7 +39,7 @@ from loganalyzer.detection.detectors import (
 from loganalyzer.detection.episodes import Episode, EpisodeEvent, step
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_counts, window_features
 from loganalyzer.detection.windows import ServiceBuckets, WindowStore, minute_of, minute_start
-from loganalyzer.events import ERROR_LEVELS, LogEvent
+from loganalyzer.events import ERROR_LEVELS, LogEvent, service_key
 from loganalyzer.patterns import Match, MinerConfig, TemplateMiner
 
 __all__ = ["RULE_TYPES", "DetectionEngine", "ForestScorer", "ServiceState", "minute_of", "minute_start"]
@@ -338,7 +338,7 @@ class DetectionEngine:
         if any(readies):
             scored = self.scorer(
                 [window_features(w) for ready in readies for _, w in ready],
-                [f"{s.tenant}/{s.service}" for ready in readies for s, _ in ready],
+                [service_key(s.tenant, s.service) for ready in readies for s, _ in ready],
             )
         offset = 0
         for m, ready in zip(minutes, readies, strict=True):

@@ -79,7 +79,3 @@ def fit_profiles(
 ) -> dict[str, Profile]:
     """A profile per service with at least `min_rows` windows (an hour): fewer say too little."""
     return {key: fit_profile(rows) for key, rows in rows_by_service.items() if len(rows) >= min_rows}
-
-
-def service_key(tenant: str, service: str) -> str:
-    return f"{tenant}/{service}"

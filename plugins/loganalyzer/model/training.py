@@ -9,7 +9,7 @@ from datetime import datetime
 import psycopg
 
 from loganalyzer.detection.features import Counts, window_features
-from loganalyzer.model.profiles import service_key
+from loganalyzer.events import service_key
 
 _MINUTES_SQL = """
 SELECT tenant, service, (extract(epoch FROM date_trunc('minute', "timestamp")) / 60)::bigint AS minute,
