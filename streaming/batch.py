@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from loganalyzer.events import EventParser, ParseLimits, Rejection
 
 #: Index of each column in a row tuple (the order of streaming.sink.LOG_COLUMNS).
-TS, TENANT, SERVICE, HOST, LEVEL, MESSAGE, METADATA, TOPIC, PARTITION, OFFSET = range(10)
+TS, TENANT, SERVICE, HOST, LEVEL, MESSAGE, METADATA, DURATION, TOPIC, PARTITION, OFFSET = range(11)
 
 
 class KafkaRecord(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent
-from streaming.batch import LEVEL, MESSAGE, METADATA, OFFSET, SERVICE, TENANT, TS, Batch
+from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class DetectionStage:
                         row[SERVICE],
                         row[LEVEL],
                         row[MESSAGE],
-                        row[METADATA].get("duration_ms"),
+                        row[DURATION],
                     )
             else:  # replay after a restore: rows below the floor rebuild state, uncounted
                 for row in pb.rows:
@@ -125,7 +125,7 @@ class DetectionStage:
                         row[SERVICE],
                         row[LEVEL],
                         row[MESSAGE],
-                        row[METADATA].get("duration_ms"),
+                        row[DURATION],
                         row[OFFSET] >= floor,
                     )
             derived = PartitionDerived(

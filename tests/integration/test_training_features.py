@@ -14,7 +14,7 @@ from loganalyzer.events import ParseLimits
 from loganalyzer.generator.services import CATALOGUE
 from loganalyzer.generator.traffic import TrafficModel
 from loganalyzer.model.training import feature_rows, minute_counts
-from streaming.batch import build_batch
+from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS, build_batch
 from streaming.sink import PostgresSink
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def test_sql_minute_counts_equal_the_consumers_buckets(database_url: str) -> Non
     batch = build_batch("logs", [Rec(i, v) for i, v in enumerate(values)], ParseLimits(), datetime.now(UTC))
     engine = DetectionEngine(DetectionConfig(allowed_lateness=timedelta(hours=1)))  # keep every bucket open
     for row in batch.partitions[0].rows:
-        engine.observe(row[0], row[1], row[2], row[4], row[5], row[6].get("duration_ms"))
+        engine.observe(row[TS], row[TENANT], row[SERVICE], row[LEVEL], row[MESSAGE], row[DURATION])
     with connect(database_url) as conn:
         sink = PostgresSink(conn, "logs")
         sink.stored_offsets([0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,9 @@ import orjson
 import pytest
 
 from loganalyzer.events import (
+    JSONB_VERSION,
+    RFC3339,
+    EventParser,
     LogEvent,
     ParseLimits,
     Rejection,
@@ -96,6 +100,76 @@ def test_levels_are_normalised_case_insensitively(raw: str, expected: str | None
 )
 def test_timestamps_are_rfc3339_with_an_offset(raw: str, expected: datetime | None) -> None:
     assert parse_timestamp(raw) == expected
+    # The parser inlines a fast path for the common shape: it must agree with the contract.
+    ev = parse_event(orjson.dumps(doc(timestamp=raw)), LIMITS, NOW.replace(hour=16))
+    if expected is None:
+        assert isinstance(ev, Rejection) and ev.reason == "bad_timestamp"
+    else:
+        assert isinstance(ev, LogEvent) and ev.timestamp == expected
+
+
+def _contract_timestamp(raw: str) -> datetime | None:
+    """The contract written plainly (regular expression, then arithmetic), as a test oracle."""
+    s = raw.strip()
+    if RFC3339.fullmatch(s) is None:
+        return None
+    s = (s[:10] + "T" + s[11:]).replace("z", "Z")
+    try:
+        return datetime.fromisoformat(s).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("fraction", ["", ".2", ".283", ".283456", ".2834567", ".283456789"])
+def test_fast_timestamp_path_agrees_with_the_contract_on_mutated_input(fraction: str) -> None:
+    """Random edits of the canonical shape (what a buggy producer sends) through the parser's
+    fast path, against the contract's oracle: any disagreement is a contract bug."""
+    rng = random.Random(fraction)
+    base = f"2026-11-24T11:31:55{fraction}Z"
+    alphabet = "0123456789-T:.Z+ ,_z\u0663\n"
+    parser = EventParser(LIMITS, NOW)
+    for _ in range(3000):
+        chars = list(base)
+        for _ in range(rng.randint(1, 3)):
+            pos, c = rng.randrange(len(chars) + 1), rng.choice(alphabet)
+            op = rng.random()
+            if op < 0.4 and pos < len(chars):
+                chars[pos] = c
+            elif op < 0.7:
+                chars.insert(pos, c)
+            elif pos < len(chars):
+                del chars[pos]
+        raw = "".join(chars)
+        want = _contract_timestamp(raw)
+        got = parser.fields(orjson.dumps(doc(timestamp=raw)))
+        if want is None or not (NOW - LIMITS.max_age <= want <= NOW + LIMITS.max_future_skew):
+            assert isinstance(got, Rejection), raw
+        else:
+            assert isinstance(got, tuple) and got[0] == want and got[0].tzinfo is UTC, raw
+
+
+@pytest.mark.parametrize(
+    ("metadata", "duration"),
+    [
+        ({"duration_ms": 412}, 412.0),
+        ({"duration_ms": 0.5}, 0.5),
+        ({"duration_ms": "412"}, None),  # a string is not a number
+        ({"duration_ms": True}, None),  # nor is a boolean
+        ({"duration_ms": None}, None),
+        ({"request_id": "r-1"}, None),
+        (_DROP, None),
+        (None, None),
+    ],
+)
+def test_the_row_carries_metadata_as_jsonb_and_duration_as_a_number(
+    metadata: Any, duration: float | None
+) -> None:
+    fields = EventParser(LIMITS, NOW).fields(orjson.dumps(doc(metadata=metadata)))
+    assert isinstance(fields, tuple) and len(fields) == 8
+    assert fields[6][:1] == JSONB_VERSION
+    stored = {} if metadata is _DROP or metadata is None else metadata
+    assert orjson.loads(fields[6][1:]) == stored
+    assert fields[7] == duration and (duration is None or type(fields[7]) is float)
 
 
 def test_a_valid_event_is_normalised() -> None:

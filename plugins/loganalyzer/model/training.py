@@ -16,9 +16,8 @@ SELECT tenant, service, (extract(epoch FROM date_trunc('minute', "timestamp")) /
        count(*),
        count(*) FILTER (WHERE level IN ('ERROR', 'FATAL')),
        count(*) FILTER (WHERE level = 'WARN'),
-       coalesce(sum((metadata->>'duration_ms')::float8)
-                FILTER (WHERE jsonb_typeof(metadata->'duration_ms') = 'number'), 0),
-       count(*) FILTER (WHERE jsonb_typeof(metadata->'duration_ms') = 'number'),
+       coalesce(sum(duration_ms), 0),
+       count(duration_ms),
        coalesce(sum(length(message)), 0)
 FROM logs
 WHERE "timestamp" >= %s AND "timestamp" < %s
