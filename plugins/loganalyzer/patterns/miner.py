@@ -24,14 +24,19 @@ import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from loganalyzer.patterns.align import align
 from loganalyzer.patterns.tokens import WILDCARD, is_word, signature
 
-# Blanking digit-bearing hex runs never changes a message's signature (such a token stays a
-# variable), so the blanked message is an exact, cheap (one C-level pass) cache key.
-_FAST_KEY = re.compile(r"[0-9a-fA-F]*\d[0-9a-fA-F]*")
+# Replacing a run of hex characters that starts with an ASCII digit by "0" never changes a
+# message's signature: separators are untouched, a token with a digit keeps one (so stays a
+# variable) and a token without a digit is not touched. So the blanked message is an exact,
+# cheap (one C-level pass) cache key. Why this exact pattern: starting with a plain [0-9] lets
+# the regex engine skip to candidate positions (1.1 µs per message against 2.5 µs for
+# "[0-9a-fA-F]*\d[0-9a-fA-F]*", which tried a match at every letter a-f); a hex id that starts
+# with letters ("ef8a…") keeps them ("ef0"), which costs a few more cache entries, not accuracy.
+_FAST_KEY = re.compile(r"[0-9][0-9a-fA-F]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +57,10 @@ class MinerConfig:
     max_patterns: int = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
+    """The group of one message. A NamedTuple because one is built per event on the consumer's
+    hot path (a frozen dataclass costs ~1 µs more to construct)."""
+
     pattern_id: str
     template: str
     is_new: bool
