@@ -64,7 +64,8 @@ class MatchResult(NamedTuple):
     pattern_id: str
     template: str
     is_new: bool
-    count: int
+    #: messages of the group so far, this one included
+    seen: int
     #: for a new group: the group it is a near variant of (it may merge into it later)
     variant_of: str | None = None
 
