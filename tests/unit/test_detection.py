@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from loganalyzer.detection.detectors import error_rate_spike, log_volume_drop, l
 from loganalyzer.detection.engine import DetectionEngine
 from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_features
+from loganalyzer.model.forest import ForestScores
 
 T = Thresholds()
 START = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -207,3 +209,48 @@ def test_per_service_overrides_and_validation() -> None:
     assert tenant_only.thresholds_for("other", "payments").min_volume == Thresholds().min_volume
     with pytest.raises(DetectionConfigError, match="fast_window_minutes"):
         DetectionConfig.from_mapping({"window_minutes": 3, "fast_window_minutes": 4})
+
+
+class _ScriptedForest:
+    """A stand-in scorer (pure logic under test is the engine's decision, not the model): every
+    window scores `score`, with `z` robust SDs on mean_duration_ms and 0 elsewhere."""
+
+    def __init__(self) -> None:
+        self.score, self.z = 0.0, 0.0
+
+    def __call__(self, rows: Sequence[tuple[float, ...]], keys: Sequence[str]) -> ForestScores:
+        dev = tuple(self.z if n == "mean_duration_ms" else 0.0 for n in FEATURE_NAMES)
+        return ForestScores([self.score] * len(rows), "7", 0.1, [dev] * len(rows))
+
+
+def _forest_engine() -> tuple[DetectionEngine, _ScriptedForest]:
+    forest = _ScriptedForest()
+    engine = DetectionEngine(DetectionConfig(), forest)
+    _traffic(engine, range(60))  # warm
+    return engine, forest
+
+
+def test_forest_one_borderline_window_is_not_an_episode_two_are() -> None:
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.2, 4.0
+    assert "isolation_forest" not in _opened(_traffic(engine, range(60, 61)))
+    forest.score = 0.0
+    assert "isolation_forest" not in _opened(_traffic(engine, range(61, 63)))
+    forest.score = 0.2
+    assert _opened(_traffic(engine, range(63, 65))).count("isolation_forest") == 1
+
+
+def test_forest_a_decisive_window_opens_at_once_and_says_why() -> None:
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.2, 8.0
+    events = _traffic(engine, range(60, 61))
+    assert _opened(events) == ["isolation_forest"]
+    ep = events[0].episode
+    assert "mean_duration_ms at +8.0 robust SD" in ep.description
+    assert ep.extra["model_version"] == "7" and ep.extra["deviations"]["mean_duration_ms"] == 8.0
+
+
+def test_forest_never_fires_on_a_window_where_every_feature_is_ordinary() -> None:
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.5, 2.5  # a high score, but nothing is far from normal
+    assert "isolation_forest" not in _opened(_traffic(engine, range(60, 70)))

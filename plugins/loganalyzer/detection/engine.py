@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -42,6 +42,9 @@ from loganalyzer.detection.windows import ServiceBuckets, WindowStore, minute_of
 from loganalyzer.events import ERROR_LEVELS, LogEvent, service_key
 from loganalyzer.patterns import Match, MinerConfig, TemplateMiner
 
+if TYPE_CHECKING:  # the model package needs numpy/sklearn; the engine runs without a model
+    from loganalyzer.model.forest import ForestScores
+
 __all__ = ["RULE_TYPES", "DetectionEngine", "ForestScorer", "ServiceState", "minute_of", "minute_start"]
 
 RULE_TYPES = ("error_rate_spike", "log_volume_spike", "log_volume_drop")
@@ -52,13 +55,18 @@ DEFAULT_FOREST = DetectorThresholds().forest_score
 #: consecutive anomalous windows that open a forest episode: one odd window is the price of a
 #: 0.1 % calibration, two in a row are not (measured: precision 0.67 -> 0.92 at equal recall)
 FOREST_PERSISTENCE = 2
+#: ... unless the window is DECISIVELY out: a feature this many robust standard deviations from
+#: the service's normal. A forest's score saturates beyond its training data (a 6x latency
+#: incident scores like a borderline window), so the distance tells what the score cannot.
+FOREST_DECISIVE_Z = 6.0
+#: and never on a window whose every feature is within this many deviations of normal: the
+#: forest then reacts to a rare COMBINATION of ordinary values, which on measured traffic was
+#: every one of its false alarms and none of its incidents
+FOREST_MIN_Z = 3.0
 STATE_VERSION = 2
 #: scores window-feature rows of the services named by the keys ("tenant/service"); returns
-#: (scores, model version, calibrated threshold or None), NaN for a service the model does not
-#: know, or None when no model is loaded
-ForestScorer = Callable[
-    [Sequence[tuple[float, ...]], Sequence[str]], tuple[list[float], str, float | None] | None
-]
+#: None when no model is loaded (scores are NaN for a service the model does not know)
+ForestScorer = Callable[[Sequence[tuple[float, ...]], Sequence[str]], "ForestScores | None"]
 #: (tenant, service, minute_start, total, errors, warns): what warm_start reads
 HistoryRow = tuple[str, str, datetime | int, int, int, int]
 
@@ -334,7 +342,7 @@ class DetectionEngine:
         # older than the next window), so the forest scores them all in ONE call: a replay
         # closes hundreds of minutes at once, and a model call costs milliseconds however small.
         readies = [self._ready(m) for m in minutes]
-        scored: tuple[list[float], str, float | None] | None = None
+        scored: ForestScores | None = None
         if any(readies):
             scored = self.scorer(
                 [window_features(w) for ready in readies for _, w in ready],
@@ -344,7 +352,10 @@ class DetectionEngine:
         for m, ready in zip(minutes, readies, strict=True):
             part = None
             if scored is not None:
-                part = (scored[0][offset : offset + len(ready)], scored[1], scored[2])
+                part = scored._replace(
+                    scores=scored.scores[offset : offset + len(ready)],
+                    deviations=scored.deviations[offset : offset + len(ready)],
+                )
                 offset += len(ready)
             events.extend(self._close(m, ready, part))
             store.closed_upto = m + 1
@@ -358,7 +369,7 @@ class DetectionEngine:
         self,
         m: int,
         ready: list[tuple[ServiceState, list[Counts]]],
-        scored: tuple[list[float], str, float | None] | None,
+        scored: ForestScores | None,
     ) -> list[EpisodeEvent]:
         cfg = self.config
         n = cfg.window_buckets
@@ -369,10 +380,11 @@ class DetectionEngine:
         keep_from = m - n + 2
         events: list[EpisodeEvent] = []
         scores: list[float] | None = None
+        deviations: list[tuple[float, ...] | None] = []
         version = ""
         calibrated: float | None = None
         if scored is not None:
-            scores, version, calibrated = scored
+            scores, version, calibrated, deviations = scored
         for i, (state, window) in enumerate(ready):
             t = state.thresholds
             if t is None:
@@ -413,7 +425,9 @@ class DetectionEngine:
                     if event is not None:
                         events.append(event)
             if scores is not None and warm:
-                event = self._forest(state, scores[i], calibrated, version, t, window, start, end)
+                event = self._forest(
+                    state, scores[i], deviations[i], calibrated, version, t, window, start, end
+                )
                 if event is not None:
                     events.append(event)
             self._learn(state, m, minute, exp, warm)
@@ -426,6 +440,7 @@ class DetectionEngine:
         self,
         state: ServiceState,
         score: float,
+        deviation: tuple[float, ...] | None,
         calibrated: float | None,
         version: str,
         t: DetectorThresholds,
@@ -436,10 +451,21 @@ class DetectionEngine:
         if math.isnan(score):  # the model does not know this service
             return None
         limit = calibrated if calibrated is not None and t.forest_score == DEFAULT_FOREST else t.forest_score
-        hit = score > limit
+        # how far the window is from the service's normal, and on which feature
+        peak, peak_i = (0.0, -1) if deviation is None else max((abs(z), i) for i, z in enumerate(deviation))
+        hit = score > limit and (deviation is None or peak >= FOREST_MIN_Z)
         state.forest_streak = state.forest_streak + 1 if hit else 0
-        if "isolation_forest" not in state.episodes and state.forest_streak < FOREST_PERSISTENCE:
+        decisive = hit and peak >= FOREST_DECISIVE_Z
+        if (
+            "isolation_forest" not in state.episodes
+            and state.forest_streak < FOREST_PERSISTENCE
+            and not decisive
+        ):
             return None
+        why = ""
+        if deviation is not None:
+            z = deviation[peak_i]
+            why = f"; furthest from this service's normal: {FEATURE_NAMES[peak_i]} at {z:+.1f} robust SD"
         ep, event = step(
             state.episodes.get("isolation_forest"),
             tenant=state.tenant,
@@ -450,11 +476,16 @@ class DetectionEngine:
             actual=score,
             expected=limit,
             description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
-            f"{span(start, end)} (features: {_describe(window_features(window))})",
+            f"{span(start, end)}{why} (features: {_describe(window_features(window))})",
             window_start=start,
             window_end=end,
             resolve_after=self.config.resolve_after,
-            extra={"model_version": version},
+            extra={"model_version": version}
+            if deviation is None
+            else {
+                "model_version": version,
+                "deviations": {n: round(z, 2) for n, z in zip(FEATURE_NAMES, deviation, strict=True)},
+            },
         )
         _keep(state.episodes, "isolation_forest", ep)
         return event

@@ -5,11 +5,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from loganalyzer.model.profiles import Profile, standardise
+
+
+class ForestScores(NamedTuple):
+    """What the engine gets for a list of windows (see ForestModel.evaluate)."""
+
+    #: anomaly score per window (positive: anomalous); NaN for a service the model does not know
+    scores: list[float]
+    version: str
+    #: calibrated threshold (None: the detection config's forest_score applies)
+    threshold: float | None
+    #: per window, its features in robust standard deviations from the service's normal (the
+    #: forest's own input); None without profiles or for an unknown service. The engine uses it
+    #: to say WHY a window is anomalous, and how far out it is: a forest's score saturates once
+    #: a point is beyond everything it was trained on, so the score alone cannot tell "a bit
+    #: unusual" from "20 deviations out".
+    deviations: list[tuple[float, ...] | None]
 
 
 @dataclass(frozen=True)
@@ -35,20 +51,28 @@ class ForestModel:
         With profiles, `keys` names each row's service; a service without a profile scores NaN
         (not scored: the model does not know its normal).
         """
+        return self.evaluate(rows, keys).scores
+
+    def evaluate(self, rows: Sequence[Sequence[float]], keys: Sequence[str] | None = None) -> ForestScores:
+        """Scores and standardised features of every row, in one pass."""
+        deviations: list[tuple[float, ...] | None] = [None] * len(rows)
         if not rows:
-            return []
+            return ForestScores([], self.version, self.threshold, deviations)
         if not self.profiles:
             x = np.asarray(rows, dtype=np.float64)
-            return [float(-s) for s in self.estimator.decision_function(x)]
+            scores = [float(-s) for s in self.estimator.decision_function(x)]
+            return ForestScores(scores, self.version, self.threshold, deviations)
         if keys is None:
             raise ValueError("this model scores per service: pass the rows' service keys")
         known = [i for i, k in enumerate(keys) if k in self.profiles]
         out = [math.nan] * len(rows)
         if known:
-            x = np.asarray([standardise(rows[i], self.profiles[keys[i]]) for i in known], dtype=np.float64)
+            for i in known:
+                deviations[i] = standardise(rows[i], self.profiles[keys[i]])
+            x = np.asarray([deviations[i] for i in known], dtype=np.float64)
             for i, s in zip(known, self.estimator.decision_function(x), strict=True):
                 out[i] = float(-s)
-        return out
+        return ForestScores(out, self.version, self.threshold, deviations)
 
 
 #: the share of training windows allowed above the threshold (training data is mostly normal)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
-from loganalyzer.model.forest import ForestModel
+from loganalyzer.model.forest import ForestModel, ForestScores
 from loganalyzer.model.profiles import Profile
 
 #: the run artifact holding the per-service input profiles of a model version
@@ -120,14 +120,14 @@ class ChampionWatcher:
 
     def scorer(
         self, rows: Sequence[Sequence[float]], keys: Sequence[str] | None = None
-    ) -> tuple[list[float], str, float | None] | None:
-        """The engine's ForestScorer: (scores, version, calibrated threshold), None without a model.
+    ) -> ForestScores | None:
+        """The engine's ForestScorer; None without a model.
 
         `keys` are the rows' "tenant/service"; a NaN score means the model does not know it."""
         model = self._model
         if model is None:
             return None
-        return model.scores(rows, keys), model.version, model.threshold
+        return model.evaluate(rows, keys)
 
     def refresh_now(self) -> ForestModel | None:
         """Check the alias; load the model when it points at a new version. Returns the current model."""
