@@ -186,11 +186,16 @@ class LogConsumer:
         self.metrics.consumed.inc(batch.record_count)
         if not batch.partitions:
             return
-        derived = self.detection.process(batch) if self.detection is not None else None
+        derived = None
+        if self.detection is not None:
+            derived = self.detection.process(batch)
+            self.metrics.tracked_services.set(self.detection.tracked_services())
         if derived:
             for d in derived.values():
                 for a in d.anomalies:
                     self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
+                if d.dropped_late:
+                    self.metrics.dropped_late.inc(d.dropped_late)
         self._drain()
         self._in_flight = (batch, self._writer.submit(self._write, batch, derived))
 

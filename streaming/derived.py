@@ -57,3 +57,6 @@ class PartitionDerived:
     anomalies: list[AnomalyRow] = field(default_factory=list)
     #: detection state as of the batch's last offset + 1, when it is time to save it
     checkpoint: bytes | None = None
+    #: events of this batch whose minute had already closed: stored and mined, not counted in
+    #: any window (the operator's signal that producers lag more than the allowed lateness)
+    dropped_late: int = 0

@@ -93,6 +93,10 @@ class DetectionStage:
     def revoke(self, partition: int) -> None:
         self._owned.pop(partition, None)
 
+    def tracked_services(self) -> int:
+        """Services whose state this consumer holds, over every partition it owns."""
+        return sum(len(o.engine.services) for o in self._owned.values())
+
     def engine(self, partition: int) -> DetectionEngine | None:
         owned = self._owned.get(partition)
         return None if owned is None else owned.engine
@@ -106,6 +110,7 @@ class DetectionStage:
                 continue  # not ours any more (a rebalance raced this batch); the sink fences it
             engine = owned.engine
             observe = engine.observe
+            late_before = engine.dropped_late
             floor = owned.floor
             if pb.first_offset >= floor:  # the usual case: every record is new
                 for row in pb.rows:
@@ -131,6 +136,7 @@ class DetectionStage:
             derived = PartitionDerived(
                 patterns=[PatternDelta(*p) for p in engine.drain_patterns()],
                 anomalies=[anomaly_row(e) for e in engine.advance()],
+                dropped_late=engine.dropped_late - late_before,
             )
             if now - owned.last_checkpoint >= self.checkpoint_seconds:
                 derived.checkpoint = engine.snapshot()

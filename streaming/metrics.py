@@ -57,6 +57,17 @@ class ConsumerMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60),
             registry=r,
         )
+        self.dropped_late = Counter(
+            "loganalyzer_detection_dropped_late",
+            "Events stored but not counted by detection: their event-time minute had closed "
+            "(later than ALLOWED_LATENESS behind the newest event of their partition)",
+            registry=r,
+        )
+        self.tracked_services = Gauge(
+            "loganalyzer_detection_services",
+            "Services whose detection state this consumer holds (bounded by max_services per partition)",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )

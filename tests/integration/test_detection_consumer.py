@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from loganalyzer.db.connection import connect
@@ -13,7 +15,7 @@ from loganalyzer.generator.incidents import Incident
 from loganalyzer.generator.services import CATALOGUE, service_by_name
 from loganalyzer.generator.traffic import TrafficModel
 from tests.integration.consumer_harness import consumer_env, start_consumer_process
-from tests.support import count, new_topic, produce, wait_for
+from tests.support import count, event_doc, new_topic, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +102,43 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
     assert "vs expected" in bursts[0][4]
     others = [a for a in anomalies if not (a[0] == "search" and a[1] == "error_rate_spike")]
     assert others == [], f"false alarms (the restart must not cause any): {others}"
+
+
+def test_late_events_are_stored_and_counted_as_dropped_late_in_the_metrics(
+    broker: str, database_url: str
+) -> None:
+    """An event for a minute detection has closed is still stored (and mined), never counted in a
+    window, and the operator sees it in loganalyzer_detection_dropped_late."""
+    from loganalyzer.detection.config import DetectionConfig
+    from loganalyzer.settings import load_settings
+    from streaming.consumer import LogConsumer
+    from streaming.detection_stage import DetectionStage
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    on_time = [orjson.dumps(event_doc(i, now - timedelta(minutes=30 - i), "api")) for i in range(30)]
+    late = [orjson.dumps(event_doc(100 + i, now - timedelta(minutes=20), "api")) for i in range(3)]
+    topic = new_topic(broker, partitions=1)
+    env = consumer_env(database_url, broker, topic, "late", MLFLOW_TRACKING_URI="")
+    consumer = LogConsumer(load_settings(env), detection=DetectionStage(DetectionConfig(), None, 10.0))
+    thread = threading.Thread(target=consumer.run, daemon=True)
+
+    def dropped() -> float | None:
+        return consumer.metrics.registry.get_sample_value("loganalyzer_detection_dropped_late_total")
+
+    thread.start()
+    try:
+        produce(broker, topic, on_time)
+        wait_for(lambda: count(database_url) == 30, 60, "the on-time events stored")
+        assert dropped() == 0
+        # minutes older than the newest event minus the allowed lateness (2 min) are closed now
+        produce(broker, topic, late)
+        wait_for(lambda: count(database_url) == 33, 60, "the late events stored too")
+        wait_for(
+            lambda: consumer.metrics.dropped_late._value.get() == 3,
+            10,
+            "three events counted as dropped-late",
+        )
+        assert consumer.metrics.registry.get_sample_value("loganalyzer_detection_services") == 1
+    finally:
+        consumer.stop()
+        thread.join(60)
