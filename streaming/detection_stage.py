@@ -50,12 +50,21 @@ def anomaly_row(event: EpisodeEvent) -> AnomalyRow:
     )
 
 
+#: a checkpoint may cost at most 1/CHECKPOINT_COST_SHARE of the consumer's time: with thousands
+#: of services a snapshot takes seconds (measured: 10,000 services, 38 MB, 2.9 s), and taking it
+#: every 10 s would spend 29 % of the detection thread on it. The price of a longer interval is
+#: a longer replay (through detection only) after a crash.
+CHECKPOINT_COST_SHARE = 20
+
+
 @dataclass
 class _Owned:
     engine: DetectionEngine
     #: records below this offset were stored (and their patterns counted) before assignment
     floor: int
     last_checkpoint: float
+    #: seconds between checkpoints: the configured interval, stretched by the snapshot's cost
+    interval: float = 0.0
 
 
 class DetectionStage:
@@ -138,8 +147,10 @@ class DetectionStage:
                 anomalies=[anomaly_row(e) for e in engine.advance()],
                 dropped_late=engine.dropped_late - late_before,
             )
-            if now - owned.last_checkpoint >= self.checkpoint_seconds:
+            if now - owned.last_checkpoint >= max(self.checkpoint_seconds, owned.interval):
+                began = time.perf_counter()
                 derived.checkpoint = engine.snapshot()
+                owned.interval = CHECKPOINT_COST_SHARE * (time.perf_counter() - began)
                 owned.last_checkpoint = now
             out[p] = derived
         return out
