@@ -13,7 +13,10 @@
 Reference in the same run: the consumer's batch write+commit time (p99), and the produced rate
 actually reached (the machine also runs the broker and this producer).
 
-Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60]
+With `--consumers N`, N consumer processes of one group share the topic (the product's way to
+scale out; their histograms are added), for a machine where one process cannot keep up.
+
+Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60] [--consumers 1]
 """
 
 from __future__ import annotations
@@ -74,6 +77,16 @@ def scrape(port: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def scrape_all(ports: list[int]) -> dict[str, dict[str, float]]:
+    """The consumers' histograms added up (bucket counts, sums and counts all add)."""
+    total: dict[str, dict[str, float]] = defaultdict(dict)
+    for port in ports:
+        for metric, values in scrape(port).items():
+            for k, v in values.items():
+                total[metric][k] = total[metric].get(k, 0.0) + v
+    return total
+
+
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
@@ -127,6 +140,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50_000, help="wall-clock events/s in the measured phase")
     ap.add_argument("--seconds", type=float, default=60, help="length of the measured phase (wall time)")
     ap.add_argument("--warmup-hours", type=float, default=3, help="event time consumed before measuring")
+    ap.add_argument("--consumers", type=int, default=1, help="consumer processes in one group")
     args = ap.parse_args()
 
     measured = timedelta(seconds=args.seconds * args.rate / EVENT_RATE)
@@ -150,8 +164,7 @@ def main() -> None:
     state = ROOT / ".state" / "bench"
     state.mkdir(parents=True, exist_ok=True)
     url = make_conninfo(ADMIN_URL, dbname=f"la_bench_lat_{os.getpid()}")
-    log = state / "bench-latency-consumer.log"
-    port = free_port()
+    ports = [free_port() for _ in range(args.consumers)]
     with tansu_broker(state) as bootstrap:
         ensure_database(url)
         try:
@@ -159,26 +172,37 @@ def main() -> None:
                 migrate(conn)
             topic = f"bench-lat-{os.getpid()}"
             ensure_topic({"bootstrap.servers": bootstrap}, topic, 4)
-            env = consumer_env(
-                url, bootstrap, topic, "bench-lat", CONSUMER_METRICS_PORT=str(port), MLFLOW_TRACKING_URI=""
-            )
             produce(bootstrap, topic, *warmup)
-            proc = start_consumer(env, log)
+            procs = []
             try:
-                wait_stored(url, len(warmup[0]), proc, log)
+                for i, port in enumerate(ports):
+                    env = consumer_env(
+                        url,
+                        bootstrap,
+                        topic,
+                        "bench-lat",
+                        CONSUMER_METRICS_PORT=str(port),
+                        MLFLOW_TRACKING_URI="",
+                    )
+                    procs.append(start_consumer(env, state / f"bench-latency-consumer-{i}.log"))
+                log = state / "bench-latency-consumer-0.log"
+                wait_stored(url, len(warmup[0]), procs[0], log)
                 time.sleep(1)
-                before = scrape(port)
+                before = scrape_all(ports)
                 reached = paced_produce(bootstrap, topic, *paced, args.rate)
                 t_end = time.perf_counter()
-                wait_stored(url, len(warmup[0]) + len(paced[0]), proc, log)
+                wait_stored(url, len(warmup[0]) + len(paced[0]), procs[0], log)
                 backlog = time.perf_counter() - t_end
                 time.sleep(1)
-                after = scrape(port)
+                after = scrape_all(ports)
             finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(60)
+                for proc in procs:
+                    proc.send_signal(signal.SIGTERM)
+                for proc in procs:
+                    proc.wait(60)
         finally:
             drop_database(url)
+    print(f"\n{args.consumers} consumer process(es) in one group")
     report(before, after, reached, backlog, args.rate)
 
 
