@@ -248,6 +248,10 @@ def test_forest_a_decisive_window_opens_at_once_and_says_why() -> None:
     ep = events[0].episode
     assert "mean_duration_ms at +8.0 robust SD" in ep.description
     assert ep.extra["model_version"] == "7" and ep.extra["deviations"]["mean_duration_ms"] == 8.0
+    assert ep.severity == "medium"  # 8 SD is 2.7x the 3 SD gate (the score is 2x its threshold)
+    forest.z = 20.0  # further out: the open episode's severity follows the peak
+    _traffic(engine, range(61, 62))
+    assert ep.severity == "critical"
 
 
 def test_forest_never_fires_on_a_window_where_every_feature_is_ordinary() -> None:

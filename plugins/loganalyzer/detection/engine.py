@@ -472,7 +472,9 @@ class DetectionEngine:
             service=state.service,
             kind="isolation_forest",
             finding_ratio=score if hit else None,
-            severity=severity(score / limit) if hit and limit > 0 else ("high" if hit else None),
+            # how far beyond normal: the score's excess, or the furthest feature's distance in
+            # units of the gate (the score alone saturates, see FOREST_DECISIVE_Z)
+            severity=severity(max(score / limit if limit > 0 else 1.0, peak / FOREST_MIN_Z)) if hit else None,
             actual=score,
             expected=limit,
             description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
