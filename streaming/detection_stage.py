@@ -51,9 +51,9 @@ def anomaly_row(event: EpisodeEvent) -> AnomalyRow:
 
 
 #: a checkpoint may cost at most 1/CHECKPOINT_COST_SHARE of the consumer's time: with thousands
-#: of services a snapshot takes seconds (measured: 10,000 services, 38 MB, 2.9 s), and taking it
-#: every 10 s would spend 29 % of the detection thread on it. The price of a longer interval is
-#: a longer replay (through detection only) after a crash.
+#: of services a snapshot takes seconds (bench/bench_detection_state.py: 10,000 services, 31 MB,
+#: 2.0 s), and taking it every 10 s would spend 20 % of the detection thread on it. The price
+#: of a longer interval is a longer replay (through detection only) after a crash.
 CHECKPOINT_COST_SHARE = 20
 
 

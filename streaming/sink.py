@@ -251,7 +251,7 @@ class PostgresSink:
         )
         for row in rows:
             values = list(row)
-            values[METADATA] = bytes(values[METADATA][1:]).decode()  # jsonb wire form -> JSON text
+            values[METADATA] = values[METADATA][1:].decode()  # jsonb wire form -> JSON text
             try:
                 with self.conn.transaction():
                     cur = self.conn.execute(sql, values)

@@ -119,8 +119,16 @@ def parse_timestamp(raw: str) -> datetime | None:
     the regular expression is the contract, `fromisoformat` only does the arithmetic.
     """
     n = len(raw)
-    # Fast path for the canonical shape (upper-case T, offset Z or ±hh:mm): a few index checks
-    # instead of the regular expression; fromisoformat then checks every digit and range.
+    # Fastest path, the shape every well-behaved producer sends ("…T08:31:55.283Z", 1-6 fraction
+    # digits): one slice comparison, then fromisoformat checks every digit and range (it would
+    # accept an empty fraction and ignore a 7th digit, hence the length bounds).
+    if raw[-1:] == "Z" and raw[4:20:3] == "--T::." and 21 < n < 28:
+        try:
+            return datetime.fromisoformat(raw)  # "Z" parses to UTC itself
+        except ValueError:
+            return None
+    # Fast path for the other canonical shapes (upper-case T, offset Z or ±hh:mm): a few index
+    # checks instead of the regular expression; fromisoformat then checks every digit and range.
     if (
         20 <= n <= 40
         and raw[10] == "T"
@@ -233,16 +241,7 @@ class EventParser:
         ):
             return _field_rejection(doc)
 
-        # The shape every well-behaved producer sends ("...T08:31:55.283Z", 1-6 fraction digits)
-        # costs one slice comparison before fromisoformat, which checks every digit; anything
-        # else goes through parse_timestamp's full contract. Inlined: this is ~1 µs per event.
-        if ts_raw[-1:] == "Z" and ts_raw[4:20:3] == "--T::." and 21 < len(ts_raw) < 28:
-            try:
-                ts = datetime.fromisoformat(ts_raw)
-            except ValueError:
-                ts = None
-        else:
-            ts = parse_timestamp(ts_raw)
+        ts = parse_timestamp(ts_raw)
         if ts is None:
             return Rejection(
                 "bad_timestamp", f"'timestamp' {ts_raw[:64]!r} is not RFC 3339 with a UTC offset"

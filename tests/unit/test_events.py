@@ -100,7 +100,7 @@ def test_levels_are_normalised_case_insensitively(raw: str, expected: str | None
 )
 def test_timestamps_are_rfc3339_with_an_offset(raw: str, expected: datetime | None) -> None:
     assert parse_timestamp(raw) == expected
-    # The parser inlines a fast path for the common shape: it must agree with the contract.
+    # The parser (and the fast path for the common shape) must agree with the contract.
     ev = parse_event(orjson.dumps(doc(timestamp=raw)), LIMITS, NOW.replace(hour=16))
     if expected is None:
         assert isinstance(ev, Rejection) and ev.reason == "bad_timestamp"
