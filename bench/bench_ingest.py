@@ -25,7 +25,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg.conninfo import make_conninfo
@@ -37,7 +37,7 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.events import EventParser, ParseLimits  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
-from streaming.sink import LOG_COLUMNS, LOG_TYPES  # noqa: E402
+from streaming.sink import LOG_COLUMNS, LOG_TYPES, use_c_bytea_dumper  # noqa: E402
 from tests.support import (  # noqa: E402
     ADMIN_URL,
     consumer_env,
@@ -97,12 +97,54 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def pids_named(prefix: str) -> list[int]:
+    """Processes whose command name starts with `prefix` (the kernel cuts names at 15 chars)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                comm = (d / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(prefix):
+                pids.append(int(d.name))
+    return pids
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / _TICK
+
+
+class CpuSplit(NamedTuple):
+    """Where the CPU of a run went, in CPU seconds: the 2-core machine's budget is 2 x wall time."""
+
+    consumers: float
+    postgres: float
+    broker: float
+    machine: float
+
+
 def run_consumer(
     url: str, bootstrap: str, topic: str, n: int, log_dir: Path, detection: bool, consumers: int = 1
-) -> tuple[float, float]:
+) -> tuple[float, float, CpuSplit]:
     """Time `consumers` processes of one consumer group from the first stored row to the last.
 
-    Returns (seconds, peak RSS of the largest process in MB).
+    Returns (seconds, peak RSS of the largest process in MB, CPU split over the same interval).
     """
     # A fresh group per run: a member of the previous run's group that the broker has not yet
     # expired must not hold up this run's join (offsets live in the fresh database anyway).
@@ -115,17 +157,32 @@ def run_consumer(
         LOG_LEVEL="INFO",  # one line per 10 s and per rebalance: negligible, and it explains a stall
     )
     procs: list[subprocess.Popen[bytes]] = []
+    poll = connect(url, autocommit=True)
     try:
         for i in range(consumers):
             procs.append(start_consumer(env, log_dir / f"bench-consumer-{i}.log"))
         first = None
         last_progress, last_done = time.perf_counter(), -1
         while True:
-            done = stored_records(url)
+            done = stored_records(poll)
             now = time.perf_counter()
             if first is None and done > 0:
                 first = now
+                pg = pids_named("postgres")
+                broker = pids_named("tansu")
+                cpu0 = CpuSplit(
+                    sum(cpu_seconds(p.pid) for p in procs),
+                    sum(map(cpu_seconds, pg)),
+                    sum(map(cpu_seconds, broker)),
+                    machine_busy_seconds(),
+                )
             if done >= n:
+                cpu1 = CpuSplit(
+                    sum(cpu_seconds(p.pid) for p in procs),
+                    sum(map(cpu_seconds, pg)),
+                    sum(map(cpu_seconds, broker)),
+                    machine_busy_seconds(),
+                )
                 break
             if done != last_done:
                 last_progress, last_done = now, done
@@ -140,15 +197,18 @@ def run_consumer(
         rss = max(peak_rss_mb(p.pid) for p in procs)
         elapsed = now - first
     finally:
+        poll.close()
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(30)
-    return elapsed, rss
+    return elapsed, rss, CpuSplit(*(b - a for a, b in zip(cpu0, cpu1, strict=True)))
 
 
-def copy_reference(url: str, values: list[bytes]) -> float:
-    """Binary COPY of the consumer's own rows (same parser, same wire encoding), timed alone."""
+def copy_reference(url: str, values: list[bytes]) -> tuple[float, CpuSplit]:
+    """Binary COPY of the consumer's own rows (same parser, same wire encoding), timed alone.
+
+    Returns (seconds, CPU split: `consumers` is this client's own CPU)."""
     parse = EventParser(ParseLimits(), datetime.now(UTC)).fields
     rows = []
     days = set()
@@ -158,9 +218,12 @@ def copy_reference(url: str, values: list[bytes]) -> float:
         rows.append((*fields, "ref", 0, off))
         days.add(fields[0].date())
     with connect(url) as conn:
+        use_c_bytea_dumper(conn)
         for d in sorted(days):
             conn.execute("SELECT ensure_log_partition(%s)", (d,))
         conn.commit()
+        backend = conn.info.backend_pid
+        cpu0 = CpuSplit(time.process_time(), cpu_seconds(backend), 0.0, machine_busy_seconds())
         t0 = time.perf_counter()
         with (
             conn.cursor() as cur,
@@ -170,7 +233,9 @@ def copy_reference(url: str, values: list[bytes]) -> float:
             for row in rows:
                 copy.write_row(row)
         conn.commit()
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        cpu1 = CpuSplit(time.process_time(), cpu_seconds(backend), 0.0, machine_busy_seconds())
+        return elapsed, CpuSplit(*(b - a for a, b in zip(cpu0, cpu1, strict=True)))
 
 
 def main() -> None:
@@ -201,15 +266,17 @@ def main() -> None:
             produce(bootstrap, topic, values, keys=[f"t/{i % 12}".encode() for i in range(n)])
             print(f"produced {n:,} events in {time.perf_counter() - t0:.1f}s (before timing)", flush=True)
 
-            runs: dict[tuple[bool, int], tuple[float, float]] = {}
+            runs: dict[tuple[bool, int], tuple[float, float, CpuSplit]] = {}
             for detection, consumers in ((False, 1), (True, 1), (False, 2), (True, 2)):
                 runs[detection, consumers] = run_consumer(
                     target, bootstrap, topic, n, log_dir, detection, consumers
                 )
-                secs = runs[detection, consumers][0]
+                secs, _, cpu = runs[detection, consumers]
                 print(
                     f"  {consumers} consumer(s), detection {'on' if detection else 'off'}: "
-                    f"{n / secs:,.0f} logs/s",
+                    f"{n / secs:,.0f} logs/s; CPU µs per event: consumer {cpu.consumers / n * 1e6:.1f}, "
+                    f"PostgreSQL {cpu.postgres / n * 1e6:.1f}, broker {cpu.broker / n * 1e6:.1f}; "
+                    f"machine {cpu.machine / ((os.cpu_count() or 1) * secs):.0%} busy",
                     flush=True,
                 )
                 with connect(target) as conn:
@@ -222,14 +289,20 @@ def main() -> None:
                 ensure_database(target)
                 with connect(target) as conn:
                     migrate(conn)
-            ref_s = copy_reference(reference, values)
+            ref_s, ref_cpu = copy_reference(reference, values)
             ref_rate = n / ref_s
+            print(
+                f"  raw COPY: {ref_rate:,.0f} logs/s; CPU µs per event: "
+                f"client {ref_cpu.consumers / n * 1e6:.1f}, PostgreSQL {ref_cpu.postgres / n * 1e6:.1f}; "
+                f"machine {ref_cpu.machine / ((os.cpu_count() or 1) * ref_s):.0%} busy",
+                flush=True,
+            )
         finally:
             drop_database(target)
             drop_database(reference)
 
-    elapsed, rss = runs[False, 1]
-    d_elapsed, d_rss = runs[True, 1]
+    elapsed, rss, _ = runs[False, 1]
+    d_elapsed, d_rss, _ = runs[True, 1]
     rate, d_rate = n / elapsed, n / d_elapsed
     rate2, d_rate2 = n / runs[False, 2][0], n / runs[True, 2][0]
     ratio = rate / ref_rate

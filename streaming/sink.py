@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
 from streaming.batch import METADATA, OFFSET, PARTITION, Batch, DeadLetter
@@ -49,6 +50,15 @@ LOG_COLUMNS = (
 #: here, psycopg passes the bytes through in C instead of calling a JSON encoder per row.
 LOG_TYPES = ("timestamptz", "text", "text", "text", "text", "text", "bytea", "float8", "text", "int4", "int8")
 _COPY_LOGS = f"COPY logs ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def use_c_bytea_dumper(conn: psycopg.Connection) -> None:
+    """Make COPY's `bytea` column use psycopg's C dumper on this connection.
+
+    `Copy.set_types` picks the dumper registered last for the type's OID, and psycopg.dbapi20
+    registers a Python one there (for its `Binary` wrapper, which we never use): measured at
+    ~0.2 µs per row, 10 % of write_row."""
+    conn.adapters.register_dumper(None, conn.adapters.get_dumper(bytes, PyFormat.BINARY))
 
 
 #: Errors that mean "this value", not "this database": only these send rows to the slow path.
@@ -86,6 +96,7 @@ class PostgresSink:
         self._derived: dict[int, PartitionDerived] = {}
         # orjson encodes the jsonb parameters (anomaly details): ~10x faster than the stdlib encoder.
         psycopg.types.json.set_json_dumps(orjson.dumps, context=conn)
+        use_c_bytea_dumper(conn)
 
     # -- assignment ---------------------------------------------------------------------------
     def stored_offsets(self, partitions: Sequence[int]) -> dict[int, int]:

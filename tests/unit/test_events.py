@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -241,6 +242,14 @@ def test_nul_characters_are_replaced_not_stored() -> None:
         (orjson.dumps(doc(message="x" * 70_000)), "oversized"),
         (b'{"timestamp": "\\ud800"}', "invalid_json"),  # lone surrogate
         (b"[" * 60_000, "invalid_json"),  # deep nesting must not blow the stack
+        # what the fast decoder skips without looking must still be checked
+        (orjson.dumps(doc())[:-1] + b',"extra":"caf\xe9"}', "invalid_utf8"),
+        (orjson.dumps(doc(metadata=_DROP))[:-1] + b',"metadata":{"k":"caf\xe9"}}', "invalid_utf8"),
+        (orjson.dumps(doc(metadata=_DROP))[:-1] + b',"metadata":{"k":NaN}}', "invalid_json"),
+        (orjson.dumps(doc(metadata=_DROP))[:-1] + b',"metadata":{"k":1e400}}', "invalid_json"),
+        (orjson.dumps(doc(metadata=_DROP))[:-1] + b',"metadata":{"k":[1,]}}', "invalid_json"),
+        (b"\xef\xbb\xbf" + orjson.dumps(doc()), "invalid_json"),  # a byte order mark
+        (orjson.dumps(doc()) + b" x", "invalid_json"),
     ],
 )
 def test_invalid_records_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
@@ -268,3 +277,121 @@ def test_encode_then_parse_round_trips() -> None:
     ev = parse(doc(level="error", tenant="acme", metadata={"a": [1, 2.5, None, "x"]}))
     assert isinstance(ev, LogEvent)
     assert parse_event(encode_event(ev), LIMITS, NOW) == ev
+
+
+# -- the fast decoder against the general path ----------------------------------------------------
+# EventParser.fields decodes well-formed records with msgspec and leaves everything else to the
+# orjson path, which alone decides rejections. These tests hold the two to the same answers.
+
+# fmt: off
+_HOSTILE_VALUES: list[Any] = [
+    None, True, 0, -1, 412, 2**63, -(2**63), 2**64 + 1, 10**30, 1.5, -0.0, 1e308, "", " ", "x",
+    "INFO", "warning", "2026-11-24T11:00:00Z", "2026-11-24 11:00:00.123456789+01:00",
+    "2026-11-24T11:00:00+0100", "caf\u00e9 \u65e5\u672c", "a\x00b", "tab\there", "\ud83d\ude00",
+    [], [1, "a"], {}, {"duration_ms": 5}, {"duration_ms": "5"}, {"duration_ms": 10**30},
+    {"duration_ms": 2**64}, {"duration_ms": True}, {"nested": {"duration_ms": 1}}, "s" * 300,
+]
+# fmt: on
+_FIELDS = ("timestamp", "level", "service", "host", "message", "metadata", "tenant", "extra")
+
+
+def _same(fast: Any, general: Any) -> bool:
+    """Equal results; metadata compared as JSON values (the fast path keeps the sender's text)."""
+    if isinstance(fast, Rejection) or isinstance(general, Rejection):
+        return bool(fast == general)
+    return bool(
+        fast[:6] == general[:6]
+        and fast[6][:1] == general[6][:1] == JSONB_VERSION
+        and orjson.loads(fast[6][1:]) == orjson.loads(general[6][1:])
+        and fast[7] == general[7]
+        and type(fast[7]) is type(general[7])
+    )
+
+
+class _CountingParser(EventParser):
+    """Counts the records the fast path left to the general one."""
+
+    general = 0
+
+    def _fields_general(self, raw: bytes) -> tuple[Any, ...] | Rejection:
+        self.general += 1
+        return super()._fields_general(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        orjson.dumps(doc()),
+        orjson.dumps(doc(tenant="acme", level="warning", metadata={"duration_ms": 1.5, "a": [1, {}]})),
+        orjson.dumps(doc(metadata=_DROP, message="café 日本 ok")),  # UTF-8, not escaped
+        orjson.dumps(doc(timestamp="2026-11-24T10:00:00.123456789-01:00", service=" padded ")),
+        orjson.dumps(doc(level="loud")),  # a rejection the fast path decides (after decoding)
+    ],
+)
+def test_well_formed_records_take_the_fast_path(raw: bytes) -> None:
+    parser = _CountingParser(LIMITS, NOW)
+    result = parser.fields(raw)
+    assert parser.general == 0
+    assert _same(result, parser._fields_general(raw))
+
+
+def test_fast_and_general_paths_agree_on_hostile_field_values() -> None:
+    rng = random.Random(11)
+    parser = _CountingParser(LIMITS, NOW)
+    fast_taken = fast_accepted = 0
+    for _ in range(5000):
+        d = doc(tenant="acme", metadata={"duration_ms": 12, "request_id": "r-9"})
+        for name in rng.sample(_FIELDS, rng.randint(1, 3)):
+            d[name] = rng.choice([*_HOSTILE_VALUES, _DROP])
+        d = {k: v for k, v in d.items() if v is not _DROP}
+        # the stdlib encoder: it writes huge integers, and raw (not escaped) non-ASCII and surrogates
+        raw = json.dumps(d, ensure_ascii=rng.random() < 0.3).encode("utf-8", "surrogatepass")
+        before = parser.general
+        fast, general = parser.fields(raw), EventParser._fields_general(parser, raw)
+        assert _same(fast, general), (raw, fast, general)
+        fast_taken += parser.general == before
+        fast_accepted += parser.general == before and isinstance(fast, tuple)
+    # the fast path decided many of these records, accepting some: it was really compared
+    assert fast_taken > 400 and fast_accepted > 200, (fast_taken, fast_accepted)
+
+
+def test_fast_and_general_paths_agree_on_mutated_bytes() -> None:
+    """Random byte edits of valid records (truncation, stray quotes, bad UTF-8, huge numbers)."""
+    rng = random.Random(12)
+    parser = _CountingParser(LIMITS, NOW)
+    bases = [
+        orjson.dumps(doc()),
+        orjson.dumps(doc(tenant="acme", metadata={"duration_ms": 3.5, "tags": ["a", {"b": None}]})),
+        b'{ "timestamp" : "2026-11-24T11:00:00.5Z", "level":"err", "service":"api", "host":"h",'
+        b' "message":"caf\xc3\xa9 ok", "metadata" : { "duration_ms" : 7 } }',
+    ]
+    # fmt: off
+    pieces = [b'"', b"\\", b"\\u0000", b"{", b"}", b"[", b",", b":", b"\xff", b"\xc3", b"\xa9", b" ",
+              b"1e400", b"99999999999999999999999", b"NaN", b"null", b"true", b"0", b"\n", b"\t"]
+    # fmt: on
+    fast_taken = 0
+    for _ in range(20_000):
+        raw = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(raw) + 1)
+            op = rng.random()
+            if op < 0.4:
+                raw[pos:pos] = rng.choice(pieces)
+            elif op < 0.7:
+                raw[pos : pos + rng.randint(1, 4)] = rng.choice(pieces)
+            else:
+                del raw[pos : pos + rng.randint(1, 4)]
+        value = bytes(raw)
+        before = parser.general
+        fast, general = parser.fields(value), EventParser._fields_general(parser, value)
+        assert _same(fast, general), (value, fast, general)
+        fast_taken += parser.general == before
+    assert fast_taken > 1000  # edits that kept a record well formed: the fast path decided them
+
+
+def test_a_record_with_an_escape_still_parses() -> None:
+    """Escapes take the general path: the result is the same event either way."""
+    plain = parse(doc(message="caf\u00e9"))
+    escaped = parse(orjson.dumps(doc(message="x"))[:-1].replace(b'"x"', b'"caf\\u00e9"') + b"}")
+    assert isinstance(plain, LogEvent) and isinstance(escaped, LogEvent)
+    assert plain.message == escaped.message == "caf\u00e9"
