@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +14,7 @@ from loganalyzer.detection.detectors import error_rate_spike, log_volume_drop, l
 from loganalyzer.detection.engine import DetectionEngine
 from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_features
+from loganalyzer.detection.windows import minute_of, minute_start
 from loganalyzer.model.forest import ForestScores
 
 T = Thresholds()
@@ -258,3 +260,15 @@ def test_forest_never_fires_on_a_window_where_every_feature_is_ordinary() -> Non
     engine, forest = _forest_engine()
     forest.score, forest.z = 0.5, 2.5  # a high score, but nothing is far from normal
     assert "isolation_forest" not in _opened(_traffic(engine, range(60, 70)))
+
+
+def test_minute_of_agrees_with_epoch_seconds_in_every_zone() -> None:
+    """The calendar-field shortcut for UTC against the plain definition (and other zones)."""
+    rng = random.Random(5)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    for _ in range(5000):
+        ts = datetime(1971, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 2e9))
+        ts = ts.astimezone(rng.choice(zones))
+        m = minute_of(ts)
+        assert m == int(ts.timestamp()) // 60, ts
+        assert minute_start(m) <= ts < minute_start(m + 1)

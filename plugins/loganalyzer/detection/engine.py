@@ -141,7 +141,7 @@ class DetectionEngine:
 
         `count_pattern` False: the event is replayed for state only (already counted when stored).
         """
-        m = int(ts.timestamp()) // 60
+        m = minute_of(ts)
         state, counted = self._store.count(m, tenant, service, level, len(message), duration_ms)
         match = state.miner.add(message)
         if not counted:  # too late for its window; still a pattern occurrence
@@ -190,7 +190,7 @@ class DetectionEngine:
     ) -> bool:
         """Bucket counts only, no template mining (patterns are then the caller's business, see
         `report_new_pattern`). False when the event's minute is already closed."""
-        m = int(ts.timestamp()) // 60
+        m = minute_of(ts)
         return self._store.count(m, tenant, service, level, message_length, duration_ms)[1]
 
     # -- patterns -------------------------------------------------------------------------------

@@ -26,10 +26,16 @@ from loganalyzer.events import ERROR_LEVELS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
+_EPOCH_ORDINAL_MINUTES = _EPOCH.toordinal() * 1440
 
 
 def minute_of(ts: datetime) -> int:
-    """The minute (since the epoch) an aware datetime falls in."""
+    """The minute (since the epoch) an aware datetime falls in.
+
+    Called once per event: for UTC (what the parser always returns) the calendar fields give it
+    in a third of the time of `timestamp()`, which builds a timedelta and a float first."""
+    if ts.tzinfo is UTC:
+        return ts.toordinal() * 1440 + ts.hour * 60 + ts.minute - _EPOCH_ORDINAL_MINUTES
     return int(ts.timestamp()) // 60
 
 

@@ -58,14 +58,12 @@ class MinerConfig:
 
 
 class MatchResult(NamedTuple):
-    """The group of one message. A NamedTuple because one is built per event on the consumer's
-    hot path (a frozen dataclass costs ~1 µs more to construct)."""
+    """The group of one message. Immutable and without a running count, so that a cache hit
+    (most messages) returns the group's one prebuilt result instead of building a new one."""
 
     pattern_id: str
     template: str
     is_new: bool
-    #: messages of the group so far, this one included
-    seen: int
     #: for a new group: the group it is a near variant of (it may merge into it later)
     variant_of: str | None = None
 
@@ -83,6 +81,8 @@ class _Group:
     template: str = field(init=False)
     words: frozenset[str] = field(init=False)
     n_words: int = field(init=False)
+    #: what matching this group returns (rebuilt when the template changes)
+    seen: MatchResult = field(init=False)
 
     def __post_init__(self) -> None:
         self.set_tokens(self.tokens)
@@ -90,6 +90,7 @@ class _Group:
     def set_tokens(self, tokens: tuple[str, ...]) -> None:
         self.tokens = tokens
         self.template = " ".join(tokens)
+        self.seen = MatchResult(self.id, self.template, False)
         self.words = frozenset(t for t in tokens if is_word(t))
         self.n_words = sum(1 for t in tokens if is_word(t))
 
@@ -123,7 +124,7 @@ class TemplateMiner:
                 group.count += 1
                 fast.move_to_end(key)
                 self._groups.move_to_end(group.id)
-                return MatchResult(group.id, group.template, False, group.count)
+                return group.seen
         result = self._add_signature(signature(message))
         fast[key] = result.pattern_id
         if len(fast) > self.config.cache_size:
@@ -137,7 +138,7 @@ class TemplateMiner:
         if group is None and len(sig) <= self.config.max_align_tokens:
             aligned = self._aligned(sig)
             group = aligned[0] if aligned else None
-        return None if group is None else MatchResult(group.id, group.template, False, group.count)
+        return None if group is None else group.seen
 
     def resolve(self, pattern_id: str) -> str:
         """The current id of a group: groups merge, and old ids stay valid as aliases."""
@@ -150,6 +151,11 @@ class TemplateMiner:
             aliases[pattern_id] = root
             pattern_id = parent
         return root
+
+    def count(self, pattern_id: str) -> int:
+        """Messages the group has matched so far (0: no such group)."""
+        group = self._groups.get(self.resolve(pattern_id))
+        return 0 if group is None else group.count
 
     def template(self, pattern_id: str) -> str | None:
         group = self._groups.get(self.resolve(pattern_id))
@@ -222,7 +228,9 @@ class TemplateMiner:
     def _hit(self, group: _Group, is_new: bool, variant_of: str | None = None) -> MatchResult:
         group.count += 1
         self._groups.move_to_end(group.id)
-        return MatchResult(group.id, group.template, is_new, group.count, variant_of)
+        if not is_new and variant_of is None:
+            return group.seen
+        return MatchResult(group.id, group.template, is_new, variant_of)
 
     def _cached(self, sig: tuple[str, ...]) -> _Group | None:
         gid = self._sigs.get(sig)
