@@ -6,7 +6,14 @@ become dead letters), written with its offsets in one PostgreSQL transaction (st
 and only then are the offsets committed to Kafka.
 
 On partition assignment the consumer seeks to the offsets stored in PostgreSQL, so neither a
-crash between the two commits nor a rebalance can duplicate or lose a record. Scaling out is
+crash between the two commits nor a rebalance can duplicate or lose a record.
+
+Commits do not wait for PostgreSQL's WAL flush (synchronous_commit = off, CONSUMER_ASYNC_COMMIT):
+a batch's rows, dead letters, detection output and offsets commit together, so a PostgreSQL
+crash can only lose the newest batches whole. The consumer remembers the offsets it committed;
+when the stored ones are lower (lost commits, or a reset by hand) the sink refuses the batch and
+the consumer starts a new Kafka session, which seeks to the stored offsets and reads the lost
+records again. Measured: +7 to +12 % throughput (the flush stalled the writer at every batch). Scaling out is
 running more of these processes with the same KAFKA_GROUP_ID: Kafka's group protocol moves
 partitions (and, with them, per-partition state) between them.
 """
@@ -36,7 +43,7 @@ from streaming.derived import PartitionDerived
 from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
-from streaming.sink import PostgresSink, WriteResult
+from streaming.sink import OffsetsWentBack, PostgresSink, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,10 @@ class LogConsumer:
         # every rebalance waits for it, so the sink's connection is never used concurrently.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-writer")
         self._in_flight: tuple[Batch, Future[WriteResult]] | None = None
+        #: next offset per owned partition as this consumer committed it to PostgreSQL
+        self._committed: dict[int, int] = {}
+        #: the stored offsets went back: end this Kafka session and start over from them
+        self._restart = False
         self.totals = WriteResult()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -91,6 +102,9 @@ class LogConsumer:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
         self._conn = connect(self.settings.database_url, application_name="loganalyzer-consumer")
+        if self.settings.consumer.async_commit:
+            self._conn.execute("SET synchronous_commit = off")
+            self._conn.commit()
         self._sink = PostgresSink(self._conn, self.settings.kafka.topic)
 
     def _kafka_config(self) -> dict[str, Any]:
@@ -117,12 +131,32 @@ class LogConsumer:
 
     def run(self) -> int:
         """Consume until stopped. Returns the process exit code."""
-        cfg = self.settings.consumer
         # The consumer allocates millions of short-lived acyclic objects; the default GC
         # thresholds would scan them every 700 allocations (measured: ~40 % of parse time).
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         retry_transient(self._reconnect, lambda e: None, self._stop.is_set)
+        try:
+            while not self._stop.is_set():
+                self._session()
+        finally:
+            log.info(
+                "stopping: written %d, dead-lettered %d, skipped %d",
+                self.totals.written,
+                self.totals.dead_lettered,
+                self.totals.skipped,
+            )
+            self._writer.shutdown(wait=True)
+            if self._conn is not None:
+                self._conn.close()
+        return 0
+
+    def _session(self) -> None:
+        """One Kafka consumer from subscribe to close: until stopped, or until the offsets in
+        PostgreSQL went back (then the next session seeks to them and restores detection)."""
+        cfg = self.settings.consumer
+        self._restart = False
+        self._committed.clear()
         consumer = self._consumer = Consumer(self._kafka_config())
         consumer.subscribe(
             [self.settings.kafka.topic],
@@ -141,7 +175,7 @@ class LogConsumer:
         sizer = BatchSizer(cfg.batch_max_messages, cfg.batch_target_wait_seconds)
         cycle_start = time.perf_counter()
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._restart:
                 msgs = consumer.consume(num_messages=sizer.size, timeout=cfg.batch_max_seconds)
                 now = time.perf_counter()
                 sizer.update(len(msgs), now - cycle_start, _oldest_age(msgs))
@@ -163,17 +197,12 @@ class LogConsumer:
                     last_report, reported = now, done
             self._drain()
         finally:
-            log.info(
-                "stopping: written %d, dead-lettered %d, skipped %d",
-                self.totals.written,
-                self.totals.dead_lettered,
-                self.totals.skipped,
-            )
-            consumer.close()
-            self._writer.shutdown(wait=True)
-            if self._conn is not None:
-                self._conn.close()
-        return 0
+            consumer.close()  # revokes every partition: their detection state goes with them
+            self._consumer = None
+            if self.detection is not None:
+                for p in self._assigned:
+                    self.detection.revoke(p)
+            self._assigned = set()
 
     # -- the batch ------------------------------------------------------------------------------
     def _handle(self, msgs: list[Any]) -> None:
@@ -197,7 +226,12 @@ class LogConsumer:
                 if d.dropped_late:
                     self.metrics.dropped_late.inc(d.dropped_late)
         self._drain()
-        self._in_flight = (batch, self._writer.submit(self._write, batch, derived))
+        if self._restart:
+            return  # this batch is read again in the next session, after the lost ones
+        self._in_flight = (
+            batch,
+            self._writer.submit(self._write, batch, derived, dict(self._committed)),
+        )
 
     def _drain(self) -> None:
         """Wait for the batch in flight; account for it and commit its offsets to Kafka."""
@@ -205,16 +239,32 @@ class LogConsumer:
             return
         batch, future = self._in_flight
         self._in_flight = None
-        result = future.result()  # a non-transient error ends the process here, loudly
+        try:
+            result = future.result()  # a non-transient error ends the process here, loudly
+        except OffsetsWentBack as exc:
+            log.warning(
+                "the offsets stored in PostgreSQL went back (%s): commits were lost (a crash "
+                "with synchronous_commit = off?) or reset by hand; starting over from them",
+                exc,
+            )
+            self.metrics.restarts.inc()
+            self._restart = True
+            return
+        self._committed.update(result.next_offsets)
         self._account(batch, result)
         self._commit_to_kafka(result.next_offsets)
 
-    def _write(self, batch: Batch, derived: dict[int, PartitionDerived] | None = None) -> WriteResult:
+    def _write(
+        self,
+        batch: Batch,
+        derived: dict[int, PartitionDerived] | None = None,
+        committed: dict[int, int] | None = None,
+    ) -> WriteResult:
         started = time.perf_counter()
 
         def attempt() -> WriteResult:
             assert self._sink is not None
-            return self._sink.write(batch, derived)
+            return self._sink.write(batch, derived, committed)
 
         def on_failure(_exc: BaseException) -> None:
             self.metrics.db_retries.inc()
@@ -293,6 +343,8 @@ class LogConsumer:
                 tp.offset = self.detection.assign(tp.partition, tp.offset, checkpoints.get(tp.partition))
         consumer.assign(partitions)
         self._assigned = {tp.partition for tp in partitions}
+        for p in self._assigned:
+            self._committed.pop(p, None)
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("assigned partitions %s at stored offsets %s", sorted(self._assigned), stored)
 
@@ -302,6 +354,8 @@ class LogConsumer:
         self._drain()
         revoked = {tp.partition for tp in partitions}
         self._assigned -= revoked
+        for p in revoked:
+            self._committed.pop(p, None)
         if self.detection is not None:
             for p in revoked:
                 self.detection.revoke(p)

@@ -44,6 +44,12 @@ class ConsumerMetrics:
         self.db_retries = Counter(
             "loganalyzer_db_retries", "Batch writes retried because PostgreSQL was unavailable", registry=r
         )
+        self.restarts = Counter(
+            "loganalyzer_consumer_restarts",
+            "Times the consumer started over from the offsets in PostgreSQL because they went back "
+            "(commits lost in a crash, or offsets reset by hand)",
+            registry=r,
+        )
         self.anomalies = Counter(
             "loganalyzer_anomaly_changes",
             "Anomaly episode changes written (by type and resulting status)",

@@ -17,7 +17,7 @@ letters with the database's reason: a bad row never takes valid rows of its batc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -75,6 +75,18 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+class OffsetsWentBack(Exception):
+    """PostgreSQL holds lower offsets than this consumer committed there: commits were lost
+    (a crash with synchronous_commit = off, a failover) or offsets were reset by hand. Nothing
+    in this batch was written; the consumer must start over from the stored offsets."""
+
+    def __init__(self, behind: dict[int, tuple[int, int]]) -> None:
+        self.behind = behind  # partition -> (stored, committed by us)
+        super().__init__(
+            ", ".join(f"partition {p}: stored {s}, we committed {c}" for p, (s, c) in sorted(behind.items()))
+        )
+
+
 @dataclass(slots=True)
 class WriteResult:
     written: int = 0
@@ -94,6 +106,7 @@ class PostgresSink:
         self.topic = topic
         self._known_days: set[date] = set()
         self._derived: dict[int, PartitionDerived] = {}
+        self._committed: Mapping[int, int] = {}
         # orjson encodes the jsonb parameters (anomaly details): ~10x faster than the stdlib encoder.
         psycopg.types.json.set_json_dumps(orjson.dumps, context=conn)
         use_c_bytea_dumper(conn)
@@ -127,10 +140,19 @@ class PostgresSink:
         self._known_days.update(missing)
 
     # -- the batch ---------------------------------------------------------------------------
-    def write(self, batch: Batch, derived: dict[int, PartitionDerived] | None = None) -> WriteResult:
-        """Write the batch and what detection derived from it (per partition) in one transaction."""
+    def write(
+        self,
+        batch: Batch,
+        derived: dict[int, PartitionDerived] | None = None,
+        committed: Mapping[int, int] | None = None,
+    ) -> WriteResult:
+        """Write the batch and what detection derived from it (per partition) in one transaction.
+
+        `committed`: the next offset per partition as this consumer last committed it; a stored
+        offset below it raises OffsetsWentBack (and nothing is written)."""
         self.ensure_days(batch.days)
         self._derived = derived or {}
+        self._committed = committed or {}
         try:
             return self._write(batch, mode="copy")
         except pgerrors.UniqueViolation:
@@ -165,6 +187,13 @@ class PostgresSink:
                     (topic, partitions),
                 ).fetchall()
             }
+            behind = {
+                p: (stored[p], c)
+                for p in partitions
+                if (c := self._committed.get(p)) is not None and stored[p] < c
+            }
+            if behind:
+                raise OffsetsWentBack(behind)  # (the transaction rolls back: nothing written)
             rows: list[tuple[Any, ...]] = []
             raws: dict[tuple[int, int], bytes | None] = {}
             dead: list[DeadLetter] = []

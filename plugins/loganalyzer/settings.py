@@ -83,6 +83,10 @@ class ConsumerSettings:
     #: live traffic: batches shrink to what arrives in this time (detection latency); a backlog
     #: still gets batch_max_messages (streaming/batch_size.py)
     batch_target_wait_seconds: float = 0.1
+    #: commit without waiting for the WAL flush (PostgreSQL's synchronous_commit = off). Safe
+    #: here: a crash can only lose the newest commits, rows and offsets together, and the
+    #: consumer notices and reads them again from Kafka (streaming/consumer.py, docs/ingestion.md)
+    async_commit: bool = True
     metrics_port: int = 9108
     parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
@@ -147,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             batch_max_messages=_int(env, "CONSUMER_BATCH_MAX_MESSAGES", 20_000, minimum=1),
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
             batch_target_wait_seconds=_float(env, "CONSUMER_BATCH_TARGET_WAIT_SECONDS", 0.1, minimum=0.001),
+            async_commit=_bool(env, "CONSUMER_ASYNC_COMMIT", True),
             metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
             parse_limits=limits,
         ),
