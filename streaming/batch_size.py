@@ -1,8 +1,8 @@
 """How many records to ask Kafka for next: big while catching up, small while live (pure).
 
-Why adaptive: `consume(n)` waits until n records are there. A fixed 20,000 is what a backlog
-needs (per-batch overhead amortised: ~115k logs/s) but costs 0.4 s of waiting at 50k logs/s
-live, which is most of a 1-second detection-latency budget; a fixed 5,000 is the reverse.
+Why adaptive: `consume(n)` waits until n records are there. A fixed 50,000 is what a backlog
+needs (per-batch overhead amortised) but costs 1 s of waiting at 50k logs/s live, the whole
+1-second detection-latency budget; a fixed 5,000 is the reverse.
 
 The signal is the age of the oldest record of the batch (its Kafka timestamp): older than
 `backlog_age` means we are behind, so batches go to the maximum; otherwise the next batch is

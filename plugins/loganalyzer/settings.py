@@ -78,7 +78,9 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    batch_max_messages: int = 20_000
+    #: a backlog's batch: each batch pays a commit and a few queries; measured +6 to +10 %
+    #: logs/s against 20,000 (bench_ingest), for ~50 MB more peak RSS (216 MB)
+    batch_max_messages: int = 50_000
     batch_max_seconds: float = 0.5
     #: live traffic: batches shrink to what arrives in this time (detection latency); a backlog
     #: still gets batch_max_messages (streaming/batch_size.py)
@@ -148,7 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             session_timeout_ms=_int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000),
         ),
         consumer=ConsumerSettings(
-            batch_max_messages=_int(env, "CONSUMER_BATCH_MAX_MESSAGES", 20_000, minimum=1),
+            batch_max_messages=_int(env, "CONSUMER_BATCH_MAX_MESSAGES", 50_000, minimum=1),
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
             batch_target_wait_seconds=_float(env, "CONSUMER_BATCH_TARGET_WAIT_SECONDS", 0.1, minimum=0.001),
             async_commit=_bool(env, "CONSUMER_ASYNC_COMMIT", True),
