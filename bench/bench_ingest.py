@@ -41,6 +41,9 @@ from streaming.sink import LOG_COLUMNS, LOG_TYPES, use_c_bytea_dumper  # noqa: E
 from tests.support import (  # noqa: E402
     ADMIN_URL,
     consumer_env,
+    cpu_seconds,
+    machine_busy_seconds,
+    pids_named,
     produce,
     start_consumer,
     stored_records,
@@ -95,39 +98,6 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def pids_named(prefix: str) -> list[int]:
-    """Processes whose command name starts with `prefix` (the kernel cuts names at 15 chars)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                comm = (d / "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm.startswith(prefix):
-                pids.append(int(d.name))
-    return pids
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks) - idle - iowait) / _TICK
 
 
 class CpuSplit(NamedTuple):

@@ -48,6 +48,7 @@ from loganalyzer.platform.processes import free_port  # noqa: E402
 from tests.support import (  # noqa: E402
     ADMIN_URL,
     consumer_env,
+    machine_busy_seconds,
     produce,
     start_consumer,
     tansu_broker,
@@ -189,8 +190,11 @@ def main() -> None:
                 wait_stored(url, len(warmup[0]), procs[0], log)
                 time.sleep(1)
                 before = scrape_all(ports)
+                cpu0, busy0, t_start = time.process_time(), machine_busy_seconds(), time.perf_counter()
                 reached = paced_produce(bootstrap, topic, *paced, args.rate)
                 t_end = time.perf_counter()
+                producer_share = (time.process_time() - cpu0) / (t_end - t_start)
+                machine_share = (machine_busy_seconds() - busy0) / ((os.cpu_count() or 1) * (t_end - t_start))
                 wait_stored(url, len(warmup[0]) + len(paced[0]), procs[0], log)
                 backlog = time.perf_counter() - t_end
                 time.sleep(1)
@@ -203,6 +207,10 @@ def main() -> None:
         finally:
             drop_database(url)
     print(f"\n{args.consumers} consumer process(es) in one group")
+    print(
+        f"while producing: this process (the producer) used {producer_share:.0%} of one core; "
+        f"the machine was {machine_share:.0%} busy"
+    )
     report(before, after, reached, backlog, args.rate)
 
 

@@ -194,6 +194,40 @@ def start_consumer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+# -- CPU accounting for the benchmarks (Linux /proc): where a run's CPU went ----------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def pids_named(prefix: str) -> list[int]:
+    """Processes whose command name starts with `prefix` (the kernel cuts names at 15 chars)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                comm = (d / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(prefix):
+                pids.append(int(d.name))
+    return pids
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / _TICK
+
+
 def stored_records(conn: psycopg.Connection) -> int:
     """Kafka records (rows and dead letters) committed to the database, from ingest_offsets.
 
