@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,13 @@ import orjson
 import pytest
 
 from loganalyzer.db.connection import connect
+from loganalyzer.detection.config import DetectionConfig
+from loganalyzer.detection.engine import DetectionEngine
+from loganalyzer.events import EventParser, ParseLimits
 from loganalyzer.generator.incidents import Incident
 from loganalyzer.generator.services import CATALOGUE, service_by_name
 from loganalyzer.generator.traffic import TrafficModel
+from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS
 from tests.integration.consumer_harness import consumer_env, start_consumer_process
 from tests.support import count, event_doc, new_topic, produce, wait_for
 
@@ -26,6 +31,31 @@ def _records(
     model = TrafficModel(CATALOGUE, 40, seed=11, incidents=incidents)
     recs = list(model.records(start, start + timedelta(minutes=minutes)))
     return [r.value for r in recs], [r.key for r in recs]
+
+
+def _uninterrupted(
+    values: list[bytes | None], partition_of: dict[str, int]
+) -> set[tuple[str, str, datetime]]:
+    """The episodes one engine per Kafka partition opens on the same records with no restart:
+    what the consumer must have found, no more (a restart's false alarm), no less (blindness)."""
+    parse = EventParser(ParseLimits(), datetime.now(UTC)).fields
+    engines: dict[int, DetectionEngine] = {}
+    gc.disable()  # half a million events: the collector would rescan the growing state (5x slower)
+    try:
+        for value in values:
+            row = parse(value)
+            assert isinstance(row, tuple)
+            engine = engines.get(partition_of[row[SERVICE]])
+            if engine is None:
+                engine = engines[partition_of[row[SERVICE]]] = DetectionEngine(DetectionConfig())
+            engine.observe(row[TS], row[TENANT], row[SERVICE], row[LEVEL], row[MESSAGE], row[DURATION])
+        return {
+            (e.episode.service, e.episode.type, e.episode.window_start)
+            for engine in engines.values()
+            for e in engine.advance()
+        }
+    finally:
+        gc.enable()
 
 
 def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
@@ -93,6 +123,7 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
             "SELECT p.service FROM (SELECT service, sum(count) c FROM log_patterns GROUP BY 1) p "
             "JOIN (SELECT service, count(*) c FROM logs GROUP BY 1) l USING (service) WHERE p.c <> l.c"
         ).fetchall()
+        partition_of = dict(conn.execute("SELECT DISTINCT service, kafka_partition FROM logs").fetchall())
     assert count(database_url) == len(values)
     assert pattern_total == (len(values),)  # counts add up to the rows, across the crash
     assert per_service == []
@@ -100,8 +131,15 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
     assert len(bursts) == 1, anomalies  # one incident, one row
     assert burst.start - timedelta(minutes=5) <= bursts[0][3] <= burst.end
     assert "vs expected" in bursts[0][4]
-    others = [a for a in anomalies if not (a[0] == "search" and a[1] == "error_rate_spike")]
-    assert others == [], f"false alarms (the restart must not cause any): {others}"
+    # The traffic itself can hold a borderline window (it depends on the hour the test runs):
+    # the restart must change nothing, so the reference is the same records without one.
+    found = {(a[0], a[1], a[3]) for a in anomalies}
+    reference = _uninterrupted(values, partition_of)
+    assert ("search", "error_rate_spike", bursts[0][3]) in reference
+    assert found == reference, (
+        f"the restart changed detection: only with it {found - reference}, "
+        f"only without it {reference - found}"
+    )
 
 
 def test_late_events_are_stored_and_counted_as_dropped_late_in_the_metrics(
