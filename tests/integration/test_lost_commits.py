@@ -7,12 +7,14 @@ believes they are stored. It must notice on its next write and read them again f
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from loganalyzer.db.connection import connect
-from tests.integration.consumer_harness import consumer_env, running_consumer
+from tests.integration.consumer_harness import consumer_env, running_consumer, start_consumer_process
 from tests.support import count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,12 @@ def _lose_newest_commits(url: str, topic: str) -> int:
             conn.execute(
                 "UPDATE ingest_offsets SET next_offset = %s WHERE kafka_topic = %s AND kafka_partition = %s",
                 (back, topic, partition),
+            )
+            # a detector checkpoint newer than what survived was lost with it
+            conn.execute(
+                "DELETE FROM detector_checkpoints "
+                "WHERE kafka_topic = %s AND kafka_partition = %s AND next_offset > %s",
+                (topic, partition, back),
             )
     return lost
 
@@ -73,3 +81,32 @@ def test_without_lost_commits_the_consumer_never_starts_over(broker: str, databa
         wait_for(lambda: count(database_url) == 4000, 60, "4,000 rows")
         restarts = consumer.metrics.restarts._value.get()
     assert restarts == 0
+
+
+def test_lost_commits_with_detection_on_are_read_again(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    """The `loganalyzer consume` process, detection on: the new session restores each partition
+    from what survived of its checkpoint and still stores every record exactly once."""
+    topic = new_topic(broker, partitions=2)
+    produce(broker, topic, valid_values(3000))
+    env = consumer_env(
+        database_url, broker, topic, CONSUMER_BATCH_MAX_MESSAGES="500", DETECTION_CHECKPOINT_SECONDS="0.1"
+    )
+    log = tmp_path / "consumer.log"
+    proc = start_consumer_process(env, log)
+    try:
+        wait_for(lambda: count(database_url) == 3000, 60, "the first 3,000 rows")
+        lost = _lose_newest_commits(database_url, topic)
+        assert lost >= LOST
+        produce(broker, topic, valid_values(1000, start=3000))
+        wait_for(lambda: count(database_url) == 4000, 90, "every row, the lost ones included")
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert count(database_url) == 4000
+    assert count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs") == 4000
+    assert "starting over" in log.read_text()
