@@ -37,7 +37,7 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.events import EventParser, ParseLimits  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
-from streaming.sink import LOG_COLUMNS, LOG_TYPES, use_c_bytea_dumper  # noqa: E402
+from streaming.sink import copy_log_rows, use_c_bytea_dumper  # noqa: E402
 from tests.support import (  # noqa: E402
     ADMIN_URL,
     consumer_env,
@@ -108,6 +108,19 @@ class CpuSplit(NamedTuple):
     broker: float
     machine: float
 
+    def since(self, earlier: CpuSplit) -> CpuSplit:
+        return CpuSplit(*(b - a for a, b in zip(earlier, self, strict=True)))
+
+
+def cpu_of(consumers: list[int], postgres: list[int], broker: list[int]) -> CpuSplit:
+    """CPU seconds used so far by each group of processes, and by the whole machine."""
+    return CpuSplit(
+        sum(map(cpu_seconds, consumers)),
+        sum(map(cpu_seconds, postgres)),
+        sum(map(cpu_seconds, broker)),
+        machine_busy_seconds(),
+    )
+
 
 def run_consumer(
     url: str, bootstrap: str, topic: str, n: int, log_dir: Path, detection: bool, consumers: int = 1
@@ -138,21 +151,10 @@ def run_consumer(
             now = time.perf_counter()
             if first is None and done > 0:
                 first = now
-                pg = pids_named("postgres")
-                broker = pids_named("tansu")
-                cpu0 = CpuSplit(
-                    sum(cpu_seconds(p.pid) for p in procs),
-                    sum(map(cpu_seconds, pg)),
-                    sum(map(cpu_seconds, broker)),
-                    machine_busy_seconds(),
-                )
+                pids = ([p.pid for p in procs], pids_named("postgres"), pids_named("tansu"))
+                cpu0 = cpu_of(*pids)
             if done >= n:
-                cpu1 = CpuSplit(
-                    sum(cpu_seconds(p.pid) for p in procs),
-                    sum(map(cpu_seconds, pg)),
-                    sum(map(cpu_seconds, broker)),
-                    machine_busy_seconds(),
-                )
+                cpu1 = cpu_of(*pids)
                 break
             if done != last_done:
                 last_progress, last_done = now, done
@@ -172,7 +174,7 @@ def run_consumer(
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(30)
-    return elapsed, rss, CpuSplit(*(b - a for a, b in zip(cpu0, cpu1, strict=True)))
+    return elapsed, rss, cpu1.since(cpu0)
 
 
 def copy_reference(url: str, values: list[bytes]) -> tuple[float, CpuSplit]:
@@ -195,17 +197,12 @@ def copy_reference(url: str, values: list[bytes]) -> tuple[float, CpuSplit]:
         backend = conn.info.backend_pid
         cpu0 = CpuSplit(time.process_time(), cpu_seconds(backend), 0.0, machine_busy_seconds())
         t0 = time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY logs ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(list(LOG_TYPES))
-            for row in rows:
-                copy.write_row(row)
+        with conn.cursor() as cur:
+            copy_log_rows(cur, "logs", rows)
         conn.commit()
         elapsed = time.perf_counter() - t0
         cpu1 = CpuSplit(time.process_time(), cpu_seconds(backend), 0.0, machine_busy_seconds())
-        return elapsed, CpuSplit(*(b - a for a, b in zip(cpu0, cpu1, strict=True)))
+        return elapsed, cpu1.since(cpu0)
 
 
 def main() -> None:

@@ -49,7 +49,16 @@ LOG_COLUMNS = (
 #: metadata arrives already in jsonb's binary wire form (EventParser.fields): declared as bytea
 #: here, psycopg passes the bytes through in C instead of calling a JSON encoder per row.
 LOG_TYPES = ("timestamptz", "text", "text", "text", "text", "text", "bytea", "float8", "text", "int4", "int8")
-_COPY_LOGS = f"COPY logs ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def copy_log_rows(cur: psycopg.Cursor[Any], table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Binary-COPY rows of EventParser.fields + Kafka coordinates into `table` (`logs` or a table
+    like it): the one encoding of a log row, shared by the sink's paths and the ingest bench's
+    raw-COPY reference, so that the reference always measures exactly what the consumer writes."""
+    with cur.copy(f"COPY {table} ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(LOG_TYPES))
+        for row in rows:
+            copy.write_row(row)
 
 
 def use_c_bytea_dumper(conn: psycopg.Connection) -> None:
@@ -257,10 +266,8 @@ class PostgresSink:
     def _copy_logs(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        with self.conn.cursor() as cur, cur.copy(_COPY_LOGS) as copy:
-            copy.set_types(list(LOG_TYPES))
-            for row in rows:
-                copy.write_row(row)
+        with self.conn.cursor() as cur:
+            copy_log_rows(cur, "logs", rows)
 
     def _upsert_logs(self, rows: list[tuple[Any, ...]]) -> int:
         if not rows:
@@ -270,10 +277,7 @@ class PostgresSink:
                 "CREATE TEMP TABLE IF NOT EXISTS logs_staging (LIKE logs INCLUDING DEFAULTS) "
                 "ON COMMIT DELETE ROWS"
             )
-            with cur.copy(f"COPY logs_staging ({', '.join(LOG_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(LOG_TYPES))
-                for row in rows:
-                    copy.write_row(row)
+            copy_log_rows(cur, "logs_staging", rows)
             cur.execute(
                 f"INSERT INTO logs ({', '.join(LOG_COLUMNS)}) "
                 f"SELECT {', '.join(LOG_COLUMNS)} FROM logs_staging ON CONFLICT DO NOTHING"
