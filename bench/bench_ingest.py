@@ -2,7 +2,8 @@
 
 1. start a Tansu broker and two fresh databases (consumer target, COPY reference);
 2. produce N seed-shaped events (~250 bytes) BEFORE timing;
-3. start `loganalyzer consume` as its own process; time from the first stored row to the last;
+3. start `loganalyzer consume` as its own process; time from the first stored batch to the last
+   row, counting only the records stored in between;
    sample its peak RSS (VmHWM);
 4. binary-COPY the same rows into an identical `logs` table of the reference database;
 5. print logs/s, the reference rate, their ratio and the peak RSS against the targets.
@@ -122,12 +123,27 @@ def cpu_of(consumers: list[int], postgres: list[int], broker: list[int]) -> CpuS
     )
 
 
+class ConsumerRun(NamedTuple):
+    """From the first stored batch to the last row: the records stored in between (the first
+    batch is not among them: it was committed before the clock started), and what they cost."""
+
+    records: int
+    seconds: float
+    rss_mb: float
+    cpu: CpuSplit
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
 def run_consumer(
     url: str, bootstrap: str, topic: str, n: int, log_dir: Path, detection: bool, consumers: int = 1
-) -> tuple[float, float, CpuSplit]:
+) -> ConsumerRun:
     """Time `consumers` processes of one consumer group from the first stored row to the last.
 
-    Returns (seconds, peak RSS of the largest process in MB, CPU split over the same interval).
+    Counting all n records over that time would credit the run with its first batch for free
+    (50,000 records: 5 % of a million), so only the records stored after the clock started count.
     """
     # A fresh group per run: a member of the previous run's group that the broker has not yet
     # expired must not hold up this run's join (offsets live in the fresh database anyway).
@@ -150,7 +166,7 @@ def run_consumer(
             done = stored_records(poll)
             now = time.perf_counter()
             if first is None and done > 0:
-                first = now
+                first, first_done = now, done
                 pids = ([p.pid for p in procs], pids_named("postgres"), pids_named("tansu"))
                 cpu0 = cpu_of(*pids)
             if done >= n:
@@ -174,7 +190,7 @@ def run_consumer(
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(30)
-    return elapsed, rss, cpu1.since(cpu0)
+    return ConsumerRun(n - first_done, elapsed, rss, cpu1.since(cpu0))
 
 
 def copy_reference(url: str, values: list[bytes]) -> tuple[float, CpuSplit]:
@@ -233,17 +249,18 @@ def main() -> None:
             produce(bootstrap, topic, values, keys=[f"t/{i % 12}".encode() for i in range(n)])
             print(f"produced {n:,} events in {time.perf_counter() - t0:.1f}s (before timing)", flush=True)
 
-            runs: dict[tuple[bool, int], tuple[float, float, CpuSplit]] = {}
+            runs: dict[tuple[bool, int], ConsumerRun] = {}
             for detection, consumers in ((False, 1), (True, 1), (False, 2), (True, 2)):
                 runs[detection, consumers] = run_consumer(
                     target, bootstrap, topic, n, log_dir, detection, consumers
                 )
-                secs, _, cpu = runs[detection, consumers]
+                run = runs[detection, consumers]
+                cpu, k = run.cpu, run.records
                 print(
                     f"  {consumers} consumer(s), detection {'on' if detection else 'off'}: "
-                    f"{n / secs:,.0f} logs/s; CPU µs per event: consumer {cpu.consumers / n * 1e6:.1f}, "
-                    f"PostgreSQL {cpu.postgres / n * 1e6:.1f}, broker {cpu.broker / n * 1e6:.1f}; "
-                    f"machine {cpu.machine / ((os.cpu_count() or 1) * secs):.0%} busy",
+                    f"{run.rate:,.0f} logs/s; CPU µs per event: consumer {cpu.consumers / k * 1e6:.1f}, "
+                    f"PostgreSQL {cpu.postgres / k * 1e6:.1f}, broker {cpu.broker / k * 1e6:.1f}; "
+                    f"machine {cpu.machine / ((os.cpu_count() or 1) * run.seconds):.0%} busy",
                     flush=True,
                 )
                 with connect(target) as conn:
@@ -268,15 +285,17 @@ def main() -> None:
             drop_database(target)
             drop_database(reference)
 
-    elapsed, rss, _ = runs[False, 1]
-    d_elapsed, d_rss, _ = runs[True, 1]
-    rate, d_rate = n / elapsed, n / d_elapsed
-    rate2, d_rate2 = n / runs[False, 2][0], n / runs[True, 2][0]
+    off, on = runs[False, 1], runs[True, 1]
+    rate, d_rate, rss, d_rss = off.rate, on.rate, off.rss_mb, on.rss_mb
+    rate2, d_rate2 = runs[False, 2].rate, runs[True, 2].rate
     ratio = rate / ref_rate
     d_ratio = d_rate / ref_rate
     print()
-    print(f"consumer, detection off (first → last row):  {rate:>10,.0f} logs/s  ({elapsed:.2f}s for {n:,})")
-    print(f"consumer, detection on:                      {d_rate:>10,.0f} logs/s  ({d_elapsed:.2f}s)")
+    print(
+        f"consumer, detection off (first → last row):  {rate:>10,.0f} logs/s  "
+        f"({off.seconds:.2f}s for the {off.records:,} after the first batch)"
+    )
+    print(f"consumer, detection on:                      {d_rate:>10,.0f} logs/s  ({on.seconds:.2f}s)")
     print(f"raw binary COPY of the same rows, same run:  {ref_rate:>10,.0f} logs/s  ({ref_s:.2f}s)")
     print(f"ratio consumer / raw COPY:                   {ratio:>10.2f} off, {d_ratio:.2f} on")
     print(f"consumer peak RSS:                           {rss:>10.0f} MB off, {d_rss:.0f} MB on")

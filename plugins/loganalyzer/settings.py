@@ -78,8 +78,8 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    #: a backlog's batch: each batch pays a commit and a few queries; measured +6 to +10 %
-    #: logs/s against 20,000 (bench_ingest), for ~50 MB more peak RSS (216 MB)
+    #: a backlog's batch: each batch pays a commit and a few queries; measured +1 to +7 %
+    #: logs/s against 20,000 (interleaved A/B runs), for ~50 MB more peak RSS (216 MB)
     batch_max_messages: int = 50_000
     batch_max_seconds: float = 0.5
     #: live traffic: batches shrink to what arrives in this time (detection latency); a backlog
