@@ -41,7 +41,9 @@ from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from streaming.sink import copy_log_rows, use_c_bytea_dumper  # noqa: E402
 from tests.support import (  # noqa: E402
     ADMIN_URL,
+    CpuSplit,
     consumer_env,
+    cpu_of,
     cpu_seconds,
     machine_busy_seconds,
     pids_named,
@@ -99,28 +101,6 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-class CpuSplit(NamedTuple):
-    """Where the CPU of a run went, in CPU seconds: the 2-core machine's budget is 2 x wall time."""
-
-    consumers: float
-    postgres: float
-    broker: float
-    machine: float
-
-    def since(self, earlier: CpuSplit) -> CpuSplit:
-        return CpuSplit(*(b - a for a, b in zip(earlier, self, strict=True)))
-
-
-def cpu_of(consumers: list[int], postgres: list[int], broker: list[int]) -> CpuSplit:
-    """CPU seconds used so far by each group of processes, and by the whole machine."""
-    return CpuSplit(
-        sum(map(cpu_seconds, consumers)),
-        sum(map(cpu_seconds, postgres)),
-        sum(map(cpu_seconds, broker)),
-        machine_busy_seconds(),
-    )
 
 
 class ConsumerRun(NamedTuple):

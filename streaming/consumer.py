@@ -50,11 +50,11 @@ from streaming.sink import OffsetsWentBack, PostgresSink, WriteResult
 log = logging.getLogger(__name__)
 
 
-def _oldest_age(msgs: list[Any]) -> float | None:
-    """Seconds since the first record of a batch reached Kafka (None: no usable timestamp)."""
+def _newest_age(msgs: list[Any]) -> float | None:
+    """Seconds since the last record of a batch reached Kafka (None: no usable timestamp)."""
     if not msgs:
         return None
-    ts_type, ts_ms = msgs[0].timestamp()
+    ts_type, ts_ms = msgs[-1].timestamp()
     return None if ts_type == 0 else time.time() - ts_ms / 1000
 
 
@@ -180,7 +180,7 @@ class LogConsumer:
             while not self._stop.is_set() and not self._restart:
                 msgs = consumer.consume(num_messages=sizer.size, timeout=cfg.batch_max_seconds)
                 now = time.perf_counter()
-                sizer.update(len(msgs), now - cycle_start, _oldest_age(msgs))
+                sizer.update(len(msgs), now - cycle_start, _newest_age(msgs))
                 cycle_start = now
                 if msgs:
                     self._handle(msgs)

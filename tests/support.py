@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
@@ -226,6 +226,28 @@ def machine_busy_seconds() -> float:
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle, iowait = ticks[3], ticks[4]
     return (sum(ticks) - idle - iowait) / _TICK
+
+
+class CpuSplit(NamedTuple):
+    """Where the CPU of a run went, in CPU seconds: the 2-core machine's budget is 2 x wall time."""
+
+    consumers: float
+    postgres: float
+    broker: float
+    machine: float
+
+    def since(self, earlier: CpuSplit) -> CpuSplit:
+        return CpuSplit(*(b - a for a, b in zip(earlier, self, strict=True)))
+
+
+def cpu_of(consumers: list[int], postgres: list[int], broker: list[int]) -> CpuSplit:
+    """CPU seconds used so far by each group of processes, and by the whole machine."""
+    return CpuSplit(
+        sum(map(cpu_seconds, consumers)),
+        sum(map(cpu_seconds, postgres)),
+        sum(map(cpu_seconds, broker)),
+        machine_busy_seconds(),
+    )
 
 
 def stored_records(conn: psycopg.Connection) -> int:

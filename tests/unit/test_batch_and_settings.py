@@ -156,12 +156,26 @@ def test_batch_sizer_shrinks_for_live_traffic_and_grows_for_a_backlog() -> None:
     sizer = BatchSizer(20_000, target_wait=0.1, backlog_age=1.0)
     for _ in range(12):  # live at 50k records/s: each cycle's records took size/50k s to arrive
         size = sizer.size
-        sizer.update(size, size / 50_000, oldest_age=0.3)
+        sizer.update(size, size / 50_000, newest_age=0.01)
     assert 4_500 <= sizer.size <= 5_500  # ~0.1 s worth
-    for _ in range(8):  # behind: the oldest record is 5 s old
-        sizer.update(sizer.size, 0.05, oldest_age=5.0)
+    for _ in range(8):  # behind: even the newest record of each batch is 5 s old
+        sizer.update(sizer.size, 0.05, newest_age=5.0)
     assert sizer.size >= 19_900
     for _ in range(12):  # a trickle: never below the minimum
-        sizer.update(3, 0.5, oldest_age=0.1)
+        sizer.update(3, 0.5, newest_age=0.1)
     assert sizer.size == 500
     assert sizer.update(0, 0.5, None) == 500  # an empty poll says nothing
+
+
+def test_batch_sizer_leaves_backlog_mode_once_a_batch_reaches_the_head() -> None:
+    """A large batch that took 1.2 s drained everything that was waiting: its newest record is
+    fresh although its oldest waited the whole cycle, so the next batch is live-sized at once."""
+    from streaming.batch_size import BatchSizer
+
+    sizer = BatchSizer(50_000, target_wait=0.1, backlog_age=1.0)
+    assert sizer.size == 50_000  # a cold start assumes a backlog
+    sizer.update(30_000, 1.2, newest_age=0.02)  # 25k records/s arrived while we worked
+    assert sizer.size == round(30_000 / 1.2 * 0.1)  # 2,500: shrinks at once, not halfway
+    sizer.update(2_500, 0.1, newest_age=0.01)
+    sizer.update(10_000, 0.1, newest_age=0.01)  # one odd cycle: grows only halfway
+    assert sizer.size == round((2_500 + 10_000) / 2)
