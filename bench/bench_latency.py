@@ -1,7 +1,9 @@
 """Detection latency in wall time: a triggering event's arrival in Kafka → its anomaly row committed.
 
 1. warm-up: a few hours of event time (12 services) go through Kafka and `loganalyzer consume`
-   (detection on) as fast as they can, so that baselines exist; not measured;
+   (detection on) as fast as they can, so that baselines exist; not measured; then the
+   IsolationForest is trained on those hours and registered in MLflow (SQLite), and the phase
+   starts once every consumer has loaded it (`--no-forest`: rules only);
 2. measured phase: more traffic with incidents of every type is produced *paced* at `--rate`
    wall-clock events/s (default 50,000); event time runs faster than wall time (the generator's
    density decides by how much), so minutes close, and anomalies open and resolve, every second;
@@ -24,7 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import defaultdict
@@ -142,12 +146,46 @@ def paced_produce(
     return len(values) / elapsed
 
 
+def train_and_wait_for_model(
+    env: dict[str, str], until: datetime, hours: float, mlflow_dir: Path, consumers: int, state: Path
+) -> None:
+    """Train the IsolationForest on the warm-up hours and wait until every consumer loaded it, so
+    that the measured phase scores every closed window as production does. The consumers check
+    the registry alias at the default interval (30 s), as in production."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loganalyzer",
+            "model",
+            "train",
+            "--hours",
+            f"{hours:g}",
+            "--until",
+            until.isoformat(),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=mlflow_dir,  # MLflow on SQLite puts artifacts under ./mlruns
+    )
+    logs = [state / f"bench-latency-consumer-{i}.log" for i in range(consumers)]
+    deadline = time.monotonic() + 120
+    while not all(b"loaded log-anomaly-detector" in log.read_bytes() for log in logs):
+        if time.monotonic() > deadline:
+            sys.exit(f"a consumer did not load the model; see {state}/bench-latency-consumer-*.log")
+        time.sleep(0.5)
+    print(f"forest trained on the warm-up and loaded by every consumer in {time.perf_counter() - t0:.0f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=50_000, help="wall-clock events/s in the measured phase")
     ap.add_argument("--seconds", type=float, default=60, help="length of the measured phase (wall time)")
     ap.add_argument("--warmup-hours", type=float, default=3, help="event time consumed before measuring")
     ap.add_argument("--consumers", type=int, default=1, help="consumer processes in one group")
+    ap.add_argument("--no-forest", action="store_true", help="skip training the IsolationForest (rules only)")
     args = ap.parse_args()
 
     measured = timedelta(seconds=args.seconds * args.rate / EVENT_RATE)
@@ -171,6 +209,8 @@ def main() -> None:
     state = ROOT / ".state" / "bench"
     state.mkdir(parents=True, exist_ok=True)
     url = make_conninfo(ADMIN_URL, dbname=f"la_bench_lat_{os.getpid()}")
+    mlflow_dir = Path(tempfile.mkdtemp(prefix="la-mlflow-"))
+    mlflow_uri = f"sqlite:///{mlflow_dir / 'mlflow.db'}"
     ports = [free_port() for _ in range(args.consumers)]
     with tansu_broker(state) as bootstrap:
         ensure_database(url)
@@ -189,11 +229,13 @@ def main() -> None:
                         topic,
                         "bench-lat",
                         CONSUMER_METRICS_PORT=str(port),
-                        MLFLOW_TRACKING_URI="",
+                        MLFLOW_TRACKING_URI="" if args.no_forest else mlflow_uri,
                     )
                     procs.append(start_consumer(env, state / f"bench-latency-consumer-{i}.log"))
                 log = state / "bench-latency-consumer-0.log"
                 wait_stored(url, len(warmup[0]), procs[0], log)
+                if not args.no_forest:
+                    train_and_wait_for_model(env, phase, args.warmup_hours, mlflow_dir, args.consumers, state)
                 time.sleep(1)
                 before = scrape_all(ports)
                 pids = ([p.pid for p in procs], pids_named("postgres"), pids_named("tansu"))

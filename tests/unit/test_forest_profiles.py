@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
-from loganalyzer.model.forest import ForestModel, train_forest
+import numpy as np
+import pytest
+
+from loganalyzer.model.forest import CompiledForest, ForestModel, train_forest
 from loganalyzer.model.profiles import fit_profile, fit_profiles, shrunk, standardise
 
 
@@ -49,3 +53,50 @@ def test_a_service_the_model_never_saw_is_not_scored() -> None:
     assert incident > normal
     assert math.isnan(unknown)
     assert fit_profiles({"default/short": windows(rng, 10, 10, n=30)}) == {}  # under an hour of windows
+
+
+def _fitted_forest(seed: int = 0) -> Any:
+    rng = np.random.default_rng(seed)
+    return train_forest(rng.normal(size=(2_000, 6)).tolist(), random_state=seed)
+
+
+def test_compiled_forest_scores_exactly_as_sklearn_decision_function() -> None:
+    """The consumer scores with CompiledForest; the numbers must be sklearn's own."""
+    rng = np.random.default_rng(1)
+    for seed in (0, 1):
+        estimator = _fitted_forest(seed)
+        compiled = CompiledForest.compile(estimator)
+        assert compiled is not None
+        thresholds = np.concatenate(
+            [e.tree_.threshold[e.tree_.children_left >= 0] for e in estimator.estimators_]
+        )
+        on_split = rng.choice(thresholds, size=(40, 6))  # exactly on split points (<= goes left)
+        for x in (
+            rng.normal(size=(200, 6)),
+            rng.normal(size=(50, 6)) * 1e6,  # far beyond the training data
+            on_split,
+            np.nextafter(on_split, np.inf),  # just right of them, before and after float32 rounding
+            np.zeros((1, 6)),
+        ):
+            fast = compiled.anomaly_scores(x)
+            assert fast is not None
+            np.testing.assert_allclose(fast, -estimator.decision_function(x), rtol=0, atol=1e-12)
+
+
+def test_forest_model_falls_back_to_sklearn_for_missing_values_and_feature_subsampling() -> None:
+    estimator = _fitted_forest()
+    compiled = CompiledForest.compile(estimator)
+    assert compiled is not None
+    x = np.array([[0.1, np.nan, 0.3, 0.0, 1.0, 2.0]])
+    assert compiled.anomaly_scores(x) is None  # sklearn routes NaN itself
+    model = ForestModel("1", estimator, tuple(f"f{i}" for i in range(6)))
+    assert model.scores(x.tolist()) == pytest.approx([-estimator.decision_function(x)[0]], abs=1e-12)
+
+    from sklearn.ensemble import IsolationForest
+
+    rng = np.random.default_rng(2)
+    sub = IsolationForest(n_estimators=20, max_features=0.5, random_state=0).fit(rng.normal(size=(500, 6)))
+    assert CompiledForest.compile(sub) is None
+    x = rng.normal(size=(10, 6))
+    sub_model = ForestModel("2", sub, tuple(f"f{i}" for i in range(6)))
+    assert sub_model.scores(x.tolist()) == pytest.approx(list(-sub.decision_function(x)), abs=1e-12)

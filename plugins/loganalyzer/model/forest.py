@@ -28,6 +28,77 @@ class ForestScores(NamedTuple):
     deviations: list[tuple[float, ...] | None]
 
 
+def average_path_length(n: np.ndarray) -> np.ndarray:
+    """c(n): the average path length of an unsuccessful search in a binary search tree of n
+    points, the normaliser of isolation depths (Liu et al. 2008; the formula sklearn uses)."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+class CompiledForest:
+    """A fitted sklearn IsolationForest as flat node arrays, scored with a few numpy operations.
+
+    Why: `decision_function` costs ~19 ms per call however few rows it gets (input validation,
+    joblib, one `tree.apply` per tree; measured with 200 trees), and the consumer calls it at
+    every closed minute of every partition it owns: at 50,000 logs/s of replayed traffic that was
+    a fifth of a core. Walking all trees at once for all rows is a loop over the trees' depth
+    (≤ 8 with 256 samples per tree) on (rows x trees) arrays: well under a millisecond.
+
+    The arithmetic is sklearn's: X is rounded to float32 as its trees compare it, a leaf is worth
+    its depth plus c(its training samples), and the score is 2^(-mean / c(max_samples)). Tests
+    hold it to `decision_function` on random and extreme inputs. Rows with NaN (missing-value
+    routing) and models that subsample features are left to sklearn (`compile` returns None).
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        trees = [e.tree_ for e in estimator.estimators_]
+        sizes = [t.node_count for t in trees]
+        starts = np.cumsum([0, *sizes[:-1]])
+        self.roots = starts.astype(np.intp)
+        left = np.concatenate([t.children_left for t in trees]).astype(np.intp)
+        right = np.concatenate([t.children_right for t in trees]).astype(np.intp)
+        offsets = np.repeat(starts, sizes).astype(np.intp)
+        leaf = left < 0
+        index = np.arange(len(left), dtype=np.intp)
+        # A leaf points at itself, so walking past it is harmless and every path takes max_depth steps.
+        self.left = np.where(leaf, index, left + offsets)
+        self.right = np.where(leaf, index, right + offsets)
+        self.feature = np.where(leaf, 0, np.concatenate([t.feature for t in trees])).astype(np.intp)
+        self.threshold = np.concatenate([t.threshold for t in trees])
+        depths = np.concatenate([t.compute_node_depths() for t in trees]).astype(np.float64)
+        samples = np.concatenate([t.n_node_samples for t in trees])
+        self.leaf_value = depths + average_path_length(samples) - 1.0
+        self.steps = max(int(t.max_depth) for t in trees)
+        self.denominator = len(trees) * float(average_path_length(np.array([estimator.max_samples_]))[0])
+        self.offset = float(estimator.offset_)
+
+    @classmethod
+    def compile(cls, estimator: Any) -> CompiledForest | None:
+        """The compiled form, or None for a model this class does not reproduce exactly."""
+        n_features = getattr(estimator, "n_features_in_", None)
+        if getattr(estimator, "_max_features", n_features) != n_features or not hasattr(estimator, "offset_"):
+            return None
+        return cls(estimator)
+
+    def anomaly_scores(self, x: np.ndarray) -> np.ndarray | None:
+        """-decision_function(x) (positive: anomalous); None when a row holds a NaN."""
+        x = np.asarray(x, dtype=np.float32).astype(np.float64)
+        if np.isnan(x).any():
+            return None
+        rows = np.arange(len(x), dtype=np.intp)[:, None]
+        node = np.broadcast_to(self.roots, (len(x), len(self.roots)))
+        for _ in range(self.steps):
+            go_left = x[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        mean = self.leaf_value[node].sum(axis=1)
+        scores = 2.0 ** (-(mean / self.denominator)) if self.denominator else np.ones(len(x))
+        return scores + self.offset  # -(score_samples - offset_), score_samples = -scores
+
+
 @dataclass(frozen=True)
 class ForestModel:
     """The estimator, its registry version and the feature names it was trained on.
@@ -44,6 +115,17 @@ class ForestModel:
     threshold: float | None = None
     #: per-service input profiles ("tenant/service" -> Profile); empty: raw features (older models)
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    _compiled: CompiledForest | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", CompiledForest.compile(self.estimator))
+
+    def _anomaly_scores(self, x: np.ndarray) -> list[float]:
+        """-decision_function(x), compiled when possible (same numbers, ~100x less per call)."""
+        fast = None if self._compiled is None else self._compiled.anomaly_scores(x)
+        if fast is None:
+            return [float(-s) for s in self.estimator.decision_function(x)]
+        return fast.tolist()  # type: ignore[no-any-return]
 
     def scores(self, rows: Sequence[Sequence[float]], keys: Sequence[str] | None = None) -> list[float]:
         """Anomaly score per row: positive means anomalous (the negated decision function).
@@ -59,8 +141,7 @@ class ForestModel:
         if not rows:
             return ForestScores([], self.version, self.threshold, deviations)
         if not self.profiles:
-            x = np.asarray(rows, dtype=np.float64)
-            scores = [float(-s) for s in self.estimator.decision_function(x)]
+            scores = self._anomaly_scores(np.asarray(rows, dtype=np.float64))
             return ForestScores(scores, self.version, self.threshold, deviations)
         if keys is None:
             raise ValueError("this model scores per service: pass the rows' service keys")
@@ -70,8 +151,8 @@ class ForestModel:
             for i in known:
                 deviations[i] = standardise(rows[i], self.profiles[keys[i]])
             x = np.asarray([deviations[i] for i in known], dtype=np.float64)
-            for i, s in zip(known, self.estimator.decision_function(x), strict=True):
-                out[i] = float(-s)
+            for i, s in zip(known, self._anomaly_scores(x), strict=True):
+                out[i] = s
         return ForestScores(out, self.version, self.threshold, deviations)
 
 
