@@ -6,6 +6,7 @@ environment at import time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -205,8 +206,15 @@ def _detection_stage(settings: Settings) -> DetectionStage | None:
     if d.mlflow_tracking_uri:
         from loganalyzer.model.registry import ChampionWatcher
 
+        # Loading a model imports MLflow and sklearn: ~320,000 objects that live as long as the
+        # process. The consumer froze its start-up objects (LogConsumer.run); these arrive later,
+        # and a full collection over them holds the GIL for ~270 ms (measured), a latency spike
+        # in the middle of a batch. Freeze them too.
         watcher = ChampionWatcher(
-            d.mlflow_tracking_uri, FEATURE_NAMES, refresh_seconds=d.model_refresh_seconds
+            d.mlflow_tracking_uri,
+            FEATURE_NAMES,
+            refresh_seconds=d.model_refresh_seconds,
+            on_load=lambda _model: gc.freeze(),
         )
         watcher.start()
         scorer = watcher.scorer

@@ -40,10 +40,12 @@ def test_watcher_follows_the_champion_alias_without_restart(tracking_uri: str) -
     estimator = train_forest(train)
     threshold = calibrate(estimator, train)
     v1 = register_forest(tracking_uri, estimator, FEATURES, train, metrics={"n": 500}, threshold=threshold)
-    watcher = ChampionWatcher(tracking_uri, FEATURES)
+    loaded: list[str] = []
+    watcher = ChampionWatcher(tracking_uri, FEATURES, on_load=lambda m: loaded.append(m.version))
     model = watcher.refresh_now()
     assert model is not None and model.version == v1
     assert model.threshold == threshold
+    assert loaded == [v1]  # the consumer freezes the GC here (cli._detection_stage)
     # calibrated: at most 0.5 % of the (normal) training windows score above it
     assert sum(s > threshold for s in model.scores(train)) <= 0.005 * len(train) + 1
     scored = watcher.scorer([[0.0, 0.0, 0.0]])
@@ -60,6 +62,7 @@ def test_watcher_follows_the_champion_alias_without_restart(tracking_uri: str) -
     MlflowClient(tracking_uri).set_registered_model_alias("log-anomaly-detector", "champion", v2)
     assert watcher.refresh_now().version == v2  # type: ignore[union-attr]
     assert v2 != v1
+    assert loaded == [v1, v2]  # once per version, not per check
 
 
 def test_a_model_trained_on_other_features_is_refused(tracking_uri: str) -> None:

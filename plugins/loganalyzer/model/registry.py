@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
@@ -83,8 +83,11 @@ class ChampionWatcher:
         name: str = MODEL_NAME,
         alias: str = CHAMPION_ALIAS,
         refresh_seconds: float = 30.0,
+        on_load: Callable[[ForestModel], None] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        #: called (in the watcher's thread) after a new version is loaded and in use
+        self.on_load = on_load
         self.expected_features = tuple(expected_features)
         self.name = name
         self.alias = alias
@@ -178,6 +181,8 @@ class ChampionWatcher:
                 profiles = {k: Profile.from_doc(v) for k, v in doc.items()}
             self._model = ForestModel(version, estimator, features, threshold, profiles)
             self._said_missing = False
+            if self.on_load is not None:
+                self.on_load(self._model)
             log.info(
                 "loaded %s version %s (%s@%s) in %.1fs",
                 self.name,
