@@ -153,23 +153,16 @@ def train_and_wait_for_model(
     that the measured phase scores every closed window as production does. The consumers check
     the registry alias at the default interval (30 s), as in production."""
     t0 = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loganalyzer",
-            "model",
-            "train",
-            "--hours",
-            f"{hours:g}",
-            "--until",
-            until.isoformat(),
-        ],
+    cmd = ["model", "train", "--hours", f"{hours:g}", "--until", until.isoformat()]
+    done = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", *cmd],
         env=env,
-        check=True,
         capture_output=True,
         cwd=mlflow_dir,  # MLflow on SQLite puts artifacts under ./mlruns
     )
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+        sys.exit(f"`loganalyzer {' '.join(cmd)}` failed ({done.returncode}):\n{tail}")
     logs = [state / f"bench-latency-consumer-{i}.log" for i in range(consumers)]
     deadline = time.monotonic() + 120
     while not all(b"loaded log-anomaly-detector" in log.read_bytes() for log in logs):
