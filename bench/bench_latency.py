@@ -97,7 +97,7 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
 
-def quantile(hist: dict[str, float], q: float) -> str:
+def quantile(hist: dict[str, float], q: float, unit: str = " s") -> str:
     """The upper bound of the bucket holding the q-quantile (exact enough for a threshold)."""
     total = hist.get("+Inf", 0.0)
     if total <= 0:
@@ -105,8 +105,8 @@ def quantile(hist: dict[str, float], q: float) -> str:
     bounds = sorted((float(k), v) for k, v in hist.items() if not k.startswith("_") and k != "+Inf")
     for le, cum in bounds:
         if cum >= q * total:
-            return f"≤ {le:g} s"
-    return f"> {bounds[-1][0]:g} s"
+            return f"≤ {le:g}{unit}"
+    return f"> {bounds[-1][0]:g}{unit}"
 
 
 def share_within(hist: dict[str, float], seconds: float) -> float:
@@ -282,7 +282,7 @@ def report(
     sizes = delta(after["loganalyzer_batch_records"], before.get("loganalyzer_batch_records", {}))
     if sizes.get("+Inf"):
         print(
-            f"records per batch: p50 {quantile(sizes, 0.5)[:-2]}, p99 {quantile(sizes, 0.99)[:-2]}, "
+            f"records per batch: p50 {quantile(sizes, 0.5, unit='')}, p99 {quantile(sizes, 0.99, unit='')}, "
             f"mean {sizes['_sum'] / sizes['+Inf']:,.0f}"
         )
     n_batches = int(write.get("+Inf", 0))
