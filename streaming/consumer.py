@@ -126,7 +126,14 @@ class LogConsumer:
             # The 1 MiB default caps a fetch at ~4,500 small records per partition: measured
             # 187k records/s consumed with it, 600k/s with 16 MiB.
             "max.partition.fetch.bytes": 16 * 1024 * 1024,
-            "queued.max.messages.kbytes": 256 * 1024,
+            # librdkafka (>= 2.1) stops fetching a partition whose local queue holds
+            # queued.min.messages and, by default, waits 1000 ms before it looks again: a
+            # backlog is then read at about queue size per second, whatever the broker can do.
+            # Measured, consume() alone over 1M records: 207k records/s with that default,
+            # 1.06M/s with 10 ms, and a smaller queue (50,000: 1.24M/s at +73 MB RSS).
+            "fetch.queue.backoff.ms": 10,
+            "queued.min.messages": 50_000,
+            "queued.max.messages.kbytes": 64 * 1024,
             "on_commit": self._on_commit,
             "error_cb": self._on_kafka_error,
         }
