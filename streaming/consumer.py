@@ -110,13 +110,11 @@ class LogConsumer:
         self._sink = PostgresSink(self._conn, self.settings.kafka.topic)
 
     def _kafka_config(self) -> dict[str, Any]:
+        """Our tunables, then the user's KAFKA_PROPERTY_* (they win: their broker, their
+        limits), then what exactly-once rests on (never overridden: offsets live in PostgreSQL
+        and are committed to Kafka by hand, after the database)."""
         k = self.settings.kafka
         return {
-            **kafka_client_config(k),
-            "group.id": k.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
             "session.timeout.ms": k.session_timeout_ms,
             "heartbeat.interval.ms": max(500, k.session_timeout_ms // 5),
             # A batch can wait for PostgreSQL for minutes; leaving the group then is fine
@@ -134,6 +132,12 @@ class LogConsumer:
             "fetch.queue.backoff.ms": 10,
             "queued.min.messages": 50_000,
             "queued.max.messages.kbytes": 64 * 1024,
+            **kafka_client_config(k),
+            "group.id": k.group_id,
+            # only for an offset the broker no longer has (retention): read what is left
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
             "on_commit": self._on_commit,
             "error_cb": self._on_kafka_error,
         }

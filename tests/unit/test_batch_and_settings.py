@@ -179,3 +179,21 @@ def test_batch_sizer_leaves_backlog_mode_once_a_batch_reaches_the_head() -> None
     sizer.update(2_500, 0.1, newest_age=0.01)
     sizer.update(10_000, 0.1, newest_age=0.01)  # one odd cycle: grows only halfway
     assert sizer.size == round((2_500 + 10_000) / 2)
+
+
+def test_kafka_properties_override_tunables_but_not_exactly_once() -> None:
+    from streaming.consumer import LogConsumer
+
+    settings = load_settings(
+        {
+            "KAFKA_PROPERTY_FETCH_QUEUE_BACKOFF_MS": "100",
+            "KAFKA_PROPERTY_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_PROPERTY_ENABLE_AUTO_COMMIT": "true",
+            "KAFKA_GROUP_ID": "g1",
+        }
+    )
+    config = LogConsumer(settings)._kafka_config()
+    assert config["fetch.queue.backoff.ms"] == "100"
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["enable.auto.commit"] is False and config["group.id"] == "g1"
+    assert LogConsumer(load_settings({}))._kafka_config()["fetch.queue.backoff.ms"] == 10
