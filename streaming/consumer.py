@@ -82,6 +82,8 @@ class LogConsumer:
         self._in_flight: tuple[Batch, Future[WriteResult]] | None = None
         #: next offset per owned partition as this consumer committed it to PostgreSQL
         self._committed: dict[int, int] = {}
+        #: next offset per owned partition as stored when it was assigned
+        self._assigned_at: dict[int, int] = {}
         #: the stored offsets went back: end this Kafka session and start over from them
         self._restart = False
         self.totals = WriteResult()
@@ -197,6 +199,8 @@ class LogConsumer:
                     self._handle(msgs)
                 else:
                     self._drain()  # idle: settle the last batch now (Kafka commit, totals)
+                if self.detection is not None and not self._restart:
+                    self._close_quiet_minutes()
                 now = time.monotonic()
                 if now - last_report >= 10:
                     done = self.totals.written + self.totals.dead_lettered
@@ -245,6 +249,31 @@ class LogConsumer:
             batch,
             self._writer.submit(self._write, batch, derived, dict(self._committed)),
         )
+
+    def _close_quiet_minutes(self) -> None:
+        """Silence on partitions where nothing arrives: detection closes their minutes from the
+        wall clock (DetectionStage.idle); what it finds is written at once, on its own."""
+        assert self.detection is not None
+        derived = self.detection.idle()
+        if not derived:
+            return
+        self._drain()
+        if self._restart:
+            return
+        expected = {p: self._committed.get(p, self._assigned_at.get(p, -1)) for p in derived}
+
+        def attempt() -> set[int]:
+            assert self._sink is not None
+            return self._sink.write_idle(derived, expected)
+
+        def on_failure(_exc: BaseException) -> None:
+            self.metrics.db_retries.inc()
+            self._reconnect()
+
+        written = self._writer.submit(retry_transient, attempt, on_failure, self._stop.is_set).result()
+        for p in written:
+            for a in derived[p].anomalies:
+                self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
 
     def _drain(self) -> None:
         """Wait for the batch in flight; account for it and commit its offsets to Kafka."""
@@ -350,6 +379,7 @@ class LogConsumer:
                 return self._sink.load_checkpoints(wanted)
 
             checkpoints = retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
+        self._assigned_at.update(stored)
         for tp in partitions:
             tp.offset = stored.get(tp.partition, 0)
             if self.detection is not None:
@@ -369,6 +399,7 @@ class LogConsumer:
         self._assigned -= revoked
         for p in revoked:
             self._committed.pop(p, None)
+            self._assigned_at.pop(p, None)
         if self.detection is not None:
             for p in revoked:
                 self.detection.revoke(p)

@@ -4,6 +4,12 @@ Runs in the consumer's main thread on the parsed batch; what it derives (pattern
 episode changes, checkpoints) travels with the batch to the writer and commits in the same
 transaction as the rows.
 
+Silence with nothing arriving: a minute normally closes when the partition's own newer events
+pass it, so a partition whose every service went quiet (a tenant's outage, the only service on
+its partition) would never close another minute. `idle()` lets the event time of a quiet live
+partition run on with the wall clock (newest event time + time quiet − allowed lateness), so its
+minutes close and the silence is reported; the consumer writes what that finds on its own.
+
 Restart without blindness or false alarms: on assignment the engine is restored from the
 partition's checkpoint and the consumer seeks back to the checkpoint's offset; records between
 it and the stored ingest offset are replayed through detection only (the sink skips storing
@@ -16,10 +22,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent
+from loganalyzer.detection.windows import minute_start
 from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
 
@@ -55,6 +64,18 @@ def anomaly_row(event: EpisodeEvent) -> AnomalyRow:
 #: 2.0 s), and taking it every 10 s would spend 20 % of the detection thread on it. The price
 #: of a longer interval is a longer replay (through detection only) after a crash.
 CHECKPOINT_COST_SHARE = 20
+#: a partition whose newest event was this far behind the wall clock when it arrived is replaying
+#: history (a backfill): its silence afterwards is the end of the replay, not an outage
+LIVE_HORIZON = timedelta(minutes=10)
+#: calls to idle() further apart than this mean the consumer was not polling (a long batch, a
+#: PostgreSQL outage): records may have been waiting, so quiet time restarts from now
+IDLE_MAX_GAP = 5.0
+#: seconds between two looks at quiet partitions (minutes are what it closes)
+IDLE_EVERY = 1.0
+#: a partition with records this recently closes its own minutes, with its batch (and the
+#: batch's detection lag is measured): the wall clock only speaks for quiet ones
+IDLE_AFTER = 5.0
+_ts = itemgetter(TS)
 
 
 @dataclass
@@ -65,6 +86,12 @@ class _Owned:
     last_checkpoint: float
     #: seconds between checkpoints: the configured interval, stretched by the snapshot's cost
     interval: float = 0.0
+    #: newest event time the partition has shown (None: none yet)
+    newest: datetime | None = None
+    #: clock() when the partition last had records (or was assigned): quiet since then
+    last_data: float = 0.0
+    #: the newest event was this far behind the wall clock when it arrived
+    behind: timedelta = timedelta(0)
 
 
 class DetectionStage:
@@ -74,12 +101,15 @@ class DetectionStage:
         scorer: ForestScorer | None = None,
         checkpoint_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
         self.scorer = scorer
         self.checkpoint_seconds = checkpoint_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         self._owned: dict[int, _Owned] = {}
+        self._last_idle: float | None = None
 
     def assign(self, partition: int, stored_offset: int, checkpoint: tuple[int, bytes] | None) -> int:
         """Set up a partition's engine; returns the offset to start reading from."""
@@ -96,7 +126,11 @@ class DetectionStage:
                 )
         if engine is None:
             engine = DetectionEngine(self.config, self.scorer)
-        self._owned[partition] = _Owned(engine, stored_offset, self._clock())
+        now = self._clock()
+        owned = self._owned[partition] = _Owned(engine, stored_offset, now, last_data=now)
+        if engine.max_minute is not None:  # restored: quiet counts from now, from its newest minute
+            owned.newest = minute_start(engine.max_minute)
+            owned.behind = self._wall_clock() - owned.newest
         return start
 
     def revoke(self, partition: int) -> None:
@@ -113,10 +147,17 @@ class DetectionStage:
     def process(self, batch: Batch) -> dict[int, PartitionDerived]:
         out: dict[int, PartitionDerived] = {}
         now = self._clock()
+        wall = self._wall_clock()
         for p, pb in batch.partitions.items():
             owned = self._owned.get(p)
             if owned is None:
                 continue  # not ours any more (a rebalance raced this batch); the sink fences it
+            if pb.rows:
+                newest = max(pb.rows, key=_ts)[TS]
+                if owned.newest is None or newest > owned.newest:
+                    owned.newest = newest
+                owned.last_data = now
+                owned.behind = wall - owned.newest
             engine = owned.engine
             observe = engine.observe
             late_before = engine.dropped_late
@@ -153,4 +194,30 @@ class DetectionStage:
                 owned.interval = CHECKPOINT_COST_SHARE * (time.perf_counter() - began)
                 owned.last_checkpoint = now
             out[p] = derived
+        return out
+
+    def idle(self) -> dict[int, PartitionDerived]:
+        """Close the minutes that wall-clock time has passed on quiet live partitions.
+
+        A partition quiet for `q` seconds is taken to be at event time newest + q, so its
+        minutes close once q passes the allowed lateness, exactly as if an event had arrived.
+        Skipped: partitions that never had an event, and those replaying history (newest event
+        over LIVE_HORIZON behind the wall clock when it came). Returns the episode changes of the
+        partitions where something changed."""
+        now = self._clock()
+        if self._last_idle is not None and now - self._last_idle < IDLE_EVERY:
+            return {}
+        stalled = self._last_idle is None or now - self._last_idle > IDLE_MAX_GAP
+        self._last_idle = now
+        out: dict[int, PartitionDerived] = {}
+        for p, owned in self._owned.items():
+            if stalled:
+                owned.last_data = max(owned.last_data, now)
+            quiet = now - owned.last_data
+            if owned.newest is None or owned.behind > LIVE_HORIZON or quiet < IDLE_AFTER:
+                continue
+            watermark = owned.newest + timedelta(seconds=quiet) - self.config.allowed_lateness
+            events = owned.engine.advance(watermark)
+            if events:
+                out[p] = PartitionDerived(patterns=[], anomalies=[anomaly_row(e) for e in events])
         return out

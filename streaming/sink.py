@@ -263,6 +263,27 @@ class PostgresSink:
             result.next_offsets = {p: o for o, _, p in advance}
         return result
 
+    def write_idle(self, derived: Mapping[int, PartitionDerived], expected: Mapping[int, int]) -> set[int]:
+        """Commit what detection found on partitions with no new records (silence seen from the
+        wall clock), for the partitions this consumer still owns: those whose stored offset is
+        the one it expects (`expected`), locked FOR UPDATE so a new owner cannot interleave.
+        Returns the partitions written. Episodes are upserted on their id, so an owner that
+        finds the same silence again changes nothing."""
+        partitions = sorted(derived)
+        with self.conn.transaction():
+            stored = {
+                int(p): int(o)
+                for p, o in self.conn.execute(
+                    "SELECT kafka_partition, next_offset FROM ingest_offsets "
+                    "WHERE kafka_topic = %s AND kafka_partition = ANY(%s) "
+                    "ORDER BY kafka_partition FOR UPDATE",
+                    (self.topic, partitions),
+                ).fetchall()
+            }
+            owned = {p for p in partitions if p in stored and stored[p] == expected.get(p)}
+            self._upsert_anomalies([a for p in sorted(owned) for a in derived[p].anomalies])
+        return owned
+
     def _copy_logs(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return

@@ -180,3 +180,60 @@ def test_late_events_are_stored_and_counted_as_dropped_late_in_the_metrics(
     finally:
         consumer.stop()
         thread.join(60)
+
+
+def test_a_partition_where_nothing_arrives_any_more_reports_the_silence(
+    broker: str, database_url: str
+) -> None:
+    """Absence of data is the signal even when NOTHING arrives: the only service of a partition
+    goes dark, no newer event moves its watermark, and the wall clock closes its minutes."""
+    import time
+
+    from loganalyzer.detection.config import DetectionConfig
+    from loganalyzer.settings import load_settings
+    from streaming.consumer import LogConsumer
+    from streaming.detection_stage import DetectionStage
+
+    class QuietClock:
+        """Monotonic time that, once `speed` is set, gains `speed` seconds at every look: the
+        minutes of silence pass in seconds, in steps the stage takes for a polling consumer."""
+
+        def __init__(self) -> None:
+            self.offset = 0.0
+            self.speed = 0.0
+
+        def __call__(self) -> float:
+            self.offset += self.speed
+            return time.monotonic() + self.offset
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    history = [
+        orjson.dumps(event_doc(i, now - timedelta(minutes=60) + timedelta(seconds=i), "api"))
+        for i in range(3600)
+    ]
+    topic = new_topic(broker, partitions=1)
+    env = consumer_env(database_url, broker, topic, "quiet", MLFLOW_TRACKING_URI="")
+    clock = QuietClock()
+    stage = DetectionStage(DetectionConfig(), None, 10.0, clock=clock)
+    consumer = LogConsumer(load_settings(env), detection=stage)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    drops = "SELECT count(*) FROM anomalies WHERE service = 'api' AND anomaly_type = 'log_volume_drop'"
+    thread.start()
+    try:
+        produce(broker, topic, history)
+        wait_for(lambda: count(database_url) == 3600, 60, "an hour of live traffic stored")
+        time.sleep(1.0)
+        assert count(database_url, drops) == 0  # the service was logging up to now
+        clock.speed = 3.0
+        wait_for(lambda: count(database_url, drops) == 1, 60, "the silence as a log_volume_drop")
+        with connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT status, actual_value, window_end FROM anomalies "
+                "WHERE anomaly_type = 'log_volume_drop'"
+            ).fetchone()
+        assert row is not None and row[0] == "open" and row[1] == 0
+        assert now - timedelta(minutes=1) <= row[2] <= now + timedelta(minutes=2)
+        assert consumer.metrics.anomalies.labels("log_volume_drop", "open")._value.get() == 1
+    finally:
+        consumer.stop()
+        thread.join(60)

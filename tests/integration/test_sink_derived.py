@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -127,3 +128,21 @@ def test_a_failed_write_leaves_no_derived_data(database_url: str) -> None:
         assert conn.execute("SELECT count(*) FROM log_patterns").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM logs").fetchone() == (0,)
         assert sink.load_checkpoints([1]) == {}
+
+
+def test_silence_found_on_a_quiet_partition_is_written_only_by_its_owner(database_url: str) -> None:
+    """write_idle: no rows, no offsets moved; the episodes land only where the stored offset is
+    the one this consumer expects (another owner has moved on: fenced)."""
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs")
+        sink.stored_offsets([0, 1])
+        sink.write(_batch(0, 0, 10))
+        sink.write(_batch(1, 0, 10))
+        found = _derived(0)
+        other = PartitionDerived(anomalies=[dataclasses.replace(found.anomalies[0], id="ep-other")])
+        written = sink.write_idle({0: found, 1: other}, {0: 10, 1: 7})  # partition 1 moved on
+        assert written == {0}
+        assert conn.execute("SELECT id, status FROM anomalies").fetchall() == [("ep-1", "open")]
+        # (pattern counts belong with the rows that made them: write_idle never writes them)
+        assert conn.execute("SELECT count(*) FROM log_patterns").fetchone() == (0,)
+        assert sink.stored_offsets([0, 1]) == {0: 10, 1: 10}

@@ -1,0 +1,86 @@
+"""Silence on a partition where nothing arrives at all: DetectionStage.idle (fake clocks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from loganalyzer.detection.config import DetectionConfig
+from streaming.batch import Batch, PartitionBatch
+from streaming.derived import AnomalyRow, PartitionDerived
+from streaming.detection_stage import DetectionStage
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = NOW
+
+    def tick(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+def _batch(
+    partition: int, start: datetime, minutes: int, per_minute: int = 60, first_offset: int = 0
+) -> Batch:
+    rows = []
+    for i in range(minutes * per_minute):
+        ts = start + timedelta(seconds=60 * i / per_minute)
+        off = first_offset + i
+        rows.append(
+            (ts, "t", "api", "h1", "INFO", f"GET /items/{i} 200", b"\x01{}", None, "logs", partition, off)
+        )
+    pb = PartitionBatch(partition, first_offset, first_offset + len(rows) - 1, rows, [None] * len(rows))
+    return Batch("logs", {partition: pb})
+
+
+def _stage(clocks: Clocks) -> DetectionStage:
+    return DetectionStage(
+        DetectionConfig(), None, 3600.0, clock=lambda: clocks.mono, wall_clock=lambda: clocks.wall
+    )
+
+
+def _drops(derived: dict[int, PartitionDerived]) -> list[AnomalyRow]:
+    return [a for d in derived.values() for a in d.anomalies if a.anomaly_type == "log_volume_drop"]
+
+
+def test_a_live_partition_that_goes_quiet_reports_the_silence() -> None:
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.process(_batch(0, NOW - timedelta(minutes=60), 60))  # live: the newest event is ~now
+    assert stage.idle() == {}  # nothing has been quiet yet
+    found: list[AnomalyRow] = []
+    for _ in range(8 * 60):  # eight minutes of wall time, one look a second, nothing arriving
+        clocks.tick(1.0)
+        found += _drops(stage.idle())
+    assert [a.status for a in found] == ["open"]
+    assert found[0].service == "api" and found[0].actual_value == 0
+    # the silence began at NOW: its first minute is reported, once the allowed lateness passed
+    assert found[0].window_end == NOW + timedelta(minutes=1)  # (window_start: its 5-minute window)
+
+
+def test_replayed_history_and_a_stalled_consumer_are_not_silence() -> None:
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.assign(1, 0, None)
+    stage.process(_batch(0, NOW - timedelta(days=1, minutes=60), 60))  # a backfill of yesterday
+    stage.process(_batch(1, NOW - timedelta(minutes=60), 60))  # live
+    stage.idle()
+    clocks.tick(600)  # the consumer did not look for 10 minutes (a long batch, an outage)
+    assert stage.idle() == {}  # records may have been waiting: quiet time starts again
+    for _ in range(60):
+        clocks.tick(1.0)
+        assert _drops(stage.idle()) == []  # one minute quiet: within the allowed lateness
+    found: dict[int, int] = {}
+    for _ in range(7 * 60):
+        clocks.tick(1.0)
+        for p, d in stage.idle().items():
+            found[p] = found.get(p, 0) + len(_drops({p: d}))
+    assert found == {1: 1}  # the live partition's silence, once; the replay's end is not silence
+    backfill = stage.engine(0)
+    assert backfill is not None and backfill.max_minute is not None and backfill.closed_upto is not None
+    assert backfill.closed_upto <= backfill.max_minute  # its minutes closed by its own events only
