@@ -266,11 +266,9 @@ class LogConsumer:
             assert self._sink is not None
             return self._sink.write_idle(derived, expected)
 
-        def on_failure(_exc: BaseException) -> None:
-            self.metrics.db_retries.inc()
-            self._reconnect()
-
-        written = self._writer.submit(retry_transient, attempt, on_failure, self._stop.is_set).result()
+        written = self._writer.submit(
+            retry_transient, attempt, self._on_db_failure, self._stop.is_set
+        ).result()
         for p in written:
             for a in derived[p].anomalies:
                 self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
@@ -308,16 +306,17 @@ class LogConsumer:
             assert self._sink is not None
             return self._sink.write(batch, derived, committed)
 
-        def on_failure(_exc: BaseException) -> None:
-            self.metrics.db_retries.inc()
-            self._reconnect()
-
-        result = retry_transient(attempt, on_failure, self._stop.is_set)
+        result = retry_transient(attempt, self._on_db_failure, self._stop.is_set)
         if derived:
             self._observe_detection_lag(batch, derived, time.time())
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(batch.record_count)
         return result
+
+    def _on_db_failure(self, _exc: BaseException) -> None:
+        """A transient PostgreSQL error while writing: count it and start on a new connection."""
+        self.metrics.db_retries.inc()
+        self._reconnect()
 
     def _observe_detection_lag(
         self, batch: Batch, derived: dict[int, PartitionDerived], committed_at: float

@@ -187,15 +187,7 @@ class PostgresSink:
                     "VALUES (%s, %s, 0) ON CONFLICT DO NOTHING",
                     [(topic, p) for p in partitions],
                 )
-            stored: dict[int, int] = {
-                int(p): int(o)
-                for p, o in conn.execute(
-                    "SELECT kafka_partition, next_offset FROM ingest_offsets "
-                    "WHERE kafka_topic = %s AND kafka_partition = ANY(%s) "
-                    "ORDER BY kafka_partition FOR UPDATE",
-                    (topic, partitions),
-                ).fetchall()
-            }
+            stored = self._lock_offsets(partitions)
             behind = {
                 p: (stored[p], c)
                 for p in partitions
@@ -271,18 +263,24 @@ class PostgresSink:
         finds the same silence again changes nothing."""
         partitions = sorted(derived)
         with self.conn.transaction():
-            stored = {
-                int(p): int(o)
-                for p, o in self.conn.execute(
-                    "SELECT kafka_partition, next_offset FROM ingest_offsets "
-                    "WHERE kafka_topic = %s AND kafka_partition = ANY(%s) "
-                    "ORDER BY kafka_partition FOR UPDATE",
-                    (self.topic, partitions),
-                ).fetchall()
-            }
+            stored = self._lock_offsets(partitions)
             owned = {p for p in partitions if p in stored and stored[p] == expected.get(p)}
             self._upsert_anomalies([a for p in sorted(owned) for a in derived[p].anomalies])
         return owned
+
+    def _lock_offsets(self, partitions: Sequence[int]) -> dict[int, int]:
+        """The stored next offset of each partition, its row locked until the transaction ends
+        (in partition order, so two consumers never wait on each other in a cycle): the fence
+        against another owner writing the same partition."""
+        return {
+            int(p): int(o)
+            for p, o in self.conn.execute(
+                "SELECT kafka_partition, next_offset FROM ingest_offsets "
+                "WHERE kafka_topic = %s AND kafka_partition = ANY(%s) "
+                "ORDER BY kafka_partition FOR UPDATE",
+                (self.topic, list(partitions)),
+            ).fetchall()
+        }
 
     def _copy_logs(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
