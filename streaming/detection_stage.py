@@ -185,7 +185,7 @@ class DetectionStage:
                     )
             derived = PartitionDerived(
                 patterns=[PatternDelta(*p) for p in engine.drain_patterns()],
-                anomalies=[anomaly_row(e) for e in engine.advance()],
+                anomalies=[anomaly_row(e) for e in engine.advance(owned.newest)],
                 dropped_late=engine.dropped_late - late_before,
             )
             if now - owned.last_checkpoint >= max(self.checkpoint_seconds, owned.interval):
@@ -216,8 +216,7 @@ class DetectionStage:
             quiet = now - owned.last_data
             if owned.newest is None or owned.behind > LIVE_HORIZON or quiet < IDLE_AFTER:
                 continue
-            watermark = owned.newest + timedelta(seconds=quiet) - self.config.allowed_lateness
-            events = owned.engine.advance(watermark)
+            events = owned.engine.advance(owned.newest + timedelta(seconds=quiet))
             if events:
                 out[p] = PartitionDerived(patterns=[], anomalies=[anomaly_row(e) for e in events])
         return out

@@ -10,7 +10,13 @@ import pytest
 
 from loganalyzer.detection.baseline import Expected
 from loganalyzer.detection.config import DetectionConfig, DetectionConfigError, Thresholds
-from loganalyzer.detection.detectors import error_rate_spike, log_volume_drop, log_volume_spike, severity
+from loganalyzer.detection.detectors import (
+    error_rate_spike,
+    log_volume_drop,
+    log_volume_spike,
+    severity,
+    significance,
+)
 from loganalyzer.detection.engine import DetectionEngine
 from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_features
@@ -272,3 +278,54 @@ def test_minute_of_agrees_with_epoch_seconds_in_every_zone() -> None:
         m = minute_of(ts)
         assert m == int(ts.timestamp()) // 60, ts
         assert minute_start(m) <= ts < minute_start(m + 1)
+
+
+def test_forest_a_window_far_out_opens_even_when_the_score_saturates_below_threshold() -> None:
+    """The score of a window far out on ONE feature stays near the threshold (a tree splits on a
+    random feature); the model's own standardised distance decides then."""
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.05, 9.0  # under the 0.1 threshold, 9 robust SD out
+    events = _traffic(engine, range(60, 61))
+    assert _opened(events) == ["isolation_forest"]
+    assert "decisively outside this service's normal" in events[0].episode.description
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.05, 5.0  # under the threshold and not decisive: nothing
+    assert "isolation_forest" not in _opened(_traffic(engine, range(60, 70)))
+
+
+def test_the_watermark_closes_a_minute_to_the_second() -> None:
+    """With `now` (the partition's event time) a minute closes once now − lateness passes its
+    end, not at the next whole minute; the row says the event time it was released at."""
+    engine = DetectionEngine(DetectionConfig(allowed_lateness=timedelta(seconds=15)))
+    _traffic(engine, range(40))
+    base = minute_of(START)
+    at = START + timedelta(minutes=45)
+    events = engine.advance(at)  # payments went silent at minute 40
+    assert engine.closed_upto == base + 44  # minute 44 ends at 45:00: 15 s have not passed
+    drop = next(e.episode for e in events if e.kind == "opened" and e.episode.type == "log_volume_drop")
+    opened_at = datetime.fromisoformat(drop.extra["detected_at"])  # end of the window that showed it
+    assert opened_at == START + timedelta(minutes=41)
+    assert drop.extra["emitted_at"] == (opened_at + timedelta(seconds=15)).isoformat()
+    engine.advance(at + timedelta(seconds=14))
+    assert engine.closed_upto == base + 44
+    engine.advance(at + timedelta(seconds=15))
+    assert engine.closed_upto == base + 45
+
+
+def test_a_pattern_row_is_released_by_the_occurrence_that_confirmed_it() -> None:
+    engine = DetectionEngine(DetectionConfig(pattern_warmup_messages=500, pattern_warmup_minutes=20))
+    _traffic(engine, range(30))
+    times = [START + timedelta(minutes=30, seconds=s) for s in (1, 7, 20)]
+    for k, t in enumerate(times):
+        engine.observe(t, "acme", "payments", "ERROR", f"segmentation fault in worker {k}", 1)
+    ep = next(e.episode for e in engine.advance() if e.episode.type == "new_error_pattern")
+    assert ep.extra["emitted_at"] == times[-1].isoformat()
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected", "beyond"),
+    [(10, 2.44, False), (73, 2.44, True), (0, 30, True), (20, 30, False), (250, 200, False)],
+)
+def test_significance_follows_the_poisson_tails(observed: int, expected: float, beyond: bool) -> None:
+    """10 errors against 2.4 expected happens about once in 4,000 minutes: not 4 SD."""
+    assert (abs(significance(observed, expected)) >= 4.0) is beyond

@@ -2,5 +2,5 @@
 
 Pure logic, no I/O. One `DetectionEngine` per Kafka partition (its services' state moves with
 the partition on rebalance). The consumer feeds it every event (`observe`), drives time with
-`advance(watermark)`, and writes what comes back (episode changes) with the batch.
+`advance(now)` (the partition's event time), and writes what comes back (episode changes) with the batch.
 """

@@ -38,8 +38,9 @@ class DetectorThresholds:
     min_expected_for_drop: float = 30.0
     #: the baseline error rate is never taken below this (a clean baseline makes 1 error infinite)
     error_rate_floor: float = 0.01
-    #: how many standard deviations (Poisson) above/below expected a count must be: a 3× ratio
-    #: on 5 errors is noise, on 50 it is an incident
+    #: how many standard deviations above/below expected a count must be, on the Poisson's
+    #: square-root scale (detectors.significance): a 3× ratio on 5 errors is noise, on 50 it is an
+    #: incident
     min_significance: float = 4.0
     #: IsolationForest score (negated decision function) above which a window is anomalous
     forest_score: float = 0.1
@@ -95,7 +96,7 @@ class DetectionConfig:
     #: about that many minutes instead of waiting for the 5-minute window to fill
     fast_window_buckets: int = 1
     #: how far behind the newest event time a bucket stays open for late events
-    allowed_lateness: timedelta = timedelta(minutes=2)
+    allowed_lateness: timedelta = timedelta(seconds=15)
     #: consecutive normal evaluations that resolve an episode
     resolve_after: int = 3
     #: minutes of history before a service's volume and error rules may fire
@@ -168,7 +169,7 @@ class DetectionConfig:
             thresholds: {error_rate_factor: 3, min_volume: 30, ...}   # DetectorThresholds fields
             services: {payments: {error_rate_factor: 2}, "acme/orders": {...}}
             baseline: {recent_minutes: 30, ...}                       # BaselineSettings fields
-            allowed_lateness_seconds: 120
+            allowed_lateness_seconds: 15
             window_minutes: 5
             fast_window_minutes: 1
             resolve_after: 3
@@ -199,7 +200,7 @@ class DetectionConfig:
                 if not _is_int(value):
                     raise DetectionConfigError(f"{key} must be a whole number, got {value!r}")
                 kwargs[attr] = value
-        lateness = doc.get("allowed_lateness_seconds", 120)
+        lateness = doc.get("allowed_lateness_seconds", 15)
         if not _is_int(lateness) or lateness < 0:
             raise DetectionConfigError(
                 f"allowed_lateness_seconds must be a whole number >= 0, got {lateness!r}"

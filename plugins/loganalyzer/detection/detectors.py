@@ -9,8 +9,9 @@ Guards, so that small numbers do not alarm:
 - a drop needs `min_expected_for_drop` expected logs: a service that logs twice an hour going
   quiet is not news, a busy one going silent is (silence included: the engine evaluates every
   tracked service when the watermark passes a minute, not when events arrive);
-- every rule also needs the count to be `min_significance` Poisson standard deviations away
-  from the expectation: 3× on 5 errors is noise, 3× on 50 is an incident.
+- every rule also needs the count to be `min_significance` standard deviations away from the
+  expectation on the Poisson's square-root scale: 3× on 5 errors is noise, 3× on 50 is an
+  incident.
 
 Score and severity: `score` is how many times beyond the threshold the value is (ratio /
 factor; for drops factor / ratio, the inverse). Severity bands on the score: < 1.5 low, < 3
@@ -56,8 +57,14 @@ def severity(excess: float) -> str:
 
 
 def significance(observed: float, expected: float) -> float:
-    """Standard deviations between an observed count and a Poisson expectation."""
-    return (observed - expected) / math.sqrt(max(expected, 1.0))
+    """Standard deviations between an observed count and a Poisson expectation, on the square-root
+    scale where a Poisson count's deviation is ~1 whatever its mean: 2(√observed − √expected).
+
+    Why not (observed − expected)/√expected: for small expectations the Poisson's upper tail is far
+    heavier than a normal's, and that formula called 10 errors against 2.4 expected "4.8 σ" (a
+    1-in-4,000 event, so a few times a day over a dozen services' minutes); here it is 3.2. The
+    lower tail is the other way round, so a drop to near silence is recognised a little sooner."""
+    return 2.0 * (math.sqrt(max(observed, 0.0)) - math.sqrt(max(expected, 0.0)))
 
 
 def span(start: datetime, end: datetime) -> str:

@@ -56,8 +56,11 @@ DEFAULT_FOREST = DetectorThresholds().forest_score
 #: 0.1 % calibration, two in a row are not (measured: precision 0.67 -> 0.92 at equal recall)
 FOREST_PERSISTENCE = 2
 #: ... unless the window is DECISIVELY out: a feature this many robust standard deviations from
-#: the service's normal. A forest's score saturates beyond its training data (a 6x latency
-#: incident scores like a borderline window), so the distance tells what the score cannot.
+#: the service's normal (the model's own standardised input). That alone opens an episode, even
+#: with the score under its threshold: an isolation tree splits on a random feature, so a window
+#: far out on ONE of six features is isolated only a little sooner, and the score saturates (a
+#: 6x latency incident's first windows scored below the threshold at 9-25 SD out, which delayed
+#: the median detection to 1.9 minutes of event time; measured in bench/bench_detection.py).
 FOREST_DECISIVE_Z = 6.0
 #: and never on a window whose every feature is within this many deviations of normal: the
 #: forest then reacts to a rare COMBINATION of ordinary values, which on measured traffic was
@@ -162,7 +165,7 @@ class DetectionEngine:
                 d[3] += 1
                 d[4] += error
         if error:
-            self._pattern(state, match, m, message)
+            self._pattern(state, match, m, ts, message)
         elif state.new_patterns and match.pattern_id in state.new_patterns:
             state.new_patterns[match.pattern_id] = m
         return match
@@ -228,7 +231,7 @@ class DetectionEngine:
             state.pattern_delta = {}
         return out
 
-    def _pattern(self, state: ServiceState, match: Match, m: int, message: str) -> None:
+    def _pattern(self, state: ServiceState, match: Match, m: int, ts: datetime, message: str) -> None:
         """An ERROR/FATAL occurrence: is it a never-seen template that keeps recurring?"""
         cfg = self.config
         pid = match.pattern_id
@@ -253,7 +256,7 @@ class DetectionEngine:
             return
         del state.candidates[pid]
         # the episode starts where the pattern first appeared
-        self._open_pattern(state, pid, match.template, message, cand[0], m)
+        self._open_pattern(state, pid, match.template, message, cand[0], m, ts)
 
     def report_new_pattern(
         self,
@@ -277,11 +280,18 @@ class DetectionEngine:
         if state is None:
             state = self._store.track((tenant, service), m)
         had = "new_error_pattern" in state.episodes
-        self._open_pattern(state, pattern_id or template, template, sample_message, m, m)
+        self._open_pattern(state, pattern_id or template, template, sample_message, m, m, at)
         return not had
 
     def _open_pattern(
-        self, state: ServiceState, pid: str, template: str, message: str, first: int, last: int
+        self,
+        state: ServiceState,
+        pid: str,
+        template: str,
+        message: str,
+        first: int,
+        last: int,
+        seen_at: datetime,
     ) -> None:
         ep = state.episodes.get("new_error_pattern")
         if ep is None:
@@ -299,7 +309,13 @@ class DetectionEngine:
                 window_start=start,
                 window_end=start + self.config.bucket,
                 resolve_after=self.config.resolve_after,
-                extra={"template": template, "sample_message": message[:1000], "pattern_id": pid},
+                extra={
+                    "template": template,
+                    "sample_message": message[:1000],
+                    "pattern_id": pid,
+                    # decided on the hot path, by the occurrence that confirmed it
+                    "emitted_at": seen_at.isoformat(),
+                },
             )
             assert ep is not None and event is not None
             state.episodes["new_error_pattern"] = ep
@@ -309,28 +325,37 @@ class DetectionEngine:
         state.new_patterns[pid] = max(last, state.new_patterns.get(pid, last))
 
     # -- time -----------------------------------------------------------------------------------
-    def advance(self, watermark: datetime | None = None) -> list[EpisodeEvent]:
+    def advance(self, now: datetime | None = None) -> list[EpisodeEvent]:
         """Close every minute the watermark has passed and evaluate all tracked services on it.
 
-        The watermark is the later of `watermark` (e.g. wall-clock time minus the allowed
-        lateness, given by a caller whose partition is idle, so that silence is still seen) and
-        the newest event time minus the allowed lateness. Returns the episode changes (including
-        pattern episodes opened since the last call)."""
+        `now` is the partition's event time: its newest event's timestamp, or on an idle
+        partition that plus the time it has been quiet (so that silence is still seen). The
+        watermark is `now` minus the allowed lateness, to the second: a minute closes as soon as
+        it lies wholly before the watermark. Without `now` the engine only knows the newest
+        event's minute and closes whole minutes (newest minute − ceil(lateness)), which is never
+        earlier. Returns the episode changes (including pattern episodes opened since the last
+        call)."""
         events, self._pending = self._pending, []
         store = self._store
         if store.evicted:
             events.extend(self._forget(store.evicted))
             store.evicted = []
-        target = store.target(None)
-        if watermark is not None:
-            explicit = minute_of(watermark)
+        target = store.target()
+        if now is not None:
+            explicit = minute_of(now - self.config.allowed_lateness)
             target = explicit if target is None else max(target, explicit)
-        if target is None:
-            return events
+        if target is not None:
+            events.extend(self._close_until(target))
+        return events
+
+    def _close_until(self, target: int) -> list[EpisodeEvent]:
+        """Close the minutes before `target` that are still open."""
+        store = self._store
         if store.closed_upto is None:
             first = min((s.first_minute for s in store.services.values()), default=target)
             store.closed_upto = min(first, target)
         minutes = list(range(store.closed_upto, target))
+        events: list[EpisodeEvent] = []
         if not minutes:
             return events
         if self.scorer is None:
@@ -434,6 +459,14 @@ class DetectionEngine:
             if state.new_patterns or state.candidates:
                 events.extend(self._settle_patterns(state, m))
             state.prune(keep_from)
+        if events:
+            # the event time the row is released at: the watermark that closed this minute (in
+            # live traffic the event that moves it past arrives right then; a replay's batches
+            # span minutes, so the batch's newest event time would overstate the delay)
+            emitted = (end + cfg.allowed_lateness).isoformat()
+            for e in events:
+                if e.kind == "opened":
+                    e.episode.extra.setdefault("emitted_at", emitted)
         return events
 
     def _forest(
@@ -453,9 +486,9 @@ class DetectionEngine:
         limit = calibrated if calibrated is not None and t.forest_score == DEFAULT_FOREST else t.forest_score
         # how far the window is from the service's normal, and on which feature
         peak, peak_i = (0.0, -1) if deviation is None else max((abs(z), i) for i, z in enumerate(deviation))
-        hit = score > limit and (deviation is None or peak >= FOREST_MIN_Z)
+        decisive = peak >= FOREST_DECISIVE_Z
+        hit = decisive or (score > limit and (deviation is None or peak >= FOREST_MIN_Z))
         state.forest_streak = state.forest_streak + 1 if hit else 0
-        decisive = hit and peak >= FOREST_DECISIVE_Z
         if (
             "isolation_forest" not in state.episodes
             and state.forest_streak < FOREST_PERSISTENCE
@@ -477,8 +510,14 @@ class DetectionEngine:
             severity=severity(max(score / limit if limit > 0 else 1.0, peak / FOREST_MIN_Z)) if hit else None,
             actual=score,
             expected=limit,
-            description=f"IsolationForest score {score:.3f} above {limit:.3f} for the window "
-            f"{span(start, end)}{why} (features: {_describe(window_features(window))})",
+            description=(
+                f"IsolationForest score {score:.3f} above {limit:.3f} for the window {span(start, end)}"
+                if score > limit
+                else f"window {span(start, end)} decisively outside this service's normal "
+                f"(≥ {FOREST_DECISIVE_Z:g} robust SD; IsolationForest score {score:.3f}, "
+                f"threshold {limit:.3f})"
+            )
+            + f"{why} (features: {_describe(window_features(window))})",
             window_start=start,
             window_end=end,
             resolve_after=self.config.resolve_after,

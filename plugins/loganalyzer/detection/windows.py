@@ -3,9 +3,11 @@
 Time is counted in whole minutes since the epoch (ints): cheaper to hash and compare than
 datetimes on the hot path, and a bucket key is its minute.
 
-Watermark: minutes < `closed_upto` are closed. By default the engine closes every minute
-before (newest event minute − allowed lateness); the caller can also pass an explicit watermark
-(wall-clock time on an idle partition) so that silence is detected when nothing arrives at all.
+Watermark: minutes < `closed_upto` are closed. The engine closes every minute that ends before
+the partition's event time minus the allowed lateness (to the second when the caller says what
+its event time is, in whole minutes from the newest event's minute otherwise); on an idle
+partition the caller's event time runs on with the wall clock, so that silence is detected when
+nothing arrives at all.
 An event for a closed minute is not counted (`dropped_late`); one for a minute that is still
 open is, however late it arrives.
 
@@ -139,13 +141,9 @@ class WindowStore(Generic[S]):
             self.evicted.append(self.services.popitem(last=False)[1])
         return state
 
-    def target(self, watermark: datetime | None) -> int | None:
-        """First minute that stays open: minutes before it may close. None: nothing to close.
-
-        An explicit watermark W closes every minute that ENDS at or before W; it never reopens
-        minutes already closed."""
-        if watermark is not None:
-            return minute_of(watermark)
+    def target(self) -> int | None:
+        """First minute that stays open, from the newest event's minute alone (minutes before it
+        may close). None: no event yet."""
         if self.max_minute is None:
             return None
         return self.max_minute - self.lateness
