@@ -243,7 +243,10 @@ class DetectionEngine:
                 state.messages >= cfg.pattern_warmup_messages
                 and m - state.first_minute >= cfg.pattern_warmup_minutes
             ):
-                state.candidates[pid] = [m, 1]
+                if cfg.pattern_min_occurrences <= 1:
+                    self._open_pattern(state, pid, match.template, message, m, m, ts)
+                else:
+                    state.candidates[pid] = [m, 1]
             return
         cand = state.candidates.get(pid)
         if cand is None:
