@@ -30,7 +30,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -41,13 +42,16 @@ from loganalyzer.db.connection import connect
 from loganalyzer.settings import Settings, kafka_client_config
 from streaming.batch import Batch, build_batch
 from streaming.batch_size import BatchSizer
-from streaming.derived import PartitionDerived
+from streaming.derived import PartitionDerived, WarmHistory
 from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
 from streaming.sink import OffsetsWentBack, PostgresSink, WriteResult
 
 log = logging.getLogger(__name__)
+#: the longest a warm start may read history: assignment blocks polling, and the group evicts a
+#: member that does not poll within max.poll.interval.ms (300 s by default)
+WARM_START_BUDGET = timedelta(seconds=30)
 
 
 def _newest_age(msgs: list[Any]) -> float | None:
@@ -382,13 +386,23 @@ class LogConsumer:
         for tp in partitions:
             tp.offset = stored.get(tp.partition, 0)
             if self.detection is not None:
-                tp.offset = self.detection.assign(tp.partition, tp.offset, checkpoints.get(tp.partition))
+                history = partial(self._history, tp.partition)
+                tp.offset = self.detection.assign(
+                    tp.partition, tp.offset, checkpoints.get(tp.partition), history
+                )
         consumer.assign(partitions)
         self._assigned = {tp.partition for tp in partitions}
         for p in self._assigned:
             self._committed.pop(p, None)
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("assigned partitions %s at stored offsets %s", sorted(self._assigned), stored)
+
+    def _history(self, partition: int, window: timedelta) -> WarmHistory | None:
+        def load() -> WarmHistory | None:
+            assert self._sink is not None
+            return self._sink.load_history(partition, window, WARM_START_BUDGET)
+
+        return retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish the write in flight so the next owner starts from up-to-date stored offsets

@@ -60,3 +60,13 @@ class PartitionDerived:
     #: events of this batch whose minute had already closed: stored and mined, not counted in
     #: any window (the operator's signal that producers lag more than the allowed lateness)
     dropped_late: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WarmHistory:
+    """What the sink gives detection for a partition with no checkpoint: the per-minute counts of
+    its recent stored events up to the newest event's minute (complete minutes), and the offset
+    to replay from so that minute, still open, is rebuilt from the records themselves."""
+
+    rows: list[tuple[str, str, int, Any]]  # (tenant, service, minute, Counts)
+    replay_from: int

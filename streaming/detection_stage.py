@@ -14,6 +14,10 @@ Restart without blindness or false alarms: on assignment the engine is restored 
 partition's checkpoint and the consumer seeks back to the checkpoint's offset; records between
 it and the stored ingest offset are replayed through detection only (the sink skips storing
 them again, and their patterns are not counted twice: they were counted when first stored).
+A partition with no (readable) checkpoint but stored events (detection turned on over an
+existing database, a lost checkpoint) is warmed instead: baselines from the per-minute counts of
+its recent stored events (`WarmHistory`, `DetectionEngine.warm_start`), and the records of the
+minute still open replayed the same way. Without it, its rules would be blind for the warm-up.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.windows import minute_start
 from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
-from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
+from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +106,11 @@ class DetectionStage:
         checkpoint_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        warm_start: timedelta = timedelta(hours=2),
     ) -> None:
         self.config = config
+        #: how much stored history warms a partition that has no checkpoint (0: none)
+        self.warm_start = warm_start
         self.scorer = scorer
         self.checkpoint_seconds = checkpoint_seconds
         self._clock = clock
@@ -111,8 +118,17 @@ class DetectionStage:
         self._owned: dict[int, _Owned] = {}
         self._last_idle: float | None = None
 
-    def assign(self, partition: int, stored_offset: int, checkpoint: tuple[int, bytes] | None) -> int:
-        """Set up a partition's engine; returns the offset to start reading from."""
+    def assign(
+        self,
+        partition: int,
+        stored_offset: int,
+        checkpoint: tuple[int, bytes] | None,
+        history: Callable[[timedelta], WarmHistory | None] | None = None,
+    ) -> int:
+        """Set up a partition's engine; returns the offset to start reading from.
+
+        `history(window)` reads the partition's stored events of that long before its newest; it
+        is called only when there is no usable checkpoint and `warm_start` is not zero."""
         engine: DetectionEngine | None = None
         start = stored_offset
         if checkpoint is not None:
@@ -121,11 +137,25 @@ class DetectionStage:
                 engine = DetectionEngine.restore(self.config, blob, self.scorer)
                 start = min(offset, stored_offset)
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "partition %d: unreadable detector checkpoint (%s); starting cold", partition, exc
-                )
+                log.warning("partition %d: unreadable detector checkpoint (%s)", partition, exc)
         if engine is None:
             engine = DetectionEngine(self.config, self.scorer)
+            warm = None
+            if history is not None and self.warm_start > timedelta(0):
+                warm = history(self.warm_start)
+            if warm is None:
+                log.info("partition %d: no detector checkpoint and nothing stored: starting cold", partition)
+            else:
+                services = engine.warm_start(warm.rows)
+                start = min(warm.replay_from, stored_offset)
+                log.info(
+                    "partition %d: no detector checkpoint; baselines of %d services warmed from %d "
+                    "stored minutes, replaying from offset %d",
+                    partition,
+                    services,
+                    len(warm.rows),
+                    start,
+                )
         now = self._clock()
         owned = self._owned[partition] = _Owned(engine, stored_offset, now, last_data=now)
         if engine.max_minute is not None:  # restored: quiet counts from now, from its newest minute

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,8 +28,9 @@ from psycopg import errors as pgerrors
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
+from loganalyzer.db.minute_counts import minute_rows
 from streaming.batch import METADATA, OFFSET, PARTITION, Batch, DeadLetter
-from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
+from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +421,41 @@ class PostgresSink:
                 (self.topic, list(partitions)),
             ).fetchall()
         return {int(p): (int(o), bytes(s)) for p, o, s in rows}
+
+    def load_history(self, partition: int, window: timedelta, budget: timedelta) -> WarmHistory | None:
+        """The partition's stored events of the `window` before its newest one, as per-minute
+        counts, for a warm start. None: nothing stored, or the reads ran over `budget` (the
+        caller starts cold rather than hold the partition: assignment blocks polling)."""
+        topic = self.topic
+        try:
+            with self.conn.transaction():
+                ms = str(int(budget.total_seconds() * 1000))
+                self.conn.execute("SELECT set_config('statement_timeout', %s, true)", (ms,))
+                # the newest record by offset: one backward probe of each day's coordinates index
+                row = self.conn.execute(
+                    'SELECT "timestamp" FROM logs WHERE kafka_topic = %s AND kafka_partition = %s '
+                    "ORDER BY kafka_offset DESC LIMIT 1",
+                    (topic, partition),
+                ).fetchone()
+                if row is None:
+                    return None
+                cut = row[0].replace(second=0, microsecond=0)
+                rows = minute_rows(self.conn, cut - window, cut, (topic, partition))
+                first = self.conn.execute(
+                    "SELECT min(kafka_offset) FROM logs WHERE kafka_topic = %s AND kafka_partition = %s "
+                    'AND "timestamp" >= %s',
+                    (topic, partition, cut),
+                ).fetchone()
+        except pgerrors.QueryCanceled:
+            log.warning(
+                "partition %d: reading %s of history took over %s; detection starts cold",
+                partition,
+                window,
+                budget,
+            )
+            return None
+        assert first is not None and first[0] is not None  # the newest record is at or after cut
+        return WarmHistory(rows, int(first[0]))
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:

@@ -139,11 +139,12 @@ def model_train(
 
     Needs MLFLOW_TRACKING_URI. The consumer picks up a promoted version without a restart.
     """
+    from loganalyzer.db.minute_counts import minute_counts
     from loganalyzer.detection.features import FEATURE_NAMES
     from loganalyzer.model.forest import calibrate, train_forest
     from loganalyzer.model.profiles import fit_profiles, standardise
     from loganalyzer.model.registry import register_forest
-    from loganalyzer.model.training import feature_rows_by_service, minute_counts
+    from loganalyzer.model.training import feature_rows_by_service
 
     settings = _settings()
     uri = settings.detection.mlflow_tracking_uri
@@ -222,7 +223,9 @@ def _detection_stage(settings: Settings) -> DetectionStage | None:
         logging.getLogger(__name__).info(
             "MLFLOW_TRACKING_URI is not set: the IsolationForest detector is skipped, the rules still run"
         )
-    return DetectionStage(config, scorer, d.checkpoint_seconds)
+    return DetectionStage(
+        config, scorer, d.checkpoint_seconds, warm_start=timedelta(hours=d.warm_start_hours)
+    )
 
 
 @app.command()

@@ -101,6 +101,8 @@ class DetectionSettings:
     checkpoint_seconds: float = 10.0
     mlflow_tracking_uri: str | None = None
     model_refresh_seconds: float = 30.0
+    #: stored history that warms the baselines of a partition with no detector checkpoint (0: none)
+    warm_start_hours: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             checkpoint_seconds=_float(env, "DETECTION_CHECKPOINT_SECONDS", 10.0, minimum=0.1),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             model_refresh_seconds=_float(env, "MODEL_REFRESH_SECONDS", 30.0, minimum=1.0),
+            warm_start_hours=_float(env, "DETECTION_WARM_START_HOURS", 2.0, minimum=0.0),
         ),
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",

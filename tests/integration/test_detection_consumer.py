@@ -142,6 +142,72 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
     )
 
 
+def test_a_partition_without_checkpoint_is_warmed_from_what_is_stored(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    """Detection turned on over a database that already holds the services' last half hour: their
+    baselines come from the stored minutes (no 20-minute blind warm-up), so an error burst two
+    minutes in is found, and the warm start raises nothing an uninterrupted engine would not."""
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    spec = service_by_name("search")
+    burst = Incident(
+        "error_burst",
+        spec.tenant,
+        spec.name,
+        start + timedelta(minutes=32),
+        start + timedelta(minutes=40),
+        0.4,
+    )
+    values, keys = _records(start, 45, [burst])
+    cut = start + timedelta(minutes=30)
+    before = [datetime.fromisoformat(orjson.loads(v or b"")["timestamp"]) < cut for v in values]
+    stored = before.index(False)
+    assert not any(before[stored:])  # the generator's records come in event-time order
+    topic = new_topic(broker)
+    log = tmp_path / "consumer.log"
+
+    produce(broker, topic, values[:stored], keys[:stored])
+    proc = start_consumer_process(consumer_env(database_url, broker, topic, DETECTION_ENABLED="false"), log)
+    try:
+        wait_for(lambda: count(database_url) >= stored, 120, "the first half hour stored, detection off")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert count(database_url, "SELECT count(*) FROM detector_checkpoints") == 0
+    produce(broker, topic, values[stored:], keys[stored:])
+    proc = start_consumer_process(consumer_env(database_url, broker, topic), log)
+    try:
+        wait_for(lambda: count(database_url) >= len(values), 120, "everything stored")
+        wait_for(
+            lambda: (
+                count(database_url, "SELECT count(*) FROM anomalies WHERE anomaly_type = 'error_rate_spike'")
+                >= 1
+            ),
+            60,
+            "the error burst as an anomaly",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert b"baselines of" in log.read_bytes()
+    with connect(database_url) as conn:
+        anomalies = conn.execute(
+            "SELECT service, anomaly_type, window_start FROM anomalies "
+            "WHERE anomaly_type <> 'new_error_pattern'"
+        ).fetchall()
+        partition_of = dict(conn.execute("SELECT DISTINCT service, kafka_partition FROM logs").fetchall())
+    found = set(anomalies)
+    assert any(a[0] == "search" and a[1] == "error_rate_spike" for a in found), found
+    reference = {a for a in _uninterrupted(values, partition_of) if a[1] != "new_error_pattern"}
+    assert found == reference, (
+        f"only warm-started: {found - reference}, only uninterrupted: {reference - found}"
+    )
+
+
 def test_late_events_are_stored_and_counted_as_dropped_late_in_the_metrics(
     broker: str, database_url: str
 ) -> None:
@@ -168,7 +234,7 @@ def test_late_events_are_stored_and_counted_as_dropped_late_in_the_metrics(
         produce(broker, topic, on_time)
         wait_for(lambda: count(database_url) == 30, 60, "the on-time events stored")
         assert dropped() == 0
-        # minutes older than the newest event minus the allowed lateness (2 min) are closed now
+        # minutes older than the newest event minus the allowed lateness (15 s) are closed now
         produce(broker, topic, late)
         wait_for(lambda: count(database_url) == 33, 60, "the late events stored too")
         wait_for(

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loganalyzer.db.connection import connect
+from loganalyzer.db.minute_counts import minute_counts
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine
 from loganalyzer.detection.features import Counts, window_features
 from loganalyzer.events import ParseLimits
 from loganalyzer.generator.services import CATALOGUE
 from loganalyzer.generator.traffic import TrafficModel
-from loganalyzer.model.training import feature_rows, minute_counts
+from loganalyzer.model.training import feature_rows
 from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS, build_batch
 from streaming.sink import PostgresSink
 

@@ -70,8 +70,9 @@ STATE_VERSION = 2
 #: scores window-feature rows of the services named by the keys ("tenant/service"); returns
 #: None when no model is loaded (scores are NaN for a service the model does not know)
 ForestScorer = Callable[[Sequence[tuple[float, ...]], Sequence[str]], "ForestScores | None"]
-#: (tenant, service, minute_start, total, errors, warns): what warm_start reads
-HistoryRow = tuple[str, str, datetime | int, int, int, int]
+#: (tenant, service, minute since the epoch, what it logged then): what warm_start reads
+#: (loganalyzer.db.minute_counts.minute_rows gives them from `logs`)
+HistoryRow = tuple[str, str, int, Counts]
 
 
 @dataclass(slots=True)
@@ -592,13 +593,14 @@ class DetectionEngine:
     def warm_start(self, history: Iterable[HistoryRow]) -> int:
         """Rebuild baselines from stored per-minute counts when there is no checkpoint.
 
-        `history` rows are (tenant, service, minute_start, total, errors, warns), ordered by
-        tenant, service, minute (SQL: GROUP BY ... ORDER BY 1, 2, 3), covering only minutes
-        whose events are all stored (end it at least `allowed_lateness` before the newest event
-        time). Minutes missing between a service's first and last row are empty minutes. The
-        same learning rule as live applies (outliers and silence are not learned), no episode
-        is raised, and minutes up to the newest history minute count as closed afterwards; each
-        service's last window is kept so the first live windows are complete.
+        `history` rows are (tenant, service, minute, Counts), ordered by tenant, service, minute
+        (`minute_rows`), covering only minutes whose events are all stored (end it before the
+        newest event's minute; the caller replays that minute's records). Minutes missing
+        between a service's first and last row are empty minutes. The same learning rule as live
+        applies (outliers and silence are not learned), no episode is raised, and minutes up to
+        the newest history minute count as closed afterwards; each service's last window is kept
+        so the first live windows are complete (durations and message lengths included: the
+        forest's features of those windows must not look like an anomaly).
         Returns the number of services warmed."""
         cfg = self.config
         n = cfg.window_buckets
@@ -615,8 +617,7 @@ class DetectionEngine:
                     state.buckets[k] = c
             tail.clear()
 
-        for tenant, service, when, total, errors, warns in history:
-            m = when if isinstance(when, int) else minute_of(when)
+        for tenant, service, m, minute in history:
             key = (tenant, service)
             if current is None or key != (current.tenant, current.service):
                 if current is not None:
@@ -637,7 +638,6 @@ class DetectionEngine:
                     state, gap, Counts(), state.baseline.expected(gap, cfg.baseline), self._warm(state)
                 )
                 tail.append((gap, Counts()))
-            minute = Counts(total=int(total), errors=int(errors), warns=int(warns))
             self._learn(state, m, minute, state.baseline.expected(m, cfg.baseline), self._warm(state))
             tail.append((m, minute))
             state.last_minute = max(state.last_minute, m)

@@ -1,41 +1,11 @@
-"""Training data for the forest, from `logs`: the same minute Counts and window features the
-consumer computes (loganalyzer.detection.features), so training and serving cannot drift."""
+"""Training data for the forest, from `logs`: the same minute Counts (loganalyzer.db.minute_counts)
+and window features the consumer computes (loganalyzer.detection.features), so training and
+serving cannot drift."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime
-
-import psycopg
-
 from loganalyzer.detection.features import Counts, window_features
 from loganalyzer.events import service_key
-
-_MINUTES_SQL = """
-SELECT tenant, service, (extract(epoch FROM date_trunc('minute', "timestamp")) / 60)::bigint AS minute,
-       count(*),
-       count(*) FILTER (WHERE level IN ('ERROR', 'FATAL')),
-       count(*) FILTER (WHERE level = 'WARN'),
-       coalesce(sum(duration_ms), 0),
-       count(duration_ms),
-       coalesce(sum(length(message)), 0)
-FROM logs
-WHERE "timestamp" >= %s AND "timestamp" < %s
-GROUP BY 1, 2, 3
-"""
-
-
-def minute_counts(
-    conn: psycopg.Connection, start: datetime, end: datetime
-) -> dict[tuple[str, str], dict[int, Counts]]:
-    out: dict[tuple[str, str], dict[int, Counts]] = defaultdict(dict)
-    for tenant, service, minute, total, errors, warns, dsum, dn, lsum in conn.execute(
-        _MINUTES_SQL, (start, end)
-    ):
-        out[(tenant, service)][int(minute)] = Counts(
-            int(total), int(errors), int(warns), float(dsum), int(dn), int(lsum)
-        )
-    return out
 
 
 def feature_rows_by_service(
