@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from pathlib import Path
 
@@ -206,3 +207,20 @@ def test_a_masked_value_shows_an_older_word_was_a_variable_too() -> None:
     assert miner.resolve(test9.pattern_id) == miner.resolve(webmaster.pattern_id) == webmaster.pattern_id
     assert miner.template(webmaster.pattern_id) == "Invalid user <*> from <*>"
     assert not test9.is_new
+
+
+def test_the_command_reports_final_groups_unless_asked_to_stream() -> None:
+    """`loganalyzer patterns mine` (what a user runs, and what GA is measured on) gives each line
+    its final group; `--stream` what was known when the line was read."""
+    line = "finished on the main worker pool today ok\n"
+    text = "".join(f"job {w} {line}" for w in ("alpha", "beta", "gamma")).encode()
+
+    def run(*extra: str) -> list[dict[str, object]]:
+        cmd = [sys.executable, "-m", "loganalyzer", "patterns", "mine", *extra]
+        done = subprocess.run(cmd, input=text, capture_output=True, check=True, timeout=60)
+        return [orjson.loads(x) for x in done.stdout.splitlines()]
+
+    rows = run()
+    assert len(rows) == 3 and rows[0] == rows[1] == rows[2]
+    assert rows[0]["template"] == "job <*> finished on the main worker pool today ok"
+    assert str(run("--stream")[0]["template"]).startswith("job alpha")

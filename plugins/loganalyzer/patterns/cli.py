@@ -46,10 +46,17 @@ def mine_stream(source: BinaryIO, sink: BinaryIO, final_templates: bool = False)
 
 @patterns_app.command("mine")
 def mine(
-    final: Annotated[
+    stream: Annotated[
         bool,
-        typer.Option("--final", help="Wait for the end of input and report each line's final group."),
+        typer.Option(
+            "--stream",
+            help="Write each line's group as soon as the line is read (for pipes that never end); "
+            "groups that merge later stay apart in the output.",
+        ),
     ] = False,
 ) -> None:
-    """Read messages (one per line) on stdin; write {"pattern_id", "template", "is_new"} per line."""
-    mine_stream(sys.stdin.buffer, sys.stdout.buffer, final_templates=final)
+    """Read messages (one per line) on stdin; write {"pattern_id", "template"} per line, same order.
+
+    By default each line gets its group's FINAL id and template, written once the input ends
+    (groups generalise as more messages arrive: Loghub-2k GA 0.936, vs 0.920 streamed)."""
+    mine_stream(sys.stdin.buffer, sys.stdout.buffer, final_templates=not stream)
