@@ -46,7 +46,7 @@ bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by d
 bench-miner: setup ## Template miner: Grouping Accuracy on Loghub-2k vs Drain3, and msgs/s
 	$(PY) bench/bench_template_miner.py
 
-bench-detection: setup ## Detection quality: 2 simulated days with labelled incidents (~5 min)
+bench-detection: setup ## Detection quality: 3 simulated days (2 clean), labelled incidents (~3 min)
 	$(PY) bench/bench_detection.py
 
 bench-latency: setup ## Wall-clock detection lag at 50,000 logs/s (arrival -> committed anomaly row)

@@ -65,8 +65,7 @@ class PartitionDerived:
 @dataclass(frozen=True, slots=True)
 class WarmHistory:
     """What the sink gives detection for a partition with no checkpoint: the per-minute counts of
-    its recent stored events up to the newest event's minute (complete minutes), and the offset
-    to replay from so that minute, still open, is rebuilt from the records themselves."""
+    its recent stored events, and the newest one's event time (where the watermark stands)."""
 
     rows: list[tuple[str, str, int, Any]]  # (tenant, service, minute, Counts)
-    replay_from: int
+    newest: datetime

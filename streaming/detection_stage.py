@@ -16,8 +16,8 @@ it and the stored ingest offset are replayed through detection only (the sink sk
 them again, and their patterns are not counted twice: they were counted when first stored).
 A partition with no (readable) checkpoint but stored events (detection turned on over an
 existing database, a lost checkpoint) is warmed instead: baselines from the per-minute counts of
-its recent stored events (`WarmHistory`, `DetectionEngine.warm_start`), and the records of the
-minute still open replayed the same way. Without it, its rules would be blind for the warm-up.
+its recent stored events (`WarmHistory`, `DetectionEngine.warm_start`), the newest minute kept
+open for the events that follow. Without it, its rules would be blind for the warm-up.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from operator import itemgetter
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent
-from loganalyzer.detection.windows import minute_start
+from loganalyzer.detection.windows import minute_of, minute_start
 from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
 
@@ -146,15 +146,14 @@ class DetectionStage:
             if warm is None:
                 log.info("partition %d: no detector checkpoint and nothing stored: starting cold", partition)
             else:
-                services = engine.warm_start(warm.rows)
-                start = min(warm.replay_from, stored_offset)
+                # minutes the watermark has not passed stay open for the events that follow
+                services = engine.warm_start(warm.rows, minute_of(warm.newest - self.config.allowed_lateness))
                 log.info(
                     "partition %d: no detector checkpoint; baselines of %d services warmed from %d "
-                    "stored minutes, replaying from offset %d",
+                    "stored minutes",
                     partition,
                     services,
                     len(warm.rows),
-                    start,
                 )
         now = self._clock()
         owned = self._owned[partition] = _Owned(engine, stored_offset, now, last_data=now)

@@ -33,6 +33,7 @@ from streaming.batch import METADATA, OFFSET, PARTITION, Batch, DeadLetter
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
 
 log = logging.getLogger(__name__)
+_MINUTE = timedelta(minutes=1)
 
 LOG_COLUMNS = (
     '"timestamp"',
@@ -439,23 +440,15 @@ class PostgresSink:
                 ).fetchone()
                 if row is None:
                     return None
-                cut = row[0].replace(second=0, microsecond=0)
-                rows = minute_rows(self.conn, cut - window, cut, (topic, partition))
-                first = self.conn.execute(
-                    "SELECT min(kafka_offset) FROM logs WHERE kafka_topic = %s AND kafka_partition = %s "
-                    'AND "timestamp" >= %s',
-                    (topic, partition, cut),
-                ).fetchone()
+                newest = row[0]
+                # every stored event up to the newest one's minute (and a few out of order after)
+                end = newest.replace(second=0, microsecond=0) + 2 * _MINUTE
+                since = (newest - window).replace(second=0, microsecond=0)
+                rows = minute_rows(self.conn, since, end, (topic, partition))
         except pgerrors.QueryCanceled:
-            log.warning(
-                "partition %d: reading %s of history took over %s; detection starts cold",
-                partition,
-                window,
-                budget,
-            )
+            log.warning("partition %d: history read over %s; detection starts cold", partition, budget)
             return None
-        assert first is not None and first[0] is not None  # the newest record is at or after cut
-        return WarmHistory(rows, int(first[0]))
+        return WarmHistory(rows, newest)
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:

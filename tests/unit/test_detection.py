@@ -348,3 +348,27 @@ def test_a_pattern_row_is_released_by_the_occurrence_that_confirmed_it() -> None
 def test_significance_follows_the_poisson_tails(observed: int, expected: float, beyond: bool) -> None:
     """10 errors against 2.4 expected happens about once in 4,000 minutes: not 4 SD."""
     assert (abs(significance(observed, expected)) >= 4.0) is beyond
+
+
+def test_warm_start_learns_closed_minutes_and_keeps_the_newest_open() -> None:
+    """A partition with no checkpoint, warmed from stored minute counts: its rules work at once
+    (a cold engine waits `warmup_minutes`), and the newest minute, not yet passed by the
+    watermark, stays open for the events that follow instead of closing on a partial count."""
+    base = minute_of(START)
+    history = [
+        ("acme", "payments", base + k, Counts(200, 2, 0, 200 * 40.0, 200, 200 * 25)) for k in range(39)
+    ]
+    history.append(("acme", "payments", base + 39, Counts(total=100, errors=1)))  # half stored
+    engine = DetectionEngine(DetectionConfig())
+    assert engine.warm_start(history, open_from=base + 39) == 1
+    assert engine.closed_upto == base + 39
+    assert engine.services[("acme", "payments")].buckets[base + 39].total == 100
+    for i in range(100):  # the rest of minute 39 arrives: it counts, nothing alarms
+        at = START + timedelta(minutes=39, seconds=30 + i * 0.3)
+        engine.observe(at, "acme", "payments", "INFO", "ok", 40)
+    assert engine.services[("acme", "payments")].buckets[base + 39].total == 200
+    assert _opened(_traffic(engine, range(40, 45))) == []
+    assert "error_rate_spike" in _opened(_traffic(engine, range(45, 48), error_share=0.3))
+    cold = DetectionEngine(DetectionConfig())
+    _traffic(cold, range(40, 45))
+    assert "error_rate_spike" not in _opened(_traffic(cold, range(45, 48), error_share=0.3))

@@ -590,18 +590,18 @@ class DetectionEngine:
         return out
 
     # -- cold start -----------------------------------------------------------------------------
-    def warm_start(self, history: Iterable[HistoryRow]) -> int:
+    def warm_start(self, history: Iterable[HistoryRow], open_from: int | None = None) -> int:
         """Rebuild baselines from stored per-minute counts when there is no checkpoint.
 
         `history` rows are (tenant, service, minute, Counts), ordered by tenant, service, minute
-        (`minute_rows`), covering only minutes whose events are all stored (end it before the
-        newest event's minute; the caller replays that minute's records). Minutes missing
-        between a service's first and last row are empty minutes. The same learning rule as live
-        applies (outliers and silence are not learned), no episode is raised, and minutes up to
-        the newest history minute count as closed afterwards; each service's last window is kept
-        so the first live windows are complete (durations and message lengths included: the
-        forest's features of those windows must not look like an anomaly).
-        Returns the number of services warmed."""
+        (`minute_rows`). Minutes before `open_from` are learned: minutes missing between a
+        service's first and last row are empty minutes, the same learning rule as live applies
+        (outliers and silence are not learned), no episode is raised, and they count as closed
+        afterwards. Minutes from `open_from` on (the newest, whose events may still be coming)
+        become open buckets, which the events read after the stored ones complete. Each
+        service's last window is kept so the first live windows are complete (durations and
+        message lengths included: the forest's features of those windows must not look like an
+        anomaly). Returns the number of services warmed."""
         cfg = self.config
         n = cfg.window_buckets
         store = self._store
@@ -633,6 +633,12 @@ class DetectionEngine:
             elif m <= last:
                 raise ValueError(f"warm_start: minutes of {tenant}/{service} are not increasing at {m}")
             state = current
+            if open_from is not None and m >= open_from:  # still open: counted, not learned
+                state.buckets[m] = minute
+                state.last_minute = max(state.last_minute, m)
+                store.max_minute = m if store.max_minute is None else max(store.max_minute, m)
+                last = m
+                continue
             for gap in range(last + 1, m):  # empty minutes (as the live engine would see them)
                 self._learn(
                     state, gap, Counts(), state.baseline.expected(gap, cfg.baseline), self._warm(state)
