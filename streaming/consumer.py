@@ -246,6 +246,8 @@ class LogConsumer:
                     self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
                 if d.dropped_late:
                     self.metrics.dropped_late.inc(d.dropped_late)
+                if d.ahead:
+                    self.metrics.ahead.inc(d.ahead)
         self._drain()
         if self._restart:
             return  # this batch is read again in the next session, after the lost ones

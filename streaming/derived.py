@@ -60,6 +60,8 @@ class PartitionDerived:
     #: events of this batch whose minute had already closed: stored and mined, not counted in
     #: any window (the operator's signal that producers lag more than the allowed lateness)
     dropped_late: int = 0
+    #: events timestamped ahead of the consumer's clock: detection counted them at its now
+    ahead: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import Any
 
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
@@ -96,6 +97,24 @@ class _Owned:
     last_data: float = 0.0
     #: the newest event was this far behind the wall clock when it arrived
     behind: timedelta = timedelta(0)
+
+
+def _not_ahead_of(rows: list[tuple[Any, ...]], now: datetime) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows with every timestamp after `now` replaced by `now`, and how many there were.
+
+    Why: event time only moves forward, so ONE event from a host whose clock runs an hour ahead
+    (the parser accepts up to 2 h) would carry the partition's watermark an hour into the future:
+    every minute closes at once, every other service looks silent, and their real events are all
+    dropped as late for an hour. Detection counts such events at the consumer's now instead; the
+    stored row keeps its own timestamp."""
+    out: list[tuple[Any, ...]] = []
+    ahead = 0
+    for row in rows:
+        if row[TS] > now:
+            row = (*row[:TS], now, *row[TS + 1 :])
+            ahead += 1
+        out.append(row)
+    return out, ahead
 
 
 class DetectionStage:
@@ -181,8 +200,13 @@ class DetectionStage:
             owned = self._owned.get(p)
             if owned is None:
                 continue  # not ours any more (a rebalance raced this batch); the sink fences it
-            if pb.rows:
-                newest = max(pb.rows, key=_ts)[TS]
+            rows = pb.rows
+            ahead = 0
+            if rows:
+                newest = max(rows, key=_ts)[TS]
+                if newest > wall:  # rare: only then is any row looked at twice
+                    rows, ahead = _not_ahead_of(rows, wall)
+                    newest = wall
                 if owned.newest is None or newest > owned.newest:
                     owned.newest = newest
                 owned.last_data = now
@@ -192,7 +216,7 @@ class DetectionStage:
             late_before = engine.dropped_late
             floor = owned.floor
             if pb.first_offset >= floor:  # the usual case: every record is new
-                for row in pb.rows:
+                for row in rows:
                     observe(
                         row[TS],
                         row[TENANT],
@@ -202,7 +226,7 @@ class DetectionStage:
                         row[DURATION],
                     )
             else:  # replay after a restore: rows below the floor rebuild state, uncounted
-                for row in pb.rows:
+                for row in rows:
                     observe(
                         row[TS],
                         row[TENANT],
@@ -216,6 +240,7 @@ class DetectionStage:
                 patterns=[PatternDelta(*p) for p in engine.drain_patterns()],
                 anomalies=[anomaly_row(e) for e in engine.advance(owned.newest)],
                 dropped_late=engine.dropped_late - late_before,
+                ahead=ahead,
             )
             if now - owned.last_checkpoint >= max(self.checkpoint_seconds, owned.interval):
                 began = time.perf_counter()

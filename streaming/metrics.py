@@ -69,6 +69,13 @@ class ConsumerMetrics:
             "(later than ALLOWED_LATENESS behind the newest event of their partition)",
             registry=r,
         )
+        self.ahead = Counter(
+            "loganalyzer_detection_events_ahead",
+            "Events timestamped ahead of the consumer's clock (a producer's clock runs fast): "
+            "stored as sent, counted by detection at the consumer's now so that they cannot carry "
+            "the watermark into the future",
+            registry=r,
+        )
         self.tracked_services = Gauge(
             "loganalyzer_detection_services",
             "Services whose detection state this consumer holds (bounded by max_services per partition)",

@@ -84,3 +84,22 @@ def test_replayed_history_and_a_stalled_consumer_are_not_silence() -> None:
     backfill = stage.engine(0)
     assert backfill is not None and backfill.max_minute is not None and backfill.closed_upto is not None
     assert backfill.closed_upto <= backfill.max_minute  # its minutes closed by its own events only
+
+
+def test_an_event_from_a_clock_an_hour_ahead_does_not_carry_the_watermark_away() -> None:
+    """One host whose clock runs an hour fast must not close the partition's next hour: its event
+    is counted at the consumer's now, and the partition's real traffic keeps being counted."""
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.process(_batch(0, NOW - timedelta(minutes=60), 60))
+    future = _batch(0, NOW + timedelta(hours=1), 1, per_minute=1, first_offset=3600)
+    derived = stage.process(future)
+    assert derived[0].ahead == 1 and derived[0].dropped_late == 0
+    engine = stage.engine(0)
+    assert engine is not None and engine.closed_upto is not None
+    assert engine.closed_upto <= int(NOW.timestamp()) // 60  # nothing after now has closed
+    clocks.tick(30)
+    on_time = stage.process(_batch(0, NOW - timedelta(minutes=1), 1, first_offset=3601))
+    assert on_time[0].dropped_late == 0 and on_time[0].ahead == 0
+    assert _drops(on_time) == []
