@@ -49,8 +49,9 @@ from streaming.retry import retry_transient
 from streaming.sink import OffsetsWentBack, PostgresSink, WriteResult
 
 log = logging.getLogger(__name__)
-#: the longest a warm start may read history: assignment blocks polling, and the group evicts a
-#: member that does not poll within max.poll.interval.ms (300 s by default)
+#: the longest the warm starts of one assignment may read history, all partitions together:
+#: assignment blocks polling, and the group evicts a member that does not poll within
+#: max.poll.interval.ms (300 s by default). Partitions left when it is spent start cold.
 WARM_START_BUDGET = timedelta(seconds=30)
 
 
@@ -385,10 +386,11 @@ class LogConsumer:
 
             checkpoints = retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
         self._assigned_at.update(stored)
+        deadline = time.monotonic() + WARM_START_BUDGET.total_seconds()
         for tp in partitions:
             tp.offset = stored.get(tp.partition, 0)
             if self.detection is not None:
-                history = partial(self._history, tp.partition)
+                history = partial(self._history, tp.partition, deadline)
                 tp.offset = self.detection.assign(
                     tp.partition, tp.offset, checkpoints.get(tp.partition), history
                 )
@@ -399,10 +401,15 @@ class LogConsumer:
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("assigned partitions %s at stored offsets %s", sorted(self._assigned), stored)
 
-    def _history(self, partition: int, window: timedelta) -> WarmHistory | None:
+    def _history(self, partition: int, deadline: float, window: timedelta) -> WarmHistory | None:
+        left = deadline - time.monotonic()
+        if left <= 0.1:
+            log.warning("partition %d: warm-start budget spent on other partitions; starting cold", partition)
+            return None
+
         def load() -> WarmHistory | None:
             assert self._sink is not None
-            return self._sink.load_history(partition, window, WARM_START_BUDGET)
+            return self._sink.load_history(partition, window, timedelta(seconds=left))
 
         return retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
 
