@@ -372,3 +372,28 @@ def test_warm_start_learns_closed_minutes_and_keeps_the_newest_open() -> None:
     cold = DetectionEngine(DetectionConfig())
     _traffic(cold, range(40, 45))
     assert "error_rate_spike" not in _opened(_traffic(cold, range(45, 48), error_share=0.3))
+
+
+def test_forest_opens_no_second_row_beside_a_rule_that_explains_the_window() -> None:
+    """An error burst is also far out on the forest's features: one incident, one row."""
+    engine, forest = _forest_engine()
+    assert _opened(_traffic(engine, range(60, 63), error_share=0.3)) == ["error_rate_spike"]
+    forest.score, forest.z = 0.2, 9.0  # the burst's windows now look decisive to the forest too
+    assert _opened(_traffic(engine, range(63, 66), error_share=0.3)) == []
+    # the errors are over but the windows stay out: once the rule resolves, it is the forest's
+    assert "isolation_forest" in _opened(_traffic(engine, range(66, 76)))
+
+
+def test_a_pattern_episode_that_starts_later_does_not_explain_an_earlier_window() -> None:
+    """A replayed batch spans many minutes: a new pattern read at its end is open while the
+    minutes before it close; it must not hide a forest anomaly of those minutes."""
+    engine, forest = _forest_engine()
+    forest.score, forest.z = 0.2, 9.0
+    for m in range(60, 66):  # six minutes of traffic in one batch, no advance in between
+        for i in range(200):
+            ts = START + timedelta(minutes=m, seconds=i * 0.3)
+            engine.observe(ts, "acme", "payments", "INFO", f"charged order {i} in {i % 90} ms", 40)
+    late = START + timedelta(minutes=65, seconds=50)
+    engine.observe(late, "acme", "payments", "ERROR", "disk controller 7 reset by firmware", 40)
+    opened = _opened(engine.advance())
+    assert "new_error_pattern" in opened and "isolation_forest" in opened
