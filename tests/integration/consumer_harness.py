@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -56,3 +57,22 @@ def start_consumer_process(env: dict[str, str], log_path: Path) -> subprocess.Po
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
+
+
+@contextmanager
+def consumer_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`loganalyzer consume` as its own process for the block; killed on the way out if the test
+    left it running (a failed assertion), so no consumer outlives its test."""
+    proc = start_consumer_process(env, log_path)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def stop_gracefully(proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    """SIGTERM, and the clean exit the consumer promises: code 0 within 30 s (else its log's tail)."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, log_path.read_text()[-2000:]

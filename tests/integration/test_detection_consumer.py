@@ -19,7 +19,7 @@ from loganalyzer.generator.incidents import Incident
 from loganalyzer.generator.services import CATALOGUE, service_by_name
 from loganalyzer.generator.traffic import TrafficModel
 from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS
-from tests.integration.consumer_harness import consumer_env, start_consumer_process
+from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
 from tests.support import count, event_doc, new_topic, produce, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,6 +31,35 @@ def _records(
     model = TrafficModel(CATALOGUE, 40, seed=11, incidents=incidents)
     recs = list(model.records(start, start + timedelta(minutes=minutes)))
     return [r.value for r in recs], [r.key for r in recs]
+
+
+def _search_burst(start: datetime, minutes: tuple[int, int]) -> Incident:
+    """An error burst (40 % ERROR lines) on `search` over [start + minutes[0], start + minutes[1])."""
+    spec = service_by_name("search")
+    first, last = minutes
+    return Incident(
+        "error_burst",
+        spec.tenant,
+        spec.name,
+        start + timedelta(minutes=first),
+        start + timedelta(minutes=last),
+        0.4,
+    )
+
+
+def _wait_for_search_burst(database_url: str) -> None:
+    wait_for(
+        lambda: (
+            count(
+                database_url,
+                "SELECT count(*) FROM anomalies WHERE service = 'search' "
+                "AND anomaly_type = 'error_rate_spike'",
+            )
+            >= 1
+        ),
+        60,
+        "the error burst as an anomaly",
+    )
 
 
 def _uninterrupted(
@@ -62,15 +91,7 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
     broker: str, database_url: str, tmp_path: Path
 ) -> None:
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
-    spec = service_by_name("search")
-    burst = Incident(
-        "error_burst",
-        spec.tenant,
-        spec.name,
-        start + timedelta(minutes=60),
-        start + timedelta(minutes=70),
-        0.4,
-    )
+    burst = _search_burst(start, (60, 70))
     values, keys = _records(start, 120, [burst])
     half = len(values) // 2
     topic = new_topic(broker)
@@ -78,8 +99,7 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
     log = tmp_path / "consumer.log"
 
     produce(broker, topic, values[:half], keys[:half])
-    proc = start_consumer_process(env, log)
-    try:
+    with consumer_process(env, log) as proc:
         wait_for(lambda: count(database_url) >= half, 120, "first half stored")
         wait_for(
             lambda: count(database_url, "SELECT count(*) FROM detector_checkpoints") > 0,
@@ -88,30 +108,11 @@ def test_incidents_become_episodes_and_a_restart_raises_no_false_alarm(
         )
         proc.send_signal(signal.SIGKILL)  # a crash: the restart restores from the checkpoint
         proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     produce(broker, topic, values[half:], keys[half:])
-    proc = start_consumer_process(env, log)
-    try:
+    with consumer_process(env, log) as proc:
         wait_for(lambda: count(database_url) >= len(values), 120, "everything stored")
-        wait_for(
-            lambda: (
-                count(
-                    database_url,
-                    "SELECT count(*) FROM anomalies WHERE service = 'search' "
-                    "AND anomaly_type = 'error_rate_spike'",
-                )
-                >= 1
-            ),
-            60,
-            "the error burst as an anomaly",
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        _wait_for_search_burst(database_url)
+        stop_gracefully(proc, log)
 
     with connect(database_url) as conn:
         anomalies = conn.execute(
@@ -149,16 +150,7 @@ def test_a_partition_without_checkpoint_is_warmed_from_what_is_stored(
     baselines come from the stored minutes (no 20-minute blind warm-up), so an error burst two
     minutes in is found, and the warm start raises nothing an uninterrupted engine would not."""
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
-    spec = service_by_name("search")
-    burst = Incident(
-        "error_burst",
-        spec.tenant,
-        spec.name,
-        start + timedelta(minutes=32),
-        start + timedelta(minutes=40),
-        0.4,
-    )
-    values, keys = _records(start, 45, [burst])
+    values, keys = _records(start, 45, [_search_burst(start, (32, 40))])
     cut = start + timedelta(minutes=30)
     before = [datetime.fromisoformat(orjson.loads(v or b"")["timestamp"]) < cut for v in values]
     stored = before.index(False)
@@ -167,32 +159,15 @@ def test_a_partition_without_checkpoint_is_warmed_from_what_is_stored(
     log = tmp_path / "consumer.log"
 
     produce(broker, topic, values[:stored], keys[:stored])
-    proc = start_consumer_process(consumer_env(database_url, broker, topic, DETECTION_ENABLED="false"), log)
-    try:
+    with consumer_process(consumer_env(database_url, broker, topic, DETECTION_ENABLED="false"), log) as proc:
         wait_for(lambda: count(database_url) >= stored, 120, "the first half hour stored, detection off")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_gracefully(proc, log)
     assert count(database_url, "SELECT count(*) FROM detector_checkpoints") == 0
     produce(broker, topic, values[stored:], keys[stored:])
-    proc = start_consumer_process(consumer_env(database_url, broker, topic), log)
-    try:
+    with consumer_process(consumer_env(database_url, broker, topic), log) as proc:
         wait_for(lambda: count(database_url) >= len(values), 120, "everything stored")
-        wait_for(
-            lambda: (
-                count(database_url, "SELECT count(*) FROM anomalies WHERE anomaly_type = 'error_rate_spike'")
-                >= 1
-            ),
-            60,
-            "the error burst as an anomaly",
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        _wait_for_search_burst(database_url)
+        stop_gracefully(proc, log)
     assert b"baselines of" in log.read_bytes()
     with connect(database_url) as conn:
         anomalies = conn.execute(

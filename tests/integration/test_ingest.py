@@ -11,7 +11,12 @@ import orjson
 import pytest
 
 from loganalyzer.db.connection import connect
-from tests.integration.consumer_harness import consumer_env, running_consumer, start_consumer_process
+from tests.integration.consumer_harness import (
+    consumer_env,
+    consumer_process,
+    running_consumer,
+    stop_gracefully,
+)
 from tests.support import count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
@@ -114,26 +119,18 @@ def test_kill_9_mid_stream_then_restart_gives_exact_counts(
     n = 150_000
     produce(broker, topic, valid_values(n))
     env = consumer_env(database_url, broker, topic, CONSUMER_BATCH_MAX_MESSAGES="5000")
-    proc = start_consumer_process(env, tmp_path / "consumer.log")
-    try:
+    log = tmp_path / "consumer.log"
+    with consumer_process(env, log) as proc:
         wait_for(lambda: count(database_url) > 10_000, 90, "some rows before the kill")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         killed_at = count(database_url)
         assert killed_at < n, "the consumer finished before it could be killed: raise n"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc = start_consumer_process(env, tmp_path / "consumer.log")
-    try:
+    with consumer_process(env, log) as proc:
         wait_for(lambda: count(database_url) >= n, 120, "all rows after restart")
         time.sleep(1.0)  # anything extra would show up now
         assert count(database_url) == n
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, (tmp_path / "consumer.log").read_text()[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_gracefully(proc, log)
     assert count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs") == n
 
 
@@ -143,14 +140,9 @@ def test_sigterm_flushes_commits_and_exits_zero(broker: str, database_url: str, 
     topic = new_topic(broker)
     produce(broker, topic, valid_values(2_000))
     env = consumer_env(database_url, broker, topic)
-    proc = start_consumer_process(env, tmp_path / "c.log")
-    try:
+    with consumer_process(env, tmp_path / "c.log") as proc:
         wait_for(lambda: count(database_url) == 2_000, 60, "rows")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_gracefully(proc, tmp_path / "c.log")
     assert count(database_url, "SELECT sum(next_offset) FROM ingest_offsets") == 2_000
     # Kafka's copy of the offsets (for lag tooling) matches what the database holds.
     with connect(database_url) as conn:

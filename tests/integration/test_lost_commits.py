@@ -7,14 +7,18 @@ believes they are stored. It must notice on its next write and read them again f
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from loganalyzer.db.connection import connect
-from tests.integration.consumer_harness import consumer_env, running_consumer, start_consumer_process
+from tests.integration.consumer_harness import (
+    consumer_env,
+    consumer_process,
+    running_consumer,
+    stop_gracefully,
+)
 from tests.support import count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
@@ -94,19 +98,14 @@ def test_lost_commits_with_detection_on_are_read_again(
         database_url, broker, topic, CONSUMER_BATCH_MAX_MESSAGES="500", DETECTION_CHECKPOINT_SECONDS="0.1"
     )
     log = tmp_path / "consumer.log"
-    proc = start_consumer_process(env, log)
-    try:
+    with consumer_process(env, log) as proc:
         wait_for(lambda: count(database_url) == 3000, 60, "the first 3,000 rows")
         lost = _lose_newest_commits(database_url, topic)
         assert lost >= LOST
         produce(broker, topic, valid_values(1000, start=3000))
         wait_for(lambda: count(database_url) == 4000, 90, "every row, the lost ones included")
         time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_gracefully(proc, log)
     assert count(database_url) == 4000
     assert count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs") == 4000
     assert "starting over" in log.read_text()
