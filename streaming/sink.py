@@ -430,7 +430,8 @@ class PostgresSink:
         topic = self.topic
         try:
             with self.conn.transaction():
-                ms = str(int(budget.total_seconds() * 1000))
+                # at least 1 ms: PostgreSQL reads a statement_timeout of 0 as "no limit"
+                ms = str(max(1, int(budget.total_seconds() * 1000)))
                 self.conn.execute("SELECT set_config('statement_timeout', %s, true)", (ms,))
                 # the newest record by offset: one backward probe of each day's coordinates index
                 row = self.conn.execute(

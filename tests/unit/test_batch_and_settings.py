@@ -143,6 +143,8 @@ def test_settings_defaults_and_overrides() -> None:
         ({"CONSUMER_BATCH_MAX_SECONDS": "soon"}, "is not a number"),
         ({"CONSUMER_BATCH_TARGET_WAIT_SECONDS": "0"}, "CONSUMER_BATCH_TARGET_WAIT_SECONDS"),
         ({"KAFKA_SESSION_TIMEOUT_MS": "5"}, "must be >= 1000"),
+        ({"DETECTION_WARM_START_HOURS": "-1"}, "DETECTION_WARM_START_HOURS=-1.0 must be >= 0"),
+        ({"DETECTION_WARM_START_HOURS": "two"}, "DETECTION_WARM_START_HOURS='two' is not a number"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
