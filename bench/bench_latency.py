@@ -67,19 +67,25 @@ EVENT_RATE = 300.0
 
 
 def scrape(port: int) -> dict[str, dict[str, float]]:
-    """The histograms we need from /metrics: {metric: {le: cumulative count}} plus _sum/_count."""
+    """The histograms from /metrics: {metric: {le: cumulative count, "_sum": …, "_count": …}}.
+    A labelled histogram's series are told apart by their other labels: `metric{stage="parse"}`."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for line in text.splitlines():
         if line.startswith("#") or not line.strip():
             continue
         name, _, value = line.rpartition(" ")
-        if "_bucket{" in name:
-            metric, _, labels = name.partition("_bucket{")
-            le = labels.split('le="', 1)[1].split('"', 1)[0]
-            out[metric][le] = float(value)
-        elif name.endswith("_count") or name.endswith("_sum"):
-            out[name.rsplit("_", 1)[0]]["_" + name.rsplit("_", 1)[1]] = float(value)
+        base, _, labels = name.partition("{")
+        pairs = [p for p in labels.rstrip("}").split(",") if p]
+        le = next((p[4:-1] for p in pairs if p.startswith("le=")), None)
+        others = ",".join(p for p in pairs if not p.startswith("le="))
+        for suffix in ("_bucket", "_sum", "_count"):
+            if base.endswith(suffix):
+                metric = base.removesuffix(suffix) + (f"{{{others}}}" if others else "")
+                key = le if suffix == "_bucket" else suffix
+                if key is not None:
+                    out[metric][key] = float(value)
+                break
     return out
 
 
@@ -291,6 +297,14 @@ def report(
             f"reference: batch write+commit p50 {quantile(write, 0.5)}, p99 {quantile(write, 0.99)} "
             f"over {n_batches} batches"
         )
+        stages = []
+        for stage in ("delivery", "parse", "detect", "previous_write"):
+            key = f'loganalyzer_batch_stage_seconds{{stage="{stage}"}}'
+            d = delta(after.get(key, {}), before.get(key, {}))
+            if d.get("_count"):
+                stages.append(f"{stage} {d['_sum'] / d['_count']:.3f}")
+        stages.append(f"write {write['_sum'] / n_batches:.3f}")
+        print(f"where a batch's time went, mean s: {', '.join(stages)}")
     ok = changes > 0 and share_within(lag, 1) >= 0.99 and reached >= 0.95 * rate
     print(f"\n  {'PASS' if ok else 'FAIL'}  p99 ≤ 1 s at {rate:,.0f} logs/s")
 

@@ -29,6 +29,16 @@ class ConsumerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.stage_seconds = Histogram(
+            "loganalyzer_batch_stage_seconds",
+            "Where a batch's time goes before its write (loganalyzer_batch_write_seconds): "
+            "delivery = age of its oldest record when consume() returned it (producer linger, "
+            "broker, fetch, local queue and batch fill), parse, detect, previous_write = waiting "
+            "for the batch before it to commit",
+            ["stage"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.batch_size = Histogram(
             "loganalyzer_batch_records",
             "Records per batch",

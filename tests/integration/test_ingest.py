@@ -210,3 +210,9 @@ def test_metrics_endpoint_reports_consumed_written_dead_lettered_and_offsets(
     offsets = sum(float(v) for k, v in lines.items() if k.startswith("loganalyzer_committed_offset{"))
     assert offsets == 502
     assert float(lines["loganalyzer_batch_write_seconds_count"]) >= 1
+    # every batch's stages are timed (detection is off here, so there is no "detect")
+    batches = float(lines['loganalyzer_batch_stage_seconds_count{stage="parse"}'])
+    assert batches >= 1
+    assert float(lines['loganalyzer_batch_stage_seconds_count{stage="delivery"}']) == batches
+    assert float(lines['loganalyzer_batch_stage_seconds_count{stage="previous_write"}']) == batches
+    assert 'loganalyzer_batch_stage_seconds_count{stage="detect"}' not in lines

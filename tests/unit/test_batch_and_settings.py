@@ -198,4 +198,8 @@ def test_kafka_properties_override_tunables_but_not_exactly_once() -> None:
     assert config["fetch.queue.backoff.ms"] == "100"
     assert config["security.protocol"] == "SASL_SSL"
     assert config["enable.auto.commit"] is False and config["group.id"] == "g1"
-    assert LogConsumer(load_settings({}))._kafka_config()["fetch.queue.backoff.ms"] == 10
+    defaults = LogConsumer(load_settings({}))._kafka_config()
+    assert defaults["fetch.queue.backoff.ms"] == 10
+    assert defaults["fetch.wait.max.ms"] == 50  # the largest share of detection lag otherwise
+    overridden = load_settings({"KAFKA_PROPERTY_FETCH_WAIT_MAX_MS": "500"})
+    assert LogConsumer(overridden)._kafka_config()["fetch.wait.max.ms"] == "500"
