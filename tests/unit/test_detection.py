@@ -397,3 +397,80 @@ def test_a_pattern_episode_that_starts_later_does_not_explain_an_earlier_window(
     engine.observe(late, "acme", "payments", "ERROR", "disk controller 7 reset by firmware", 40)
     opened = _opened(engine.advance())
     assert "new_error_pattern" in opened and "isolation_forest" in opened
+
+
+def _pattern_incident(
+    engine: DetectionEngine, minutes: range, share: float, other_errors: float = 0.01
+) -> list[EpisodeEvent]:
+    """Normal traffic plus a never-seen ERROR template at `share` of each minute's lines."""
+    events: list[EpisodeEvent] = []
+    for m in minutes:
+        n = 200
+        for i in range(n):
+            ts = START + timedelta(minutes=m, seconds=i * 0.3)
+            if i < round(n * share):
+                engine.observe(ts, "acme", "payments", "ERROR", f"replica {i} lost its lease on shard 9", 40)
+            elif i < round(n * (share + other_errors)):
+                engine.observe(ts, "acme", "payments", "ERROR", f"charge failed for order {i}", 40)
+            else:
+                engine.observe(ts, "acme", "payments", "INFO", f"charged order {i} in {i % 90} ms", 40)
+        events += engine.advance()
+    return events
+
+
+def test_a_new_pattern_that_raises_the_error_rate_is_one_row_that_says_so() -> None:
+    """A new error at 30 % of the lines is an error-rate spike too: one incident, one row (the
+    pattern's), which carries the rate it made (its peak) and that rate's severity."""
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(40))
+    events = _pattern_incident(engine, range(40, 50), share=0.3)
+    events += _traffic(engine, range(50, 70))
+    assert _opened(events) == ["new_error_pattern"]
+    ep = next(e.episode for e in events if e.episode.type == "new_error_pattern")
+    rate = ep.extra["error_rate"]
+    assert rate["actual"] > 0.29 and rate["expected"] <= 0.02 and rate["ratio"] > 18
+    assert ep.description.endswith(rate["description"]) and ep.severity == "critical"
+    assert ("updated", "new_error_pattern") in [(e.kind, e.episode.type) for e in events]
+    assert ep.status == "resolved"
+    # its lines did not teach the baseline that 16 % errors are normal
+    assert (
+        engine.services[("acme", "payments")]
+        .baseline.expected(minute_of(START) + 70, DetectionConfig().baseline)
+        .error_rate
+        < 0.03
+    )
+
+
+def test_errors_beyond_the_new_pattern_still_open_an_error_rate_row() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(40))
+    events = _pattern_incident(engine, range(40, 50), share=0.15, other_errors=0.3)
+    assert sorted(_opened(events)) == ["error_rate_spike", "new_error_pattern"]
+
+
+def test_pattern_error_counts_survive_a_checkpoint() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(40))
+    _pattern_incident(engine, range(40, 43), share=0.15)
+    before = dict(engine.services[("acme", "payments")].pattern_errors)
+    assert before and sum(before.values()) > 0
+    restored = DetectionEngine.restore(DetectionConfig(), engine.snapshot())
+    assert restored.services[("acme", "payments")].pattern_errors == before
+    assert "error_rate_spike" not in _opened(_pattern_incident(restored, range(43, 46), share=0.15))
+
+
+def test_a_new_patterns_lines_still_in_the_window_explain_it_to_the_forest() -> None:
+    """The pattern episode resolves 3 minutes after its last line, but the lines stay in the
+    5-minute window (far out on its error features) for longer: no forest row for them."""
+    engine, forest = _forest_engine()
+    events = _pattern_incident(engine, range(60, 63), share=0.15)
+    forest.score, forest.z = 0.2, 9.0  # every window from here on looks decisive to the forest
+    # (each call closes the minutes before the one before its last: here up to minute 66,
+    # whose window 62-66 holds the pattern's last lines; its episode resolved at 65)
+    events += _traffic(engine, range(63, 68 + 1))
+    resolved = [e for e in events if e.kind == "resolved" and e.episode.type == "new_error_pattern"]
+    assert resolved and resolved[0].episode.resolved_at == START + timedelta(minutes=63)
+    assert engine.closed_upto == minute_of(START) + 67
+    assert _opened(events) == ["new_error_pattern"]
+    # once the window holds none of its lines, a window that stays out is the forest's
+    assert "isolation_forest" in _opened(_traffic(engine, range(69, 70)))

@@ -36,7 +36,7 @@ from loganalyzer.detection.detectors import (
     severity,
     span,
 )
-from loganalyzer.detection.episodes import Episode, EpisodeEvent, step
+from loganalyzer.detection.episodes import SEVERITY_RANK, Episode, EpisodeEvent, step
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_counts, window_features
 from loganalyzer.detection.windows import ServiceBuckets, WindowStore, minute_of, minute_start
 from loganalyzer.events import ERROR_LEVELS, LogEvent, service_key
@@ -57,6 +57,8 @@ _LEARNING_BLOCKERS = RULE_TYPES
 #: still continues, and the forest still opens once they are over if the window stays out.
 _EXPLAINED_BY = (*RULE_TYPES, "new_error_pattern")
 DEFAULT_FOREST = DetectorThresholds().forest_score
+#: joins a new pattern's own description and the error rate its lines make
+_WITH_IT = "; with it, "
 #: consecutive anomalous windows that open a forest episode: one odd window is the price of a
 #: 0.1 % calibration, two in a row are not (measured: precision 0.67 -> 0.92 at equal recall)
 FOREST_PERSISTENCE = 2
@@ -90,6 +92,9 @@ class ServiceState(ServiceBuckets):
     new_patterns: dict[str, int] = field(default_factory=dict)
     #: never-seen ERROR templates waiting for confirmation: id -> [first minute, occurrences]
     candidates: dict[str, list[int]] = field(default_factory=dict)
+    #: ERROR lines of the open new_error_pattern episode's patterns, per minute (kept as long as
+    #: the minute's bucket): the error-rate rule and the error baseline leave them out
+    pattern_errors: dict[int, int] = field(default_factory=dict)
     #: occurrences since the last drain: pattern id -> [template, first, last, count, errors, sample]
     pattern_delta: dict[str, list[Any]] = field(default_factory=dict)
     #: consecutive closed minutes not learned from (see relearn_after_minutes)
@@ -243,6 +248,7 @@ class DetectionEngine:
         pid = match.pattern_id
         if state.new_patterns and pid in state.new_patterns:
             state.new_patterns[pid] = m
+            state.pattern_errors[m] = state.pattern_errors.get(m, 0) + 1
             return
         if match.is_new:
             if (
@@ -251,6 +257,7 @@ class DetectionEngine:
             ):
                 if cfg.pattern_min_occurrences <= 1:
                     self._open_pattern(state, pid, match.template, message, m, m, ts)
+                    state.pattern_errors[m] = state.pattern_errors.get(m, 0) + 1
                 else:
                     state.candidates[pid] = [m, 1]
             return
@@ -266,6 +273,8 @@ class DetectionEngine:
         del state.candidates[pid]
         # the episode starts where the pattern first appeared
         self._open_pattern(state, pid, match.template, message, cand[0], m, ts)
+        # its lines so far, in the minute that confirmed it (their own minutes may have closed)
+        state.pattern_errors[m] = state.pattern_errors.get(m, 0) + cand[1]
 
     def report_new_pattern(
         self,
@@ -432,9 +441,15 @@ class DetectionEngine:
                 # too, so that a sharp change is reported within ~1 minute of event time (the
                 # rules' volume and sigma guards keep one minute from alarming on noise).
                 w_full = window_counts(window)
+                w_fast = window_counts(window[-fast:]) if fast < n else None
+                if state.pattern_errors:
+                    events.extend(self._pattern_error_rate(state, m, w_full, exp, t, start, end))
+                    w_full = _without_pattern_errors(w_full, state.pattern_errors, m - n + 1, m)
+                    if w_fast is not None:
+                        w_fast = _without_pattern_errors(w_fast, state.pattern_errors, m - fast + 1, m)
                 _rules(found, w_full, exp, exp.volume * n, t, start, end)
-                if fast < n:
-                    _rules(found, window_counts(window[-fast:]), exp, exp.volume * fast, t, fast_start, end)
+                if w_fast is not None:
+                    _rules(found, w_fast, exp, exp.volume * fast, t, fast_start, end)
             episodes = state.episodes
             if found or episodes:
                 for kind in RULE_TYPES:
@@ -468,6 +483,8 @@ class DetectionEngine:
             if state.new_patterns or state.candidates:
                 events.extend(self._settle_patterns(state, m))
             state.prune(keep_from)
+            if state.pattern_errors and min(state.pattern_errors) < keep_from:
+                state.pattern_errors = {k: v for k, v in state.pattern_errors.items() if k >= keep_from}
         if events:
             # the event time the row is released at: the watermark that closed this minute (in
             # live traffic the event that moves it past arrives right then; a replay's batches
@@ -538,6 +555,43 @@ class DetectionEngine:
         _keep(state.episodes, "isolation_forest", ep)
         return event
 
+    def _pattern_error_rate(
+        self,
+        state: ServiceState,
+        m: int,
+        w: Counts,
+        exp: Expected,
+        t: DetectorThresholds,
+        start: datetime,
+        end: datetime,
+    ) -> list[EpisodeEvent]:
+        """The error rate a new pattern's lines make, told on its own episode.
+
+        Why: a new error at 15 % of a service's lines is also an error-rate spike, and one
+        incident must be one row. So the error-rate rule leaves the open pattern episode's lines
+        out (it still fires for errors beyond them), and the pattern episode carries the rate
+        they make, its peak, and the severity that rate would have had. A change is written when
+        the rate first crosses the threshold or the severity rises; a later, higher peak rides
+        along with the episode's next change."""
+        ep = state.episodes.get("new_error_pattern")
+        f = error_rate_spike(w, exp, t, start, end) if ep is not None else None
+        if ep is None or f is None:
+            return []
+        prior = ep.extra.get("error_rate")
+        if prior is not None and f.ratio <= prior["ratio"]:
+            return []
+        ep.extra["error_rate"] = {
+            "actual": f.actual,
+            "expected": f.expected,
+            "ratio": f.ratio,
+            "description": f.description,
+        }
+        raised = SEVERITY_RANK[f.severity] > SEVERITY_RANK[ep.severity]
+        if raised:
+            ep.severity = f.severity
+        ep.description = f"{ep.description.split(_WITH_IT)[0]}{_WITH_IT}{f.description}"
+        return [EpisodeEvent("updated", ep)] if prior is None or raised else []
+
     def _learn(self, state: ServiceState, m: int, minute: Counts, exp: Expected, warm: bool) -> None:
         """Learn minute m unless it is anomalous (see the module docstring)."""
         bs = self.config.baseline
@@ -559,7 +613,8 @@ class DetectionEngine:
                 return
         else:
             state.skipped = 0
-        state.baseline.update(m, total, minute.errors, bs)
+        errors = minute.errors - state.pattern_errors.get(m, 0) if state.pattern_errors else minute.errors
+        state.baseline.update(m, total, max(0, errors), bs)
 
     def _settle_patterns(self, state: ServiceState, m: int) -> list[EpisodeEvent]:
         if state.candidates:
@@ -695,6 +750,7 @@ class DetectionEngine:
                     s.candidates,
                     s.skipped,
                     s.forest_streak,
+                    [[k, v] for k, v in s.pattern_errors.items()],
                 ]
                 for s in store.services.values()
             ],
@@ -742,6 +798,7 @@ class DetectionEngine:
                 {str(k): list(v) for k, v in candidates.items()},
                 skipped=int(row[11]) if len(row) > 11 else 0,
                 forest_streak=int(row[12]) if len(row) > 12 else 0,
+                pattern_errors={int(k): int(v) for k, v in row[13]} if len(row) > 13 else {},
             )
             store.services[(tenant, service)] = state
         while len(store.services) > config.max_services:  # a smaller limit than when saved
@@ -773,11 +830,25 @@ def _rules(
         found["log_volume_drop"] = f
 
 
+def _without_pattern_errors(w: Counts, pattern_errors: dict[int, int], first: int, last: int) -> Counts:
+    """The window's counts with the open new pattern's ERROR lines left out of `errors`."""
+    own = sum(pattern_errors.get(k, 0) for k in range(first, last + 1))
+    if not own:
+        return w
+    return Counts(w.total, max(0, w.errors - own), w.warns, w.duration_sum, w.duration_n, w.length_sum)
+
+
 def _explained(state: ServiceState, end: datetime) -> bool:
-    """Is a rule or pattern episode open that had started before the window ending at `end`?
+    """Is a rule or pattern episode open that had started before the window ending at `end`, or
+    does the window hold lines of a new pattern (its episode may have just resolved: the lines
+    stay in the 5-minute window, and far out on its error features, for minutes after)?
 
     "Before": a pattern episode opens on the hot path, as its line is read, and a replayed batch
     spans many minutes of event time, so minutes before it may still be closing."""
+    if state.pattern_errors:
+        last = minute_of(end) - 1
+        if any(k <= last for k in state.pattern_errors):  # none is older than the window
+            return True
     episodes = state.episodes
     return any((ep := episodes.get(k)) is not None and ep.window_start < end for k in _EXPLAINED_BY)
 
