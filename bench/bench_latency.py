@@ -15,10 +15,14 @@
 Reference in the same run: the consumer's batch write+commit time (p99), and the produced rate
 actually reached (the machine also runs the broker and this producer).
 
+With `--busy F`, another process keeps F of one core busy during the measured phase: a slower
+or busier machine, reproducibly (session 7's machine, which failed the target, was emulated by
+`--busy 0.7` on a faster one).
+
 With `--consumers N`, N consumer processes of one group share the topic (the product's way to
 scale out; their histograms are added), for a machine where one process cannot keep up.
 
-Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60] [--consumers 1]
+Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60] [--consumers 1] [--busy 0]
 """
 
 from __future__ import annotations
@@ -152,6 +156,18 @@ def paced_produce(
     return len(values) / elapsed
 
 
+#: a busy loop that sleeps (1 - duty) of every 10 ms: `duty` of one core, spread over time
+BUSY_LOOP = """
+import sys, time
+duty = float(sys.argv[1])
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.01 * duty:
+        pass
+    time.sleep(0.01 * (1 - duty))
+"""
+
+
 def train_and_wait_for_model(
     env: dict[str, str], until: datetime, hours: float, mlflow_dir: Path, consumers: int, state: Path
 ) -> None:
@@ -184,6 +200,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60, help="length of the measured phase (wall time)")
     ap.add_argument("--warmup-hours", type=float, default=3, help="event time consumed before measuring")
     ap.add_argument("--consumers", type=int, default=1, help="consumer processes in one group")
+    ap.add_argument(
+        "--busy", type=float, default=0.0, help="share of one core another process burns while measuring"
+    )
     ap.add_argument("--no-forest", action="store_true", help="skip training the IsolationForest (rules only)")
     args = ap.parse_args()
 
@@ -239,7 +258,15 @@ def main() -> None:
                 before = scrape_all(ports)
                 pids = ([p.pid for p in procs], pids_named("postgres"), pids_named("tansu"))
                 cpu0, own0, t_start = cpu_of(*pids), time.process_time(), time.perf_counter()
-                reached = paced_produce(bootstrap, topic, *paced, args.rate)
+                busy = None
+                if args.busy > 0:
+                    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, f"{min(args.busy, 1.0)}"])
+                try:
+                    reached = paced_produce(bootstrap, topic, *paced, args.rate)
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
                 t_end = time.perf_counter()
                 cpu = cpu_of(*pids).since(cpu0)
                 producer = time.process_time() - own0
@@ -255,6 +282,8 @@ def main() -> None:
         finally:
             drop_database(url)
     print(f"\n{args.consumers} consumer process(es) in one group")
+    if args.busy > 0:
+        print(f"another process kept {min(args.busy, 1.0):.0%} of a core busy while producing")
     wall = t_end - t_start
     print(
         f"while producing, in cores: consumers {cpu.consumers / wall:.2f}, PostgreSQL "
