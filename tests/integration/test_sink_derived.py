@@ -146,3 +146,28 @@ def test_silence_found_on_a_quiet_partition_is_written_only_by_its_owner(databas
         # (pattern counts belong with the rows that made them: write_idle never writes them)
         assert conn.execute("SELECT count(*) FROM log_patterns").fetchone() == (0,)
         assert sink.stored_offsets([0, 1]) == {0: 10, 1: 10}
+
+
+def test_a_history_read_over_its_budget_gives_up_and_leaves_the_connection_usable(
+    database_url: str,
+) -> None:
+    """The warm start's budget: assignment blocks polling, so a history read that cannot finish
+    in time (here: waiting on a lock someone holds on `logs`) is cancelled and the partition
+    starts cold; the sink's connection goes on working."""
+    import time
+
+    with connect(database_url) as conn, connect(database_url) as other:
+        sink = PostgresSink(conn, "logs")
+        sink.stored_offsets([0])
+        sink.write(_batch(0, 0, 10))
+        conn.commit()
+        assert sink.load_history(0, timedelta(hours=2), timedelta(seconds=5)) is not None
+        conn.execute("SET lock_timeout = '5s'")  # were the budget not applied: an error, not a hang
+        conn.commit()
+        other.execute("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")  # held until other commits
+        began = time.monotonic()
+        assert sink.load_history(0, timedelta(hours=2), timedelta(seconds=0.3)) is None
+        assert 0.25 < time.monotonic() - began < 3
+        other.commit()
+        warm = sink.load_history(0, timedelta(hours=2), timedelta(seconds=5))
+        assert warm is not None and sum(c.total for *_, c in warm.rows) == 10
