@@ -71,3 +71,6 @@ class WarmHistory:
 
     rows: list[tuple[str, str, int, Any]]  # (tenant, service, minute, Counts)
     newest: datetime
+    #: the services' known templates from log_patterns, as (tenant, service, pattern id,
+    #: template, count), least recently seen first: the template miner relearns them
+    patterns: list[tuple[str, str, str, str, int]] = field(default_factory=list)

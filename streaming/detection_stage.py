@@ -166,13 +166,16 @@ class DetectionStage:
                 log.info("partition %d: no detector checkpoint and nothing stored: starting cold", partition)
             else:
                 # minutes the watermark has not passed stay open for the events that follow
-                services = engine.warm_start(warm.rows, minute_of(warm.newest - self.config.allowed_lateness))
+                services = engine.warm_start(
+                    warm.rows, minute_of(warm.newest - self.config.allowed_lateness), warm.patterns
+                )
                 log.info(
                     "partition %d: no detector checkpoint; baselines of %d services warmed from %d "
-                    "stored minutes",
+                    "stored minutes, %d known templates relearned",
                     partition,
                     services,
                     len(warm.rows),
+                    len(warm.patterns),
                 )
         now = self._clock()
         owned = self._owned[partition] = _Owned(engine, stored_offset, now, last_data=now)

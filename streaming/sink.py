@@ -34,6 +34,22 @@ from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHi
 
 log = logging.getLogger(__name__)
 _MINUTE = timedelta(minutes=1)
+#: templates relearned per service on a warm start: the most recently seen (the miner's own
+#: default bound, pattern_max_templates, is 1,000)
+MAX_SEED_PATTERNS = 1_000
+#: a warm start's known templates, least recently seen first so that the miner's recency order
+#: (what it evicts first) holds
+_PATTERN_SEEDS_SQL = """
+SELECT tenant, service, pattern_id, template, count FROM (
+    SELECT p.tenant, p.service, p.pattern_id, p.template, p.count, p.last_seen,
+           row_number() OVER (PARTITION BY p.tenant, p.service ORDER BY p.last_seen DESC) AS recency
+    FROM log_patterns p
+    JOIN unnest(%s::text[], %s::text[]) AS s(tenant, service)
+      ON p.tenant = s.tenant AND p.service = s.service
+) recent
+WHERE recency <= %s
+ORDER BY tenant, service, last_seen
+"""
 
 LOG_COLUMNS = (
     '"timestamp"',
@@ -446,10 +462,15 @@ class PostgresSink:
                 end = newest.replace(second=0, microsecond=0) + 2 * _MINUTE
                 since = (newest - window).replace(second=0, microsecond=0)
                 rows = minute_rows(self.conn, since, end, (topic, partition))
+                services = sorted({(tenant, service) for tenant, service, *_ in rows})
+                patterns = self.conn.execute(
+                    _PATTERN_SEEDS_SQL,
+                    ([t for t, _ in services], [s for _, s in services], MAX_SEED_PATTERNS),
+                ).fetchall()
         except pgerrors.QueryCanceled:
             log.warning("partition %d: history read over %s; detection starts cold", partition, budget)
             return None
-        return WarmHistory(rows, newest)
+        return WarmHistory(rows, newest, [(t, s, i, tpl, int(c)) for t, s, i, tpl, c in patterns])
 
     def _insert_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:

@@ -278,3 +278,65 @@ def test_a_partition_where_nothing_arrives_any_more_reports_the_silence(
     finally:
         consumer.stop()
         thread.join(60)
+
+
+def test_a_warm_start_relearns_the_known_templates_so_a_new_error_is_found_at_once(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    """A lost checkpoint (detection was on, log_patterns holds the services' templates): the warm
+    start relearns those templates, so a new error two minutes after the restart is reported
+    (without them the 500-message warm-up starts over, blind), and the new patterns found are
+    those an uninterrupted engine finds: no known template is called new."""
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    spec = service_by_name("search")
+    incident = Incident(
+        "new_error_pattern",
+        spec.tenant,
+        spec.name,
+        start + timedelta(minutes=42),
+        start + timedelta(minutes=46),
+        0.15,
+    )
+    values, keys = _records(start, 50, [incident])
+    cut = start + timedelta(minutes=40)
+    before = [datetime.fromisoformat(orjson.loads(v or b"")["timestamp"]) < cut for v in values]
+    stored = before.index(False)
+    topic = new_topic(broker)
+    log = tmp_path / "consumer.log"
+
+    def incident_found() -> bool:
+        return (
+            count(
+                database_url,
+                "SELECT count(*) FROM anomalies WHERE anomaly_type = 'new_error_pattern' "
+                f"AND service = 'search' AND window_start >= '{incident.start.isoformat()}'",
+            )
+            >= 1
+        )
+
+    produce(broker, topic, values[:stored], keys[:stored])
+    with consumer_process(consumer_env(database_url, broker, topic), log) as proc:
+        wait_for(lambda: count(database_url) >= stored, 120, "the first 40 minutes stored")
+        stop_gracefully(proc, log)
+    with connect(database_url) as conn:
+        conn.execute("DELETE FROM detector_checkpoints")  # lost
+        conn.commit()
+    produce(broker, topic, values[stored:], keys[stored:])
+    with consumer_process(consumer_env(database_url, broker, topic), log) as proc:
+        wait_for(lambda: count(database_url) >= len(values), 120, "everything stored")
+        wait_for(incident_found, 60, "the incident's new_error_pattern row")
+        stop_gracefully(proc, log)
+    assert b"known templates relearned" in log.read_bytes()
+    with connect(database_url) as conn:
+        found = set(
+            conn.execute(
+                "SELECT service, anomaly_type, window_start FROM anomalies "
+                "WHERE anomaly_type = 'new_error_pattern'"
+            ).fetchall()
+        )
+        partition_of = dict(conn.execute("SELECT DISTINCT service, kafka_partition FROM logs").fetchall())
+    reference = {a for a in _uninterrupted(values, partition_of) if a[1] == "new_error_pattern"}
+    assert any(s == "search" and w >= incident.start for s, _, w in reference)
+    assert found == reference, (
+        f"only warm-started: {found - reference}, only uninterrupted: {reference - found}"
+    )

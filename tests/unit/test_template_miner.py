@@ -224,3 +224,19 @@ def test_the_command_reports_final_groups_unless_asked_to_stream() -> None:
     assert len(rows) == 3 and rows[0] == rows[1] == rows[2]
     assert rows[0]["template"] == "job <*> finished on the main worker pool today ok"
     assert str(run("--stream")[0]["template"]).startswith("job alpha")
+
+
+def test_learn_restores_a_group_from_its_id_and_template() -> None:
+    """A warm start knows a service's groups only as log_patterns rows: learning one from its
+    template (not its sample message) makes the pattern's next message a known one, same id."""
+    found = TemplateMiner()
+    for word in ("laptop", "phone", "desk"):
+        last = found.add(f"query ' {word} ' failed : too many clauses")
+    warmed = TemplateMiner()
+    warmed.learn(last.pattern_id, last.template, 3)
+    again = warmed.add("query ' coffee ' failed : too many clauses")
+    assert (again.pattern_id, again.template, again.is_new) == (last.pattern_id, last.template, False)
+    assert warmed.count(last.pattern_id) == 4
+    sample_only = TemplateMiner()
+    sample_only.add("query ' laptop ' failed : too many clauses")
+    assert sample_only.add("query ' coffee ' failed : too many clauses").is_new  # why not add()

@@ -648,7 +648,12 @@ class DetectionEngine:
         return out
 
     # -- cold start -----------------------------------------------------------------------------
-    def warm_start(self, history: Iterable[HistoryRow], open_from: int | None = None) -> int:
+    def warm_start(
+        self,
+        history: Iterable[HistoryRow],
+        open_from: int | None = None,
+        patterns: Iterable[tuple[str, str, str, str, int]] = (),
+    ) -> int:
         """Rebuild baselines from stored per-minute counts when there is no checkpoint.
 
         `history` rows are (tenant, service, minute, Counts), ordered by tenant, service, minute
@@ -659,7 +664,13 @@ class DetectionEngine:
         become open buckets, which the events read after the stored ones complete. Each
         service's last window is kept so the first live windows are complete (durations and
         message lengths included: the forest's features of those windows must not look like an
-        anomaly). Returns the number of services warmed."""
+        anomaly).
+
+        `patterns` are the warmed services' known templates, (tenant, service, pattern id,
+        template, count), least recently seen first (log_patterns): the miner relearns each
+        (`TemplateMiner.learn`), and their counts count as messages seen. Without them a warmed service would
+        start the new-pattern warm-up over (500 messages blind to new errors) and then call
+        every known-but-rare template "new". Returns the number of services warmed."""
         cfg = self.config
         n = cfg.window_buckets
         store = self._store
@@ -717,6 +728,11 @@ class DetectionEngine:
                 store.services.move_to_end(key)
             for state in store.services.values():
                 state.prune(store.closed_upto - n + 1)
+        for tenant, service, pattern_id, template, count in patterns:
+            known = store.services.get((tenant, service))
+            if known is not None and (tenant, service) in seen:
+                known.miner.learn(pattern_id, template, count)
+                known.messages += count
         return len(seen)
 
     def _warm(self, state: ServiceState) -> bool:

@@ -131,6 +131,21 @@ class TemplateMiner:
             fast.popitem(last=False)
         return result
 
+    def learn(self, pattern_id: str, template: str, count: int = 0) -> None:
+        """Know a group found earlier (a warm start from log_patterns), under its own id.
+
+        Why not `add()` its sample message: one message makes a group of exactly that message,
+        and the next message of the pattern with another value would be a new group, a "new"
+        error. The template is the group's tokens joined by spaces (`<*>`: a wildcard), so it is
+        the group itself. Ignored when the id is already known."""
+        if pattern_id in self._groups or pattern_id in self._aliases:
+            return
+        self._seq += 1
+        group = _Group(pattern_id, self._seq, tuple(template.split(" ")), count)
+        self._groups[pattern_id] = group
+        self._by_len.setdefault(len(group.tokens), {})[pattern_id] = None
+        self._evict()
+
     def match(self, message: str) -> MatchResult | None:
         """The group a message belongs to, without learning from it (None: no known group)."""
         sig = signature(message)
