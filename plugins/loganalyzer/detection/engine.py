@@ -443,7 +443,7 @@ class DetectionEngine:
                 w_full = window_counts(window)
                 w_fast = window_counts(window[-fast:]) if fast < n else None
                 if state.pattern_errors:
-                    events.extend(self._pattern_error_rate(state, m, w_full, exp, t, start, end))
+                    events.extend(self._pattern_error_rate(state, w_full, exp, t, start, end))
                     w_full = _without_pattern_errors(w_full, state.pattern_errors, m - n + 1, m)
                     if w_fast is not None:
                         w_fast = _without_pattern_errors(w_fast, state.pattern_errors, m - fast + 1, m)
@@ -558,7 +558,6 @@ class DetectionEngine:
     def _pattern_error_rate(
         self,
         state: ServiceState,
-        m: int,
         w: Counts,
         exp: Expected,
         t: DetectorThresholds,
@@ -668,9 +667,10 @@ class DetectionEngine:
 
         `patterns` are the warmed services' known templates, (tenant, service, pattern id,
         template, count), least recently seen first (log_patterns): the miner relearns each
-        (`TemplateMiner.learn`), and their counts count as messages seen. Without them a warmed service would
-        start the new-pattern warm-up over (500 messages blind to new errors) and then call
-        every known-but-rare template "new". Returns the number of services warmed."""
+        (`TemplateMiner.learn`), and their counts count as messages seen. Without them a warmed
+        service would start the new-pattern warm-up over (500 messages blind to new errors)
+        and then call every known-but-rare template "new". Returns the number of services
+        warmed."""
         cfg = self.config
         n = cfg.window_buckets
         store = self._store
