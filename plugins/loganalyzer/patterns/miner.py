@@ -141,9 +141,7 @@ class TemplateMiner:
         if pattern_id in self._groups or pattern_id in self._aliases:
             return
         self._seq += 1
-        group = _Group(pattern_id, self._seq, tuple(template.split(" ")), count)
-        self._groups[pattern_id] = group
-        self._by_len.setdefault(len(group.tokens), {})[pattern_id] = None
+        self._register(_Group(pattern_id, self._seq, tuple(template.split(" ")), count))
         self._evict()
 
     def match(self, message: str) -> MatchResult | None:
@@ -203,9 +201,7 @@ class TemplateMiner:
         miner = cls(config)
         miner._seq = int(state["seq"])
         for gid, seq, tokens, count in state["groups"]:
-            group = _Group(gid, int(seq), tuple(tokens), int(count))
-            miner._groups[gid] = group
-            miner._by_len.setdefault(len(group.tokens), {})[gid] = None
+            miner._register(_Group(gid, int(seq), tuple(tokens), int(count)))
         miner._aliases = dict(state["aliases"])
         for key, ids in state["variants"]:
             miner._variants[tuple(key)] = list(ids)
@@ -330,10 +326,14 @@ class TemplateMiner:
             gid = hashlib.blake2b(gid.encode(), digest_size=6).hexdigest()
         self._seq += 1
         group = _Group(gid, self._seq, sig)
-        self._groups[gid] = group
-        self._by_len.setdefault(len(sig), {})[gid] = None
+        self._register(group)
         self._evict()
         return group
+
+    def _register(self, group: _Group) -> None:
+        """Make a group known (newest): by id, and by length for `_covering`."""
+        self._groups[group.id] = group
+        self._by_len.setdefault(len(group.tokens), {})[group.id] = None
 
     def _record_variant(self, near: _Group, group: _Group) -> _Group | None:
         """Note `group` as a variant of `near`; merge the variants once there are enough."""
