@@ -57,8 +57,6 @@ _LEARNING_BLOCKERS = RULE_TYPES
 #: still continues, and the forest still opens once they are over if the window stays out.
 _EXPLAINED_BY = (*RULE_TYPES, "new_error_pattern")
 DEFAULT_FOREST = DetectorThresholds().forest_score
-#: joins a new pattern's own description and the error rate its lines make
-_WITH_IT = "; with it, "
 #: consecutive anomalous windows that open a forest episode: one odd window is the price of a
 #: 0.1 % calibration, two in a row are not (measured: precision 0.67 -> 0.92 at equal recall)
 FOREST_PERSISTENCE = 2
@@ -323,7 +321,7 @@ class DetectionEngine:
                 severity="high",
                 actual=1.0,
                 expected=0.0,
-                description=f"new ERROR pattern never seen for {state.service}: {template}",
+                description=_pattern_description(state.service, template),
                 window_start=start,
                 window_end=start + self.config.bucket,
                 resolve_after=self.config.resolve_after,
@@ -588,7 +586,7 @@ class DetectionEngine:
         raised = SEVERITY_RANK[f.severity] > SEVERITY_RANK[ep.severity]
         if raised:
             ep.severity = f.severity
-        ep.description = f"{ep.description.split(_WITH_IT)[0]}{_WITH_IT}{f.description}"
+        ep.description = f"{_pattern_description(ep.service, ep.extra['template'])}; with it, {f.description}"
         return [EpisodeEvent("updated", ep)] if prior is None or raised else []
 
     def _learn(self, state: ServiceState, m: int, minute: Counts, exp: Expected, warm: bool) -> None:
@@ -844,6 +842,10 @@ def _rules(
         and (f := log_volume_drop(w, expected_window, t, start, end)) is not None
     ):
         found["log_volume_drop"] = f
+
+
+def _pattern_description(service: str, template: str) -> str:
+    return f"new ERROR pattern never seen for {service}: {template}"
 
 
 def _without_pattern_errors(w: Counts, pattern_errors: dict[int, int], first: int, last: int) -> Counts:
