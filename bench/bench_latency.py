@@ -205,6 +205,8 @@ def main() -> None:
     )
     ap.add_argument("--no-forest", action="store_true", help="skip training the IsolationForest (rules only)")
     args = ap.parse_args()
+    if not 0 <= args.busy <= 1:
+        ap.error(f"--busy is a share of one core, from 0 to 1 (got {args.busy:g})")
 
     measured = timedelta(seconds=args.seconds * args.rate / EVENT_RATE)
     warm = timedelta(hours=args.warmup_hours)
@@ -260,7 +262,7 @@ def main() -> None:
                 cpu0, own0, t_start = cpu_of(*pids), time.process_time(), time.perf_counter()
                 busy = None
                 if args.busy > 0:
-                    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, f"{min(args.busy, 1.0)}"])
+                    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, f"{args.busy}"])
                 try:
                     reached = paced_produce(bootstrap, topic, *paced, args.rate)
                 finally:
@@ -283,7 +285,7 @@ def main() -> None:
             drop_database(url)
     print(f"\n{args.consumers} consumer process(es) in one group")
     if args.busy > 0:
-        print(f"another process kept {min(args.busy, 1.0):.0%} of a core busy while producing")
+        print(f"another process kept {args.busy:.0%} of a core busy while producing")
     wall = t_end - t_start
     print(
         f"while producing, in cores: consumers {cpu.consumers / wall:.2f}, PostgreSQL "
