@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from loganalyzer.detection.config import DetectionConfig
 from streaming.batch import Batch, PartitionBatch
 from streaming.derived import AnomalyRow, PartitionDerived
@@ -103,3 +105,28 @@ def test_an_event_from_a_clock_an_hour_ahead_does_not_carry_the_watermark_away()
     on_time = stage.process(_batch(0, NOW - timedelta(minutes=1), 1, first_offset=3601))
     assert on_time[0].dropped_late == 0 and on_time[0].ahead == 0
     assert _drops(on_time) == []
+
+
+def test_a_damaged_checkpoint_is_named_and_the_partition_starts_from_its_stored_offset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A checkpoint whose new field (per-minute pattern errors) is malformed does not stop the
+    partition: a warning names it and detection starts fresh at the stored offset; a sound one
+    is restored and read from its own offset."""
+    import orjson
+
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.process(_batch(0, NOW - timedelta(minutes=30), 30))
+    engine = stage.engine(0)
+    assert engine is not None
+    doc = orjson.loads(engine.snapshot())
+    assert stage.assign(1, 1800, (1700, orjson.dumps(doc))) == 1700
+    for row in doc["services"]:
+        row[13] = [["not a minute"]]
+    with caplog.at_level("WARNING"):
+        assert stage.assign(2, 1800, (1700, orjson.dumps(doc))) == 1800
+    assert "partition 2: unreadable detector checkpoint" in caplog.text
+    fresh = stage.engine(2)
+    assert fresh is not None and not fresh.services
