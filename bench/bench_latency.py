@@ -12,8 +12,10 @@
    measured from the Kafka timestamp of the *oldest* record of the batch that changed the
    anomaly, an upper bound of the triggering record's lag.
 
-Reference in the same run: the consumer's batch write+commit time (p99), and the produced rate
-actually reached (the machine also runs the broker and this producer).
+References in the same run: the rate the consumer(s) stored the warm-up backlog at, flat out
+(what this machine can do: the paced rate is printed as a share of it, so a run on a slower
+machine reads as what it is), the consumer's batch write+commit time (p99), and the produced
+rate actually reached (the machine also runs the broker and this producer).
 
 With `--busy F`, another process keeps F of one core busy during the measured phase: a slower
 or busier machine, reproducibly (session 7's machine, which failed the target, was emulated by
@@ -60,6 +62,7 @@ from tests.support import (  # noqa: E402
     pids_named,
     produce,
     start_consumer,
+    stored_records,
     tansu_broker,
     traffic,
     wait_stored,
@@ -122,6 +125,23 @@ def quantile(hist: dict[str, float], q: float, unit: str = " s") -> str:
 def share_within(hist: dict[str, float], seconds: float) -> float:
     total = hist.get("+Inf", 0.0)
     return hist.get(f"{seconds:g}", hist.get(f"{seconds:.1f}", 0.0)) / total if total else 0.0
+
+
+def catch_up(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> float:
+    """Wait until n records are stored and return the rate they were stored at, from the first
+    stored batch on (the consumer's start-up left out): what one consumer does flat out on this
+    machine, in this run, the reference the paced rate is a share of."""
+    with connect(url, autocommit=True) as conn:
+        first: tuple[float, int] | None = None
+        while (stored := stored_records(conn)) < n:
+            if proc.poll() is not None:
+                sys.exit(f"consumer died; see {log}")
+            if first is None and stored > 0:
+                first = (time.perf_counter(), stored)
+            time.sleep(0.05)
+    if first is None:  # everything landed between two looks
+        return float("nan")
+    return (n - first[1]) / max(time.perf_counter() - first[0], 1e-9)
 
 
 def paced_produce(
@@ -253,7 +273,7 @@ def main() -> None:
                     )
                     procs.append(start_consumer(env, state / f"bench-latency-consumer-{i}.log"))
                 log = state / "bench-latency-consumer-0.log"
-                wait_stored(url, len(warmup[0]), procs[0], log)
+                capacity = catch_up(url, len(warmup[0]), procs[0], log)
                 if not args.no_forest:
                     train_and_wait_for_model(env, phase, args.warmup_hours, mlflow_dir, args.consumers, state)
                 time.sleep(1)
@@ -291,6 +311,11 @@ def main() -> None:
         f"while producing, in cores: consumers {cpu.consumers / wall:.2f}, PostgreSQL "
         f"{cpu.postgres / wall:.2f}, broker {cpu.broker / wall:.2f}, producer (this process) "
         f"{producer / wall:.2f}; the machine was {cpu.machine / ((os.cpu_count() or 1) * wall):.0%} busy"
+    )
+    print(
+        f"reference: the warm-up backlog was stored at {capacity:,.0f} logs/s by {args.consumers} "
+        f"consumer(s) flat out (detection on, forest not yet loaded): the paced rate is "
+        f"{args.rate / capacity:.0%} of what this machine did in this run"
     )
     report(before, after, reached, backlog, args.rate)
 
