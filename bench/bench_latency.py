@@ -5,8 +5,9 @@
    IsolationForest is trained on those hours and registered in MLflow (SQLite), and the phase
    starts once every consumer has loaded it (`--no-forest`: rules only);
 2. measured phase: more traffic with incidents of every type is produced *paced* at `--rate`
-   wall-clock events/s (default 50,000); event time runs faster than wall time (the generator's
-   density decides by how much), so minutes close, and anomalies open and resolve, every second;
+   wall-clock events/s (default 50,000) for `--seconds` of wall time; event time runs faster than
+   wall time (the generator's density decides by how much), so minutes close, and anomalies open
+   and resolve, every second;
 3. the consumer's `loganalyzer_detection_lag_seconds` histogram, read from its /metrics before
    and after the phase, gives the lag of every anomaly change committed during it. The lag is
    measured from the Kafka timestamp of the *oldest* record of the batch that changed the
@@ -52,7 +53,7 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.generator.incidents import random_scenario  # noqa: E402
 from loganalyzer.generator.services import CATALOGUE  # noqa: E402
-from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
+from loganalyzer.generator.traffic import TrafficModel, seasonality  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from loganalyzer.platform.processes import free_port  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -68,9 +69,24 @@ from tests.support import (  # noqa: E402
     wait_stored,
 )
 
-#: events per second of *event time*, all services; with --rate 50,000 wall-clock events/s,
-#: one event-time minute passes every 0.36 s of wall time
+#: events per second of *event time*, all services, on average over a week (the generator's
+#: traffic follows the hour of day and the day of the week around it)
 EVENT_RATE = 300.0
+
+
+def event_time_carrying(events: float, end: datetime) -> timedelta:
+    """The event time, ending at `end`, in which the generator's traffic carries `events` events
+    (its expected rate: EVENT_RATE times the seasonality of each minute).
+
+    Why not seconds × rate / EVENT_RATE: the generator's traffic at 02:00 UTC is a tenth of
+    that at 14:00, so a phase of fixed event time lasted 27 s of wall time at one hour of the
+    day and 235 s at another, whatever --seconds said."""
+    minute = timedelta(minutes=1)
+    t, carried = end, 0.0
+    while carried < events:
+        t -= minute
+        carried += EVENT_RATE * 60 * seasonality(t)
+    return end - t
 
 
 def scrape(port: int) -> dict[str, dict[str, float]]:
@@ -228,11 +244,11 @@ def main() -> None:
     if not 0 <= args.busy <= 1:
         ap.error(f"--busy is a share of one core, from 0 to 1 (got {args.busy:g})")
 
-    measured = timedelta(seconds=args.seconds * args.rate / EVENT_RATE)
+    end = (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    measured = event_time_carrying(args.seconds * args.rate, end)
     warm = timedelta(hours=args.warmup_hours)
-    start = (datetime.now(UTC) - warm - measured - timedelta(minutes=5)).replace(second=0, microsecond=0)
-    phase = start + warm
-    end = phase + measured
+    phase = end - measured
+    start = phase - warm
     per_type = max(1, int(measured / timedelta(minutes=40)))
     incidents = random_scenario(CATALOGUE, phase + timedelta(minutes=5), end, per_type, seed=11)
     model = TrafficModel(CATALOGUE, EVENT_RATE, seed=5, incidents=incidents)
@@ -317,11 +333,16 @@ def main() -> None:
         f"consumer(s) flat out (detection on, forest not yet loaded): the paced rate is "
         f"{args.rate / capacity:.0%} of what this machine did in this run"
     )
-    report(before, after, reached, backlog, args.rate)
+    report(before, after, reached, backlog, args.rate, wall)
 
 
 def report(
-    before: dict[str, Any], after: dict[str, Any], reached: float, backlog: float, rate: float
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reached: float,
+    backlog: float,
+    rate: float,
+    wall: float,
 ) -> None:
     lag = delta(
         after["loganalyzer_detection_lag_seconds"], before.get("loganalyzer_detection_lag_seconds", {})
@@ -329,7 +350,10 @@ def report(
     write = delta(after["loganalyzer_batch_write_seconds"], before.get("loganalyzer_batch_write_seconds", {}))
     changes = int(lag.get("+Inf", 0))
     print()
-    print(f"produced at {reached:,.0f} events/s (asked {rate:,.0f}); consumer caught up {backlog:.1f}s later")
+    print(
+        f"produced for {wall:.0f} s at {reached:,.0f} events/s (asked {rate:,.0f}); "
+        f"consumer caught up {backlog:.1f}s later"
+    )
     print(f"anomaly changes committed during the phase: {changes}")
     if changes:
         print(
