@@ -79,8 +79,9 @@ def event_time_carrying(events: float, end: datetime) -> timedelta:
     (its expected rate: EVENT_RATE times the seasonality of each minute).
 
     Why not seconds × rate / EVENT_RATE: the generator's traffic at 02:00 UTC is a tenth of
-    that at 14:00, so a phase of fixed event time lasted 27 s of wall time at one hour of the
-    day and 235 s at another, whatever --seconds said."""
+    that at 14:00, so a phase's wall time depended on the hours its event time covered: a
+    "60 s" run produced for 27 s, and a "180 s" one, whose event time reached back into the
+    afternoon, for 235 s."""
     minute = timedelta(minutes=1)
     t, carried = end, 0.0
     while carried < events:
