@@ -31,6 +31,7 @@ Usage: .venv/bin/python bench/bench_latency.py [--rate 50000] [--seconds 60] [--
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -329,11 +330,14 @@ def main() -> None:
         f"{cpu.postgres / wall:.2f}, broker {cpu.broker / wall:.2f}, producer (this process) "
         f"{producer / wall:.2f}; the machine was {cpu.machine / ((os.cpu_count() or 1) * wall):.0%} busy"
     )
-    print(
-        f"reference: the warm-up backlog was stored at {capacity:,.0f} logs/s by {args.consumers} "
-        f"consumer(s) flat out (detection on, forest not yet loaded): the paced rate is "
-        f"{args.rate / capacity:.0%} of what this machine did in this run"
-    )
+    if math.isnan(capacity):
+        print("reference: the warm-up landed between two looks; its rate was not measured")
+    else:
+        print(
+            f"reference: the warm-up backlog was stored at {capacity:,.0f} logs/s by "
+            f"{args.consumers} consumer(s) flat out (detection on, forest not yet loaded): the "
+            f"paced rate is {args.rate / capacity:.0%} of what this machine did in this run"
+        )
     report(before, after, reached, backlog, args.rate, wall)
 
 
