@@ -64,7 +64,6 @@ from tests.support import (  # noqa: E402
     pids_named,
     produce,
     start_consumer,
-    stored_records,
     tansu_broker,
     traffic,
     wait_stored,
@@ -143,23 +142,6 @@ def quantile(hist: dict[str, float], q: float, unit: str = " s") -> str:
 def share_within(hist: dict[str, float], seconds: float) -> float:
     total = hist.get("+Inf", 0.0)
     return hist.get(f"{seconds:g}", hist.get(f"{seconds:.1f}", 0.0)) / total if total else 0.0
-
-
-def catch_up(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> float:
-    """Wait until n records are stored and return the rate they were stored at, from the first
-    stored batch on (the consumer's start-up left out): what one consumer does flat out on this
-    machine, in this run, the reference the paced rate is a share of."""
-    with connect(url, autocommit=True) as conn:
-        first: tuple[float, int] | None = None
-        while (stored := stored_records(conn)) < n:
-            if proc.poll() is not None:
-                sys.exit(f"consumer died; see {log}")
-            if first is None and stored > 0:
-                first = (time.perf_counter(), stored)
-            time.sleep(0.05)
-    if first is None:  # everything landed between two looks
-        return float("nan")
-    return (n - first[1]) / max(time.perf_counter() - first[0], 1e-9)
 
 
 def paced_produce(
@@ -291,7 +273,8 @@ def main() -> None:
                     )
                     procs.append(start_consumer(env, state / f"bench-latency-consumer-{i}.log"))
                 log = state / "bench-latency-consumer-0.log"
-                capacity = catch_up(url, len(warmup[0]), procs[0], log)
+                # the rate the backlog was stored at: the same-run reference for the paced rate
+                capacity = wait_stored(url, len(warmup[0]), procs[0], log)
                 if not args.no_forest:
                     train_and_wait_for_model(env, phase, args.warmup_hours, mlflow_dir, args.consumers, state)
                 time.sleep(1)

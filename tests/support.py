@@ -259,13 +259,23 @@ def stored_records(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Block until n records are stored; exit the benchmark if the consumer dies first."""
+def wait_stored(url: str, n: int, proc: subprocess.Popen[bytes], log: Path) -> float:
+    """Block until n records are stored; exit the benchmark if the consumer dies first.
+
+    Returns the rate (records/s) they were stored at from the first look that found any stored
+    on: for a consumer started on a backlog, what it does flat out, its start-up left out (NaN
+    when the first such look already found all n)."""
+    first: tuple[float, int] | None = None
     with connect(url, autocommit=True) as conn:
-        while stored_records(conn) < n:
+        while (stored := stored_records(conn)) < n:
             if proc.poll() is not None:
                 sys.exit(f"consumer died; see {log}")
+            if first is None and stored > 0:
+                first = (time.perf_counter(), stored)
             time.sleep(0.2)
+    if first is None:
+        return float("nan")
+    return (n - first[1]) / max(time.perf_counter() - first[0], 1e-9)
 
 
 def traffic(model: TrafficModel, start: datetime, end: datetime) -> tuple[list[bytes | None], list[bytes]]:
