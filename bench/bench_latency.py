@@ -19,7 +19,7 @@ machine reads as what it is), the consumer's batch write+commit time (p99), and 
 rate actually reached (the machine also runs the broker and this producer).
 
 With `--busy F`, another process keeps F of one core busy during the measured phase: a slower
-or busier machine, reproducibly (session 7's machine, which failed the target, was emulated by
+or busier machine, reproducibly (12-01e's machine, which failed the target, was emulated by
 `--busy 0.7` on a faster one).
 
 With `--consumers N`, N consumer processes of one group share the topic (the product's way to
