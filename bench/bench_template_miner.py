@@ -5,7 +5,7 @@ predicted group equals exactly its ground-truth group; GA = correct / all, per s
 Our miner runs with its ONE default configuration on every system. Throughput is measured on
 all systems' messages concatenated and repeated to 200,000 (the cache's effect shows there).
 
-Usage: .venv/bin/python bench/bench_template_miner.py [--data DIR]
+Usage: .venv/bin/python bench/bench_template_miner.py [--data DIR] [--also DIR ...]
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from loganalyzer.detection.config import DetectionConfig  # noqa: E402
 from loganalyzer.patterns import TemplateMiner  # noqa: E402
+
+#: the miner each service of the consumer runs, with the consumer's default limits
+CONSUMER_MINER = DetectionConfig().miner_config()
 
 SYSTEMS = ("HDFS", "Spark", "BGL", "HPC", "Linux", "Android", "Proxifier", "Mac")
 
@@ -48,7 +52,7 @@ def grouping_accuracy(predicted: Sequence[Hashable], truth: Sequence[str]) -> fl
 
 def ours(messages: Sequence[str]) -> list[Hashable]:
     """Each line's final group: what `loganalyzer patterns mine` writes (by default)."""
-    miner = TemplateMiner()
+    miner = TemplateMiner(CONSUMER_MINER)
     ids = [miner.add(m).pattern_id for m in messages]
     return [miner.resolve(i) for i in ids]
 
@@ -56,7 +60,7 @@ def ours(messages: Sequence[str]) -> list[Hashable]:
 def ours_streamed(messages: Sequence[str]) -> list[Hashable]:
     """Each line's group as it was when the line was read (`patterns mine --stream`): groups that
     merge later stay apart here."""
-    miner = TemplateMiner()
+    miner = TemplateMiner(CONSUMER_MINER)
     return [miner.add(m).pattern_id for m in messages]
 
 
@@ -83,8 +87,8 @@ def systems_in(data: Path) -> list[str]:
     return [s for s in SYSTEMS if s in found] + [s for s in found if s not in SYSTEMS]
 
 
-def table(data: Path) -> tuple[float, list[str]]:
-    """Print GA per system of one folder, ours vs Drain3; returns our average and all messages."""
+def table(data: Path) -> tuple[list[float], list[str]]:
+    """Print GA per system of one folder, ours vs Drain3; returns our GA per system and all messages."""
     print(
         f"{'system':<10} {'ours GA':>8} {'streamed':>9} {'Drain3 GA':>10} {'ours msg/s':>11} "
         f"{'Drain3 msg/s':>13}"
@@ -106,7 +110,7 @@ def table(data: Path) -> tuple[float, list[str]]:
         print(f"{system:<10} {a:>8.3f} {st:>9.3f} {b:>10.3f} {rate:>11,.0f} {drate:>13,.0f}")
     avg, davg = sum(ga_ours) / len(ga_ours), sum(ga_drain) / len(ga_drain)
     print(f"{'average':<10} {avg:>8.3f} {sum(ga_streamed) / len(ga_streamed):>9.3f} {davg:>10.3f}")
-    return avg, everything
+    return ga_ours, everything
 
 
 def main() -> None:
@@ -123,10 +127,12 @@ def main() -> None:
     if not args.data.is_dir():
         sys.exit(f"no benchmark data at {args.data}: pass --data DIR")
 
-    avg, everything = table(args.data)
+    ga, everything = table(args.data)
+    avg = sum(ga) / len(ga)
+    unseen: list[float] = []
     for extra in args.also:
-        print(f"\nsystems in {extra}:")
-        table(extra)
+        print(f"\nsystems in {extra} (reported apart: the defaults were never looked at with them):")
+        unseen += table(extra)[0]
 
     stream = (everything * (200_000 // len(everything) + 1))[:200_000]
     _, rate = timed(ours, stream)
@@ -136,7 +142,10 @@ def main() -> None:
         f"Drain3 {drate:,.0f} msg/s"
     )
     print()
-    print(f"  {'PASS' if avg >= 0.90 else 'FAIL'}  average GA ≥ 0.90 with one configuration (ours {avg:.3f})")
+    print(f"  {'PASS' if avg >= 0.95 else 'FAIL'}  average GA ≥ 0.95 with one configuration (ours {avg:.3f})")
+    print(f"  {'PASS' if min(ga) >= 0.80 else 'FAIL'}  no system below GA 0.80 (lowest {min(ga):.3f})")
+    if unseen:
+        print(f"        systems the defaults never saw: average GA {sum(unseen) / len(unseen):.3f}")
     print(f"  {'PASS' if rate >= 50_000 else 'FAIL'}  ≥ 50,000 messages/s mined (ours {rate:,.0f})")
 
 

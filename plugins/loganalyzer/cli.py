@@ -186,7 +186,7 @@ def model_train(
 
 def _detection_stage(settings: Settings) -> DetectionStage | None:
     """Detection as configured: thresholds from DETECTION_CONFIG, the forest from MLflow."""
-    from loganalyzer.detection.config import DetectionConfig, DetectionConfigError
+    from loganalyzer.detection.config import DetectionConfigError, load_detection_config
     from loganalyzer.detection.features import FEATURE_NAMES
     from streaming.detection_stage import DetectionStage
 
@@ -194,15 +194,11 @@ def _detection_stage(settings: Settings) -> DetectionStage | None:
     if not d.enabled:
         logging.getLogger(__name__).info("DETECTION_ENABLED=false: ingesting without detection")
         return None
-    config = DetectionConfig()
-    if d.config_file is not None:
-        import yaml
-
-        try:
-            config = DetectionConfig.from_mapping(yaml.safe_load(d.config_file.read_text()) or {})
-        except (OSError, yaml.YAMLError, DetectionConfigError) as exc:
-            console.print(f"[red]detection config {d.config_file}:[/red] {exc}")
-            raise typer.Exit(2) from None
+    try:
+        config = load_detection_config(d.config_file)
+    except DetectionConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     scorer = None
     if d.mlflow_tracking_uri:
         from loganalyzer.model.registry import ChampionWatcher

@@ -11,9 +11,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from loganalyzer.events import service_key
+from loganalyzer.patterns import MinerConfig
 
 
 class DetectionConfigError(ValueError):
@@ -116,6 +118,11 @@ class DetectionConfig:
     #: services tracked per engine; beyond it the least recently active one is forgotten
     max_services: int = 10_000
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
+
+    def miner_config(self) -> MinerConfig:
+        """The template miner each service gets: one definition, so that `patterns mine` and the
+        miner benchmark show the accuracy the consumer has, not that of roomier limits."""
+        return MinerConfig(cache_size=self.pattern_cache_size, max_patterns=self.pattern_max_templates)
 
     def __post_init__(self) -> None:
         if not isinstance(self.thresholds, DetectorThresholds):
@@ -293,3 +300,16 @@ def _replace_checked(base: Any, raw: Any, where: str) -> Any:
         if msg.startswith(section + "."):
             msg = where + msg[len(section) :]
         raise DetectionConfigError(msg) from None
+
+
+def load_detection_config(path: Path | None) -> DetectionConfig:
+    """The configuration DETECTION_CONFIG names (the defaults when None); a file that cannot be
+    read or parsed raises DetectionConfigError naming the file."""
+    if path is None:
+        return DetectionConfig()
+    import yaml
+
+    try:
+        return DetectionConfig.from_mapping(yaml.safe_load(path.read_text()) or {})
+    except (OSError, yaml.YAMLError, DetectionConfigError) as exc:
+        raise DetectionConfigError(f"detection config {path}: {exc}") from None

@@ -40,7 +40,7 @@ from loganalyzer.detection.episodes import SEVERITY_RANK, Episode, EpisodeEvent,
 from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_counts, window_features
 from loganalyzer.detection.windows import ServiceBuckets, WindowStore, minute_of, minute_start
 from loganalyzer.events import ERROR_LEVELS, LogEvent, service_key
-from loganalyzer.patterns import Match, MinerConfig, TemplateMiner
+from loganalyzer.patterns import Match, TemplateMiner
 
 if TYPE_CHECKING:  # the model package needs numpy/sklearn; the engine runs without a model
     from loganalyzer.model.forest import ForestScores
@@ -108,9 +108,7 @@ class DetectionEngine:
         self.config = config
         self.scorer = scorer
         lateness = max(0, math.ceil(config.allowed_lateness / timedelta(minutes=1)))
-        miner_config = MinerConfig(
-            cache_size=config.pattern_cache_size, max_patterns=config.pattern_max_templates
-        )
+        miner_config = config.miner_config()
 
         def new_service(tenant: str, service: str, m: int) -> ServiceState:
             return ServiceState(tenant, service, m, m, miner=TemplateMiner(miner_config))

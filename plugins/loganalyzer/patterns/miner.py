@@ -13,7 +13,11 @@
    (`Acquiring` / `Releasing`, `true` / `false`). A fixed similarity threshold cannot tell; the
    number of distinct values can: a binary choice is two events, an open set is a variable. The
    signature starts its own group, recorded as a variant of the generalised template; when
-   `min_distinct` groups are variants of one generalised template, they merge into it.
+   `min_distinct` groups are variants of one generalised template, they merge into it. Plain
+   words (letters only) need more: a few of them in one position are usually what tells events
+   apart (`GET`/`POST`/`DELETE`, `VM Started`/`Stopped`/`Paused`/`Resumed`), so they merge only
+   from `min_distinct_plain` values on, and never into a template left with a single word;
+   unless the position plainly holds a name (after `user`, `host`, `file`…, or in quotes).
 5. Merged groups keep the oldest id; the others become aliases (`resolve`), so an id handed out
    earlier keeps meaning something.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -47,6 +52,9 @@ class MinerConfig:
     similarity: float = 0.5
     #: distinct values that make a word position a variable (2 would merge binary choices)
     min_distinct: int = 3
+    #: the same when every value is a plain word (letters only: `GET`/`POST`, `Started`/`Stopped`,
+    #: `root`/`guest`): a small vocabulary of words names events, so it takes more of them
+    min_distinct_plain: int = 5
     #: distinct words allowed in a stretch that only one side of an alignment has
     max_gap_words: int = 1
     #: signatures longer than this are not aligned across lengths (quadratic cost)
@@ -93,6 +101,42 @@ class _Group:
         self.seen = MatchResult(self.id, self.template, False)
         self.words = frozenset(t for t in tokens if is_word(t))
         self.n_words = sum(1 for t in tokens if is_word(t))
+
+
+def _is_plain(token: str) -> bool:
+    """A word of letters only: what names an event, unlike the values a log prints."""
+    return token.isalpha()
+
+
+#: Nouns that introduce a name in running text ("for user alice", "on host db"): a plain word
+#: right after one is a value, whatever it spells. General English, not any one system's words.
+NAMING_NOUNS = frozenset(
+    (
+        *("user", "username", "login", "account", "owner", "group", "tenant", "customer"),
+        *("host", "hostname", "node", "server", "client", "peer", "domain", "realm"),
+        *("service", "app", "application", "component", "module", "plugin", "driver"),
+        *("job", "task", "worker", "process", "thread", "container", "pod", "namespace"),
+        *("file", "filename", "directory", "folder", "volume", "disk", "device", "bucket"),
+        *("table", "database", "schema", "index", "queue", "topic", "channel", "stream"),
+    )
+)
+
+
+def _names_a_value(key: tuple[str, ...], i: int) -> bool:
+    """Whether position `i` holds a value whatever it spells: it follows a naming noun (`for user
+    alice`) or it is quoted (`query 'laptop' failed`)."""
+    before = key[i - 1] if i else ""
+    after = key[i + 1] if i + 1 < len(key) else ""
+    return before.lower() in NAMING_NOUNS or (before in ("'", '"') and after == before)
+
+
+def _plain_words_only(key: tuple[str, ...], groups: Iterable[_Group]) -> bool:
+    """Whether every value the groups hold where `key` generalises them is a plain word in a
+    position that may name the event itself."""
+    spots = [i for i, t in enumerate(key) if t == WILDCARD]
+    if any(_names_a_value(key, i) for i in spots):
+        return False
+    return all(g.tokens[i] == WILDCARD or _is_plain(g.tokens[i]) for g in groups for i in spots)
 
 
 def _covers(template: tuple[str, ...], sig: tuple[str, ...]) -> bool:
@@ -353,6 +397,10 @@ class TemplateMiner:
         ids[:] = list(live)
         if len(live) < self.config.min_distinct:
             return None
+        if _plain_words_only(key, live.values()) and (
+            len(live) < self.config.min_distinct_plain or sum(map(is_word, key)) < 2
+        ):
+            return None  # (a one-word template, `VM <*>`, would say nothing but the component)
         del self._variants[key]
         members = sorted(live.values(), key=lambda g: g.seq)
         tokens = list(key)
