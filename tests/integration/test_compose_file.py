@@ -86,25 +86,44 @@ def _spec_errors(doc: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
+def _filled_env(folder: Path, leave_out: str | None = None) -> Path:
+    """.env.example with every secret filled in, as a user's .env (but `leave_out`)."""
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        key = line.split("=", 1)[0]
+        if key in SECRETS:
+            assert line == f"{key}=", f".env.example must leave {key} empty, not {line!r}"
+            if key == leave_out:
+                continue
+            line = f"{key}=test-{key.lower()}"
+        lines.append(line)
+    env_file = folder / ".env"
+    env_file.write_text("\n".join(lines) + "\n")
+    return env_file
+
+
 @pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    """The file as `docker compose up` would see it with .env.example's values."""
-    result = _config(ENV_EXAMPLE)
+def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The file as `docker compose up` would see it with a filled-in copy of .env.example."""
+    result = _config(_filled_env(tmp_path_factory.mktemp("env")))
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     return dict(yaml.safe_load(result.stdout))
 
 
-def test_docker_compose_accepts_the_file_with_the_example_env() -> None:
-    result = _config(ENV_EXAMPLE, "-q")
+def test_docker_compose_accepts_the_file_once_the_secrets_are_set(tmp_path: Path) -> None:
+    result = _config(_filled_env(tmp_path), "-q")
     assert result.returncode == 0, f"docker-compose config -q failed:\n{result.stderr}"
+
+
+def test_an_unedited_copy_of_the_example_env_is_refused() -> None:
+    result = _config(ENV_EXAMPLE, "-q")
+    assert result.returncode != 0, "compose would start with empty passwords"
+    assert re.search(r"set \w+ in \.env", result.stderr), result.stderr
 
 
 @pytest.mark.parametrize("secret", SECRETS)
 def test_a_missing_secret_stops_compose_naming_it(tmp_path: Path, secret: str) -> None:
-    env_file = tmp_path / ".env"
-    lines = [ln for ln in ENV_EXAMPLE.read_text().splitlines() if not ln.startswith(f"{secret}=")]
-    env_file.write_text("\n".join(lines) + "\n")
-    result = _config(env_file, "-q")
+    result = _config(_filled_env(tmp_path, leave_out=secret), "-q")
     assert result.returncode != 0, f"compose started without {secret}"
     assert f"set {secret} in .env" in result.stderr
 
