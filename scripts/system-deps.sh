@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # System packages and services the project needs beyond Python: PostgreSQL 15 (server and
-# client, running on 127.0.0.1:5432 with trust auth for local development and tests).
-# Machines of our kind have it installed and running; this makes a fresh or stopped one work too.
+# client, running on 127.0.0.1:5432 with trust auth for local development and tests), and
+# Debian's docker-compose (1.29), with which the tests validate docker-compose.yml: no Docker
+# engine runs on our machines and the `docker compose` plugin is not packaged, but `config`
+# needs neither. Machines of our kind have PostgreSQL installed and running; this makes a fresh
+# or stopped one work too. Idempotent: it installs only what is missing.
 set -euo pipefail
+
+if ! command -v docker-compose >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing docker-compose from Debian's packages (validates docker-compose.yml)…"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  else
+    echo "note: docker-compose is missing (apt-get install docker-compose); its test will be skipped" >&2
+  fi
+fi
 
 have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
