@@ -211,3 +211,24 @@ def test_zero_traffic_costs_nothing_but_configuration() -> None:
     usage = parse_usage({**MOBILE, "dynamodb": {"wcu": 50, "rcu": 50}})
     scenario = what_if(usage, traffic_multiplier=0).scenario
     assert money_str(scenario.total) == "0.00"
+
+
+def test_weekday_effects_follow_the_target_months_own_weekdays() -> None:
+    # Four weeks of 1,000 requests on working days and 200 at weekends, no trend, no noise.
+    history = [day(i, 1000 if (NOV + timedelta(days=i)).weekday() < 5 else 200) for i in range(28)]
+    f = forecast_month(history, replicates=20)
+    lam = f.point_usage.lambda_
+    assert lam is not None
+    # December 2026 starts on a Tuesday: 23 working days and 8 weekend days.
+    assert float(lam.requests) == pytest.approx(23 * 1000 + 8 * 200, abs=1e-3)
+    assert "day-of-week effects" in " ".join(f.notes)
+
+
+def test_a_level_change_restarts_the_fit_instead_of_becoming_a_slope() -> None:
+    history = [day(i, 1000 if i < 20 else 2000) for i in range(30)]
+    f = forecast_month(history, replicates=20)
+    lam = f.point_usage.lambda_
+    assert lam is not None
+    assert float(lam.requests) == pytest.approx(31 * 2000, abs=1e-3)
+    assert f.history_days == 30
+    assert "usage changed level around 2026-11-21: fitted on the 10 days since (of 30 given)" in f.notes

@@ -1,17 +1,18 @@
-"""Next month's usage and cost from daily usage history: a linear trend and a residual bootstrap.
+"""Next month's usage and cost from daily usage history: a trend fit and a residual bootstrap.
 
 Method (docs/costs.md has the long form): each volume series (requests, request units, bytes out,
-stored GB, provisioned capacity) gets an ordinary least-squares line over day number. The point
-forecast extends the lines over the target month's days. The interval comes from B bootstrap
-replicates: residuals are resampled (the same days for every series, so that series which move
-together stay together), the lines refitted to the resampled history, the target month simulated
+stored GB, provisioned capacity) gets a least-squares fit of a line over day number plus, from
+14 days of history, one effect per weekday (regression.py). The point forecast extends the fit
+over the target month's own days. The interval comes from B bootstrap replicates: residuals
+(leverage-adjusted) are resampled, the same days for every series so that series which move
+together stay together, the fit redone on the resampled history, the target month simulated
 from the refitted lines plus freshly resampled residuals, and each simulated month priced. The
 mean is the mean of the priced replicates; the 80 % interval their 10th and 90th percentiles.
 Everything is deterministic for a given seed.
 
-Why a trend and not a seasonal model: the API has weeks of history, not years; a straight line
-is what such a history supports, and the bootstrap makes its uncertainty visible instead of
-pretending to precision. Weekly patterns land in the residuals and average out over a month.
+Why a trend and not a richer model: the API has weeks of history, not years; a line and a
+weekly cycle are what such a history supports, and the bootstrap shows their uncertainty instead
+of pretending to precision. A level that jumps lately is flagged in the notes, not modelled.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import calendar
 import dataclasses
 import math
 import random
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -28,6 +30,7 @@ from typing import Any
 
 from loganalyzer.costs.engine import Quote, money_str, price
 from loganalyzer.costs.pricebook import PriceBook
+from loganalyzer.costs.regression import Design, predict
 from loganalyzer.costs.usage import DynamoDBUsage, S3Usage, Usage
 from loganalyzer.costs.whatif import (
     WhatIf,
@@ -50,7 +53,12 @@ __all__ = [
     "what_if",
 ]
 
+METHOD = (
+    "per usage series: least-squares trend plus day-of-week effects (from 14 days of history); "
+    "residual bootstrap; 80 % interval = P10..P90 of the priced replicates"
+)
 MIN_DAYS = 3
+REGIME_MIN_DAYS = 7
 DEFAULT_REPLICATES = 400
 MAX_REPLICATES = 5000
 
@@ -84,21 +92,65 @@ _LEVELS: dict[str, Callable[[Usage], Decimal | None]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Line:
-    intercept: float
-    slope: float
-    residuals: tuple[float, ...]
+class _Series:
+    beta: tuple[float, ...]
+    fitted: tuple[float, ...]
+    resampling: tuple[float, ...]  # leverage-adjusted, centred residuals
+    raw: tuple[float, ...]
 
 
-def _fit(xs: Sequence[float], ys: Sequence[float]) -> _Line:
+def _series(design: Design, ys: Sequence[float]) -> _Series:
+    beta = design.fit(ys)
+    fitted = tuple(design.fitted(beta))
+    raw = tuple(y - f for y, f in zip(ys, fitted, strict=True))
+    return _Series(beta, fitted, design.resampling_residuals(ys, beta), raw)
+
+
+def _line_sse(xs: Sequence[float], ys: Sequence[float]) -> float:
     n = len(xs)
-    mx = sum(xs) / n
-    my = sum(ys) / n
+    mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     slope = 0.0 if sxx == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    intercept = my - slope * mx
-    residuals = tuple(y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True))
-    return _Line(intercept, slope, residuals)
+    return sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
+
+
+def _regime_start(dates: Sequence[date], series: Sequence[Sequence[float]]) -> int:
+    """First day of the current regime: 0, or where two lines (a level change) beat one line.
+
+    Decided once for all series, on the sum of their standardised values, by BIC: one line has
+    2 parameters, two lines and the change day 5. Each side needs a week of days, so that the
+    forecast never rests on fewer than 7 of them.
+    """
+    n = len(dates)
+    if n < 2 * REGIME_MIN_DAYS:
+        return 0
+    combined = [0.0] * n
+    for ys in series:
+        sd = statistics.pstdev(ys)
+        if sd > 0:
+            mean = statistics.fmean(ys)
+            combined = [c + (y - mean) / sd for c, y in zip(combined, ys, strict=True)]
+    xs = [float((d - dates[0]).days) for d in dates]
+    tiny = 1e-9 * n
+
+    def bic(sse: float, params: int) -> float:
+        return n * math.log(sse / n + tiny) + params * math.log(n)
+
+    best, best_bic = 0, bic(_line_sse(xs, combined), 2)
+    for cut in range(REGIME_MIN_DAYS, n - REGIME_MIN_DAYS + 1):
+        sse = _line_sse(xs[:cut], combined[:cut]) + _line_sse(xs[cut:], combined[cut:])
+        score = bic(sse, 5)
+        if score < best_bic:
+            best, best_bic = cut, score
+    return best
+
+
+def _departs_lately(raw: Sequence[float]) -> bool:
+    """Do the last 7 days sit off the fitted line (a level change the trend cannot follow)?"""
+    if len(raw) < 14:
+        return False
+    sd = statistics.pstdev(raw)
+    return sd > 0 and abs(statistics.fmean(raw[-7:])) > 2 * sd / math.sqrt(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +173,7 @@ class Forecast:
             "month": self.month.strftime("%Y-%m"),
             "days": self.days,
             "history_days": self.history_days,
-            "method": "linear trend per usage series; residual bootstrap, 80 % interval = P10..P90",
+            "method": METHOD,
             "replicates": self.replicates,
             "seed": self.seed,
             "mean_usd": money_str(self.mean),
@@ -224,23 +276,24 @@ def forecast_month(
     if target <= dates[-1].replace(day=1):
         raise ForecastError(f"month: {target:%Y-%m} is not after the history's last month {dates[-1]:%Y-%m}")
     n_days = calendar.monthrange(target.year, target.month)[1]
-    origin = dates[0]
-    xs = [float((d - origin).days) for d in dates]
-    future_x = [float((target + timedelta(days=i) - origin).days) for i in range(n_days)]
-
-    def series(getter: Callable[[Usage], Decimal | None]) -> list[float]:
-        return [float(getter(u) or 0) for _, u in days_sorted]
-
-    lines = {k: _fit(xs, series(g)) for k, g in (_FLOWS | _LEVELS).items()}
+    getters = _FLOWS | _LEVELS
     template = _template(days_sorted, target)
+    present = [k for k, g in getters.items() if g(days_sorted[-1][1]) is not None]
+    start = _regime_start(dates, [[float(getters[k](u) or 0) for _, u in days_sorted] for k in present])
+    all_days = len(dates)
+    days_sorted, dates = days_sorted[start:], dates[start:]
+    design = Design.for_dates(dates)
+    future_rows = [design.row(target + timedelta(days=i)) for i in range(n_days)]
+    fits = {k: _series(design, [float(g(u) or 0) for _, u in days_sorted]) for k, g in getters.items()}
 
-    def month_from(fitted: dict[str, _Line], noise_days: Sequence[int] | None) -> Usage:
+    def month_from(betas: dict[str, tuple[float, ...]], noise_days: Sequence[int] | None) -> Usage:
         flows: dict[str, float] = {}
         levels: dict[str, float] = {}
-        for key, line in fitted.items():
+        for key, beta in betas.items():
+            resid = fits[key].resampling
             path = [
-                max(0.0, line.intercept + line.slope * x + (0.0 if noise_days is None else line.residuals[j]))
-                for x, j in zip(future_x, noise_days or [0] * n_days, strict=True)
+                max(0.0, predict(beta, row) + (0.0 if noise_days is None else resid[noise_days[i]]))
+                for i, row in enumerate(future_rows)
             ]
             if key in _FLOWS:
                 flows[key] = sum(path)
@@ -248,32 +301,46 @@ def forecast_month(
                 levels[key] = sum(path) / n_days
         return _month_usage(template, flows, levels, n_days)
 
-    point_usage = month_from(lines, None)
+    point_usage = month_from({k: f.beta for k, f in fits.items()}, None)
     point_quote = price(point_usage, book)
 
     rng = random.Random(seed)
-    n = len(xs)
+    n = len(dates)
     totals: list[Decimal] = []
     for _ in range(replicates):
         pick = [rng.randrange(n) for _ in range(n)]
-        refit = {}
-        for key, line in lines.items():
-            ys = [line.intercept + line.slope * x + line.residuals[j] for x, j in zip(xs, pick, strict=True)]
-            refit[key] = dataclasses.replace(_fit(xs, ys), residuals=line.residuals)
+        betas = {
+            key: design.fit([f + fit.resampling[j] for f, j in zip(fit.fitted, pick, strict=True)])
+            for key, fit in fits.items()
+        }
         noise = [rng.randrange(n) for _ in range(n_days)]
-        totals.append(price(month_from(refit, noise), book).total)
+        totals.append(price(month_from(betas, noise), book).total)
     totals.sort()
 
     notes = []
+    if start:
+        notes.append(
+            f"usage changed level around {dates[0].isoformat()}: fitted on the {n} days since "
+            f"(of {all_days} given)"
+        )
     if n < 14:
         notes.append(f"only {n} days of history: the trend and the interval are rough")
+    if design.weekdays:
+        notes.append("day-of-week effects estimated from the history and applied to the month's weekdays")
     if (dates[-1] - dates[0]).days + 1 != n:
         notes.append("history has gaps: missing days are skipped, not counted as zero")
-    notes.append("the interval covers usage variation under a linear trend, not price changes or outages")
+    shifted = [k for k in present if _departs_lately(fits[k].raw)]
+    if shifted:
+        notes.append(
+            "the last 7 days depart from the fitted trend in "
+            + ", ".join(shifted)
+            + " (a level change?): the forecast may be off"
+        )
+    notes.append("the interval covers usage variation under the fitted trend, not price changes or outages")
     return Forecast(
         month=target,
         days=n_days,
-        history_days=n,
+        history_days=all_days,
         replicates=replicates,
         seed=seed,
         point_usage=point_usage,
@@ -281,11 +348,7 @@ def forecast_month(
         mean=sum(totals, Decimal(0)) / len(totals),
         low=_percentile(totals, 0.10),
         high=_percentile(totals, 0.90),
-        trends={
-            k: line.slope
-            for k, line in lines.items()
-            if (_FLOWS | _LEVELS)[k](days_sorted[-1][1]) is not None
-        },
+        trends={k: fits[k].beta[1] for k in present},
         notes=tuple(notes),
     )
 
