@@ -34,16 +34,18 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
 
 @dataclass(frozen=True, slots=True)
 class Design:
-    """Columns: intercept, day number, then one indicator per weekday other than the first seen."""
+    """Columns: intercept, day number (unless level only), then one indicator per weekday other
+    than the first seen."""
 
     origin: date
+    trend: bool
     weekdays: tuple[int, ...]  # weekdays with their own effect
     rows: tuple[tuple[float, ...], ...]
     projection: tuple[tuple[float, ...], ...]  # (X'X)^-1 X', k x n
     leverage: tuple[float, ...]
 
     @staticmethod
-    def for_dates(dates: Sequence[date]) -> Design:
+    def for_dates(dates: Sequence[date], trend: bool = True) -> Design:
         origin = dates[0]
         weekdays: tuple[int, ...] = ()
         if len(dates) >= WEEKDAY_MIN_DAYS:
@@ -51,14 +53,14 @@ class Design:
             counts = {w: sum(1 for d in dates if d.weekday() == w) for w in seen}
             weekdays = tuple(w for w in seen[1:] if counts[w] >= 2)
         for attempt in (weekdays, ()):
-            design = Design._build(origin, attempt, dates)
+            design = Design._build(origin, trend and len(set(dates)) > 1, attempt, dates)
             if design is not None:
                 return design
-        raise ValueError("history dates do not determine a trend")  # only if all dates are equal
+        raise ValueError("history dates do not determine a fit")  # unreachable: a level always fits
 
     @staticmethod
-    def _build(origin: date, weekdays: tuple[int, ...], dates: Sequence[date]) -> Design | None:
-        rows = tuple(_row(origin, weekdays, d) for d in dates)
+    def _build(origin: date, trend: bool, weekdays: tuple[int, ...], dates: Sequence[date]) -> Design | None:
+        rows = tuple(_row(origin, trend, weekdays, d) for d in dates)
         k = len(rows[0])
         xtx = [[sum(r[i] * r[j] for r in rows) for j in range(k)] for i in range(k)]
         columns: list[list[float]] = []
@@ -71,10 +73,13 @@ class Design:
         inverse = [[columns[j][i] for j in range(k)] for i in range(k)]
         projection = tuple(tuple(sum(inverse[i][j] * r[j] for j in range(k)) for r in rows) for i in range(k))
         leverage = tuple(sum(r[i] * projection[i][n] for i in range(k)) for n, r in enumerate(rows))
-        return Design(origin, weekdays, rows, projection, leverage)
+        return Design(origin, trend, weekdays, rows, projection, leverage)
 
     def row(self, d: date) -> tuple[float, ...]:
-        return _row(self.origin, self.weekdays, d)
+        return _row(self.origin, self.trend, self.weekdays, d)
+
+    def slope(self, beta: Sequence[float]) -> float:
+        return beta[1] if self.trend else 0.0
 
     def fit(self, ys: Sequence[float]) -> tuple[float, ...]:
         return tuple(sum(p * y for p, y in zip(prow, ys, strict=True)) for prow in self.projection)
@@ -89,8 +94,9 @@ class Design:
         return tuple(a - mean for a in adjusted)
 
 
-def _row(origin: date, weekdays: tuple[int, ...], d: date) -> tuple[float, ...]:
-    return (1.0, float((d - origin).days), *(1.0 if d.weekday() == w else 0.0 for w in weekdays))
+def _row(origin: date, trend: bool, weekdays: tuple[int, ...], d: date) -> tuple[float, ...]:
+    days = (float((d - origin).days),) if trend else ()
+    return (1.0, *days, *(1.0 if d.weekday() == w else 0.0 for w in weekdays))
 
 
 def predict(beta: Sequence[float], row: Sequence[float]) -> float:
