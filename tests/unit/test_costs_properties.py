@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loganalyzer.costs.engine import CENT, price
-from loganalyzer.costs.usage import parse_usage
+from loganalyzer.costs.usage import UsageError, parse_usage
 from loganalyzer.costs.whatif import scale_usage
 
 
@@ -162,3 +162,40 @@ def test_total_is_monotone_in_each_quantity(
 def test_scaling_traffic_up_never_lowers_the_bill(doc: dict[str, Any], k: float) -> None:
     usage = parse_usage(doc)
     assert price(scale_usage(usage, k)).total >= price(usage).total
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+SECTION_KEYS = {
+    "lambda": ["requests", "duration_ms", "memory_mb", "architecture", "ephemeral_storage_mb"],
+    "s3": ["storage_gb", "put_requests", "get_requests"],
+    "dynamodb": ["mode", "write_request_units", "read_request_units", "storage_gb", "wcu", "rcu", "hours"],
+    "free_plan": ["credits_usd", "plan_end"],
+}
+
+
+@st.composite
+def near_miss_docs(draw: st.DrawFn) -> Any:
+    """Documents with the right keys and arbitrary values: what a careless client sends."""
+    doc: dict[str, Any] = {}
+    for key in ["region", "as_of", "free_tier", "data_transfer_out_gb", *SECTION_KEYS]:
+        if draw(st.booleans()):
+            if key in SECTION_KEYS and draw(st.booleans()):
+                doc[key] = {k: draw(json_values) for k in SECTION_KEYS[key] if draw(st.booleans())}
+            else:
+                doc[key] = draw(json_values)
+    return doc
+
+
+@SETTINGS
+@given(st.one_of(json_values, near_miss_docs()))
+def test_any_json_is_either_priced_or_refused_with_a_usage_error(doc: Any) -> None:
+    try:
+        usage = parse_usage(doc)
+    except UsageError as exc:
+        assert exc.path and str(exc).startswith(exc.path + ": ")
+        return
+    assert price(usage).total >= 0

@@ -167,3 +167,17 @@ def test_to_dict_round_trips(doc: dict[str, Any]) -> None:
 
 def test_as_of_is_a_date() -> None:
     assert parse_usage({"as_of": "2024-11-01"}).as_of == date(2024, 11, 1)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"": 1}, 'usage[""]: unknown field'),
+        ({"lambda": {"a b": 1}}, 'lambda["a b"]: unknown field'),
+        ({"s3": {"x" * 100: 1}}, 's3["' + "x" * 64 + '"]...: unknown field'),
+    ],
+)
+def test_odd_unknown_keys_are_quoted_in_the_path(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_usage(doc)
+    assert str(info.value).startswith(message)
