@@ -174,7 +174,7 @@ def test_as_of_is_a_date() -> None:
     [
         ({"": 1}, 'usage[""]: unknown field'),
         ({"lambda": {"a b": 1}}, 'lambda["a b"]: unknown field'),
-        ({"s3": {"x" * 100: 1}}, 's3["' + "x" * 64 + '"]...: unknown field'),
+        ({"s3": {"x" * 100: 1}}, 's3["' + "x" * 64 + '"...]: unknown field'),
     ],
 )
 def test_odd_unknown_keys_are_quoted_in_the_path(doc: dict[str, Any], message: str) -> None:
