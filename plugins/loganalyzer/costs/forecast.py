@@ -286,7 +286,8 @@ def forecast_month(
     # After a level change, a slope from under two weeks would be extrapolated a month: level only.
     design = Design.for_dates(dates, trend=not start or len(dates) >= 2 * REGIME_MIN_DAYS)
     future_rows = [design.row(target + timedelta(days=i)) for i in range(n_days)]
-    fits = {k: _series(design, [float(g(u) or 0) for _, u in days_sorted]) for k, g in getters.items()}
+    # Only the series the month will have (the last day's sections and DynamoDB mode) are fitted.
+    fits = {k: _series(design, [float(getters[k](u) or 0) for _, u in days_sorted]) for k in present}
 
     def month_from(betas: dict[str, tuple[float, ...]], noise_days: Sequence[int] | None) -> Usage:
         flows: dict[str, float] = {}
