@@ -30,6 +30,12 @@ import orjson
 
 DEFAULT_TENANT = "default"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+#: How deep `metadata` may nest (metadata itself is level 1). Both decoders recurse once per
+#: level, and orjson's encoder stops at 255 levels: a bound well below both keeps a hostile
+#: record a dead letter instead of a RecursionError.
+DEFAULT_MAX_METADATA_DEPTH = 64
+#: The largest depth the settings accept (orjson encodes at most 255 levels, the record adds one).
+MAX_METADATA_DEPTH_LIMIT = 250
 
 #: Canonical levels, in increasing severity.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
@@ -115,6 +121,7 @@ class ParseLimits:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_age: timedelta = timedelta(days=30)
     max_future_skew: timedelta = timedelta(hours=2)
+    max_metadata_depth: int = DEFAULT_MAX_METADATA_DEPTH
 
 
 #: The stable reason codes a dead-letter row can carry.
@@ -130,6 +137,8 @@ REASONS = (
     "unknown_level",
     "bad_timestamp",
     "timestamp_out_of_range",
+    "too_deeply_nested",
+    "unparseable",
     "db_rejected",
 )
 
@@ -180,7 +189,7 @@ def parse_timestamp(raw: str) -> datetime | None:
                 ts = datetime.fromisoformat(raw)
             except ValueError:  # e.g. month 13, hour 25, a letter where a digit belongs
                 return None
-            return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+            return ts if ts.tzinfo is UTC else _to_utc(ts)
     s = raw.strip()
     if RFC3339.fullmatch(s) is None:
         return None
@@ -192,9 +201,21 @@ def parse_timestamp(raw: str) -> datetime | None:
         ts = datetime.fromisoformat(s)
     except ValueError:
         return None
-    if ts.tzinfo is not UTC:
-        ts = ts.astimezone(UTC)
-    return ts
+    return ts if ts.tzinfo is UTC else _to_utc(ts)
+
+
+_UTC_MIN = datetime.min.replace(tzinfo=UTC)
+_UTC_MAX = datetime.max.replace(tzinfo=UTC)
+
+
+def _to_utc(ts: datetime) -> datetime:
+    """UTC of an aware datetime. An offset can carry a valid local time past year 1 or 9999
+    ("0001-01-01T00:00:00+01:00"), which has no datetime in UTC: it becomes that end of the range,
+    outside every accepted window, so the record is `timestamp_out_of_range` and not a crash."""
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        return _UTC_MIN if ts.year == 1 else _UTC_MAX
 
 
 #: Exact spellings seen in practice, looked up before the case-insensitive path (hot loop).
@@ -212,12 +233,14 @@ class EventParser:
     hostile producer cannot create partitions for arbitrary days.
     """
 
-    __slots__ = ("_earliest", "_latest", "_names", "limits")
+    __slots__ = ("_earliest", "_latest", "_max_depth", "_names", "limits")
 
     def __init__(self, limits: ParseLimits, now: datetime) -> None:
         self.limits = limits
         self._earliest = now - limits.max_age
         self._latest = now + limits.max_future_skew
+        #: the record's own object is level 1, its metadata level 2
+        self._max_depth = limits.max_metadata_depth + 1
         #: raw tenant/service/host spelling -> validated, trimmed name. Names repeat in almost
         #: every record, so each spelling is validated once per batch instead of once per record.
         self._names: dict[str, str] = {}
@@ -245,36 +268,55 @@ class EventParser:
         """The event as a plain tuple in `logs` COPY column order (the consumer's hot path: a
         NamedTuple costs a Python-level __new__ per event; a tuple concatenates in C):
         (timestamp, tenant, service, host, level, message, metadata as jsonb binary bytes,
-        duration_ms as a float or None)."""
-        if raw is None:
-            return Rejection("not_an_object", "record has no value (tombstone)")
-        if len(raw) > self.limits.max_message_bytes:
-            return Rejection(
-                "oversized", f"record is {len(raw)} bytes; the limit is {self.limits.max_message_bytes}"
-            )
-        # msgspec keeps metadata raw without checking its UTF-8, and an escape may be a NUL or a
-        # lone surrogate: such records take the general path.
-        if (b"\\" not in raw or b"\\u" not in raw) and (raw.isascii() or _is_utf8(raw)):
-            try:
-                wire = _decode_wire(raw)
-                metadata = wire.metadata
-                d = _decode_metadata(metadata).get("duration_ms")
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                pass
-            else:
-                if type(d) is float:
-                    duration: float | None = d
-                elif type(d) is int:  # (`type is`: a bool is not a number here, as in jsonb)
-                    if not -_MAX_EXACT_INT < d < _MAX_EXACT_INT:
-                        return self._fields_general(raw)  # orjson's rule for huge integers
-                    duration = float(d)
+        duration_ms as a float or None).
+
+        Never raises: one record must not stop the consumer (a stopped consumer reads the same
+        offset again when restarted, so one record would stop its partition for good). An error
+        no rule foresaw becomes `unparseable` with the exception in the detail; the `try` costs
+        nothing until something raises."""
+        try:
+            if raw is None:
+                return Rejection("not_an_object", "record has no value (tombstone)")
+            if len(raw) > self.limits.max_message_bytes:
+                return Rejection(
+                    "oversized", f"record is {len(raw)} bytes; the limit is {self.limits.max_message_bytes}"
+                )
+            # Before any decoder recurses: fewer brackets than the bound cannot nest deeper than
+            # it (two C-speed counts); only records with many brackets get the exact scan.
+            max_depth = self._max_depth
+            if raw.count(b"{") + raw.count(b"[") > max_depth and nesting_exceeds(raw, max_depth):
+                return Rejection(
+                    "too_deeply_nested",
+                    f"objects or arrays nest more than {max_depth - 1} levels below the record "
+                    "(LOG_MAX_METADATA_DEPTH)",
+                )
+            # msgspec keeps metadata raw without checking its UTF-8, and an escape may be a NUL or
+            # a lone surrogate: such records take the general path.
+            if (b"\\" not in raw or b"\\u" not in raw) and (raw.isascii() or _is_utf8(raw)):
+                try:
+                    wire = _decode_wire(raw)
+                    metadata = wire.metadata
+                    d = _decode_metadata(metadata).get("duration_ms")
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    pass
                 else:
-                    duration = None
-                identity = self._identity(wire.timestamp, wire.level, wire.tenant, wire.service, wire.host)
-                if isinstance(identity, Rejection):
-                    return identity
-                return (*identity, wire.message, JSONB_VERSION + metadata, duration)
-        return self._fields_general(raw)
+                    if type(d) is float:
+                        duration: float | None = d
+                    elif type(d) is int:  # (`type is`: a bool is not a number here, as in jsonb)
+                        if not -_MAX_EXACT_INT < d < _MAX_EXACT_INT:
+                            return self._fields_general(raw)  # orjson's rule for huge integers
+                        duration = float(d)
+                    else:
+                        duration = None
+                    identity = self._identity(
+                        wire.timestamp, wire.level, wire.tenant, wire.service, wire.host
+                    )
+                    if isinstance(identity, Rejection):
+                        return identity
+                    return (*identity, wire.message, JSONB_VERSION + metadata, duration)
+            return self._fields_general(raw)
+        except Exception as exc:  # whatever it is, it is one record's problem
+            return unparseable(exc)
 
     def _identity(
         self, ts_raw: str, level_raw: str, tenant: Any, service: Any, host: Any
@@ -289,7 +331,7 @@ class EventParser:
         if ts < self._earliest or ts > self._latest:
             return Rejection(
                 "timestamp_out_of_range",
-                f"'timestamp' {ts.isoformat()} is outside [now - {self.limits.max_age}, "
+                f"'timestamp' {ts_raw[:64]!r} is outside [now - {self.limits.max_age}, "
                 f"now + {self.limits.max_future_skew}]",
             )
         level = _LEVEL_FAST.get(level_raw) or normalise_level(level_raw)
@@ -366,6 +408,45 @@ class EventParser:
 def parse_event(raw: bytes | None, limits: ParseLimits, now: datetime) -> LogEvent | Rejection:
     """Validate and normalise one Kafka record value (see EventParser for batches)."""
     return EventParser(limits, now)(raw)
+
+
+def unparseable(exc: BaseException) -> Rejection:
+    """The dead letter of a record that raised where no rule expected it (a bug to report, not a
+    reason to stop): the exception's type and message, bounded."""
+    return Rejection("unparseable", f"{type(exc).__name__}: {exc}"[:1000])
+
+
+#: What changes nesting in JSON text, and what changes whether a bracket is inside a string.
+_STRUCTURE = re.compile(rb'["\\\[\]{}]')
+
+
+def nesting_exceeds(raw: bytes, max_depth: int) -> bool:
+    """True when objects and arrays in `raw` nest deeper than `max_depth` (the outermost value
+    is level 1). Brackets inside strings do not count. Not a validator: it only has to be right
+    about depth for text the decoders would otherwise accept, and it must not recurse. Linear in
+    the number of quotes, backslashes and brackets; stops at the first level past the bound."""
+    depth = 0
+    in_string = False
+    skip = -1  # the byte after a backslash inside a string: escaped, whatever it is
+    for m in _STRUCTURE.finditer(raw):
+        pos = m.start()
+        if pos == skip:
+            continue
+        c = raw[pos]
+        if in_string:
+            if c == 0x5C:  # backslash
+                skip = pos + 1
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c == 0x7B or c == 0x5B:  # { [
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif c == 0x7D or c == 0x5D:  # } ]
+            depth -= 1
+    return False
 
 
 def _is_utf8(raw: bytes) -> bool:
