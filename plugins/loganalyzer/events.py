@@ -90,6 +90,9 @@ _decode_wire = msgspec.json.Decoder(_WireEvent).decode
 #: Metadata is decoded in full although only duration_ms is read: a skipped value is not checked
 #: (1e400, or bad UTF-8, would reach PostgreSQL), and the result must be what orjson would accept.
 _decode_metadata = msgspec.json.Decoder(dict[str, Any]).decode
+#: A run of digits at least as long as a double's largest integer part (309 digits): such a
+#: number may be beyond what orjson accepts, so its record goes the general path.
+_LONG_NUMBER = re.compile(rb"\d{309}")
 #: Integers a float8 column (and orjson) take as they are; larger ones go the general path.
 _MAX_EXACT_INT = 1 << 63
 
@@ -300,6 +303,10 @@ class EventParser:
                 except (msgspec.DecodeError, UnicodeDecodeError):
                     pass
                 else:
+                    if len(metadata) > 308 and _LONG_NUMBER.search(metadata) is not None:
+                        # msgspec takes an integer of any size; beyond a double's range orjson
+                        # (the contract) rejects it: let the general path decide.
+                        return self._fields_general(raw)
                     if type(d) is float:
                         duration: float | None = d
                     elif type(d) is int:  # (`type is`: a bool is not a number here, as in jsonb)
