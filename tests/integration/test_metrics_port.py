@@ -124,3 +124,35 @@ def test_a_chosen_port_that_is_taken_stops_the_consumer_before_it_joins(
     # <topic> from <broker> as group <group>" (the embedded broker does not list groups, so the
     # output is the evidence): the group never had this member.
     assert "consuming" not in output and group not in output
+
+
+@pytest.mark.parametrize(
+    ("option", "what"),
+    [
+        ("--kafka-port", "the embedded Kafka broker"),
+        ("--aws-port", "the local AWS endpoint"),
+        ("--mlflow-port", "MLflow"),
+        ("--metrics-port", "the consumer's /metrics"),
+    ],
+)
+def test_up_names_a_taken_port_in_one_line(tmp_path: Path, option: str, what: str) -> None:
+    """`loganalyzer up` checks every port before it starts anything."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "AWS_ENDPOINT_URL", "MLFLOW_TRACKING_URI")
+    }
+    env["LOGANALYZER_STATE_DIR"] = str(tmp_path / "state")
+    with _taken_port() as port:
+        ports = {
+            o: str(free_port()) for o in ("--kafka-port", "--aws-port", "--mlflow-port", "--metrics-port")
+        }
+        ports[option] = str(port)
+        args = [sys.executable, "-m", "loganalyzer", "up", *(x for kv in ports.items() for x in kv)]
+        proc = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    output = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 2, output
+    assert output.splitlines() == [
+        f"port {port} for {what} is taken: stop what runs there, or set {option} to another port"
+    ]
+    assert not (tmp_path / "state").exists()  # nothing was started
