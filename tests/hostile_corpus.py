@@ -221,6 +221,6 @@ def valid_event(now: datetime, i: int) -> bytes:
             "service": f"svc-{i % 5}",
             "host": f"host-{i % 3}",
             "message": f"request {i} handled in {i % 250} ms",
-            "metadata": {"valid_id": i, "duration_ms": i % 250},
+            "metadata": {"corpus_valid_id": i, "duration_ms": i % 250},
         }
     )

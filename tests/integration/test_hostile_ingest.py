@@ -4,7 +4,7 @@ The consumer must stay up, store every valid event exactly once, and account for
 record (partition, offset) in `logs` or `dead_letters`. `run_mixed_corpus` takes any list of
 records, so a corpus from elsewhere runs the same way (docs/ingestion.md):
 
-    LOGANALYZER_HOSTILE_CORPUS=/path/to/corpus .venv/bin/pytest -q \
+    LOGANALYZER_HOSTILE_CORPUS=/path/to/corpus .venv/bin/pytest -q -s \
         tests/integration/test_hostile_ingest.py::test_external_corpus
 
 A directory holds one record per file; a file holds one record per line.
@@ -81,7 +81,7 @@ def run_mixed_corpus(
 
     with connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT kafka_partition, kafka_offset, (metadata->>'valid_id')::int FROM logs"
+            "SELECT kafka_partition, kafka_offset, (metadata->>'corpus_valid_id')::int FROM logs"
             " WHERE kafka_topic = %s",
             (topic,),
         ).fetchall()
@@ -137,3 +137,6 @@ def test_external_corpus(broker: str, database_url: str, tmp_path: Path) -> None
     assert corpus, "the corpus is empty"
     run = run_mixed_corpus(broker, database_url, corpus, tmp_path / "consumer.log")
     assert set(run.hostile_at) <= run.stored | set(run.reasons)
+    reasons = Counter(run.reasons[pos] for pos in run.hostile_at if pos in run.reasons)
+    stored = sum(pos in run.stored for pos in run.hostile_at)
+    print(f"\n{len(corpus)} records: {stored} stored, dead letters by reason: {dict(reasons.most_common())}")
