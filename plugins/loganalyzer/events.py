@@ -236,14 +236,15 @@ class EventParser:
     hostile producer cannot create partitions for arbitrary days.
     """
 
-    __slots__ = ("_earliest", "_latest", "_max_depth", "_names", "limits")
+    __slots__ = ("_earliest", "_latest", "_names", "_scan_from", "limits")
 
     def __init__(self, limits: ParseLimits, now: datetime) -> None:
         self.limits = limits
         self._earliest = now - limits.max_age
         self._latest = now + limits.max_future_skew
-        #: the record's own object is level 1, its metadata level 2
-        self._max_depth = limits.max_metadata_depth + 1
+        #: metadata (with jsonb's version byte) this long or shorter cannot nest deeper than the
+        #: bound: each level takes an opening and a closing bracket
+        self._scan_from = 2 * limits.max_metadata_depth + 2
         #: raw tenant/service/host spelling -> validated, trimmed name. Names repeat in almost
         #: every record, so each spelling is validated once per batch instead of once per record.
         self._names: dict[str, str] = {}
@@ -284,23 +285,26 @@ class EventParser:
                 return Rejection(
                     "oversized", f"record is {len(raw)} bytes; the limit is {self.limits.max_message_bytes}"
                 )
-            # Before any decoder recurses: fewer brackets than the bound cannot nest deeper than
-            # it (two C-speed counts); only records with many brackets get the exact scan.
-            max_depth = self._max_depth
-            if raw.count(b"{") + raw.count(b"[") > max_depth and nesting_exceeds(raw, max_depth):
-                return Rejection(
-                    "too_deeply_nested",
-                    f"objects or arrays nest more than {max_depth - 1} levels below the record "
-                    "(LOG_MAX_METADATA_DEPTH)",
-                )
             # msgspec keeps metadata raw without checking its UTF-8, and an escape may be a NUL or
             # a lone surrogate: such records take the general path.
             if (b"\\" not in raw or b"\\u" not in raw) and (raw.isascii() or _is_utf8(raw)):
                 try:
+                    # Only `metadata` can nest here (the other fields must be strings, unknown
+                    # fields are refused). msgspec recurses as it skips it, under the interpreter's
+                    # recursion limit: past that limit it raises RecursionError (a clean
+                    # exception, never a stack overflow) and the general path, which checks the
+                    # depth before orjson decodes anything, says why.
                     wire = _decode_wire(raw)
                     metadata = wire.metadata
+                    encoded = JSONB_VERSION + metadata
+                    # Nesting deeper than the bound needs twice as many brackets: short metadata
+                    # (almost all of it) costs one comparison here, not a scan.
+                    if len(encoded) > self._scan_from and _deeper_than(
+                        encoded, self.limits.max_metadata_depth
+                    ):
+                        return self._too_deep()
                     d = _decode_metadata(metadata).get("duration_ms")
-                except (msgspec.DecodeError, UnicodeDecodeError):
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                     pass
                 else:
                     if len(metadata) > 308 and _LONG_NUMBER.search(metadata) is not None:
@@ -320,10 +324,17 @@ class EventParser:
                     )
                     if isinstance(identity, Rejection):
                         return identity
-                    return (*identity, wire.message, JSONB_VERSION + metadata, duration)
+                    return (*identity, wire.message, encoded, duration)
             return self._fields_general(raw)
         except Exception as exc:  # whatever it is, it is one record's problem
             return unparseable(exc)
+
+    def _too_deep(self) -> Rejection:
+        return Rejection(
+            "too_deeply_nested",
+            f"objects or arrays nest more than {self.limits.max_metadata_depth} levels below the "
+            "record (LOG_MAX_METADATA_DEPTH)",
+        )
 
     def _identity(
         self, ts_raw: str, level_raw: str, tenant: Any, service: Any, host: Any
@@ -367,6 +378,8 @@ class EventParser:
     def _fields_general(self, raw: bytes) -> tuple[Any, ...] | Rejection:
         """Every record the fast path does not take; the one place that says why a record is
         rejected."""
+        if _deeper_than(raw, self.limits.max_metadata_depth + 1):  # +1: the record's own object
+            return self._too_deep()
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -425,6 +438,12 @@ def unparseable(exc: BaseException) -> Rejection:
 
 #: What changes nesting in JSON text, and what changes whether a bracket is inside a string.
 _STRUCTURE = re.compile(rb'["\\\[\]{}]')
+
+
+def _deeper_than(raw: bytes, max_depth: int) -> bool:
+    """Whether `raw` nests deeper than `max_depth`: two C-speed counts decide almost every text
+    (fewer brackets than the bound cannot nest deeper than it); the exact scan runs on the rest."""
+    return raw.count(b"{") + raw.count(b"[") > max_depth and nesting_exceeds(raw, max_depth)
 
 
 def nesting_exceeds(raw: bytes, max_depth: int) -> bool:
