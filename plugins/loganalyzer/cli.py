@@ -328,10 +328,14 @@ def up(
         require_free(aws_port, "the local AWS endpoint", "--aws-port")
     if mlflow and "MLFLOW_TRACKING_URI" not in os.environ:
         require_free(mlflow_port, "MLflow", "--mlflow-port")
-    if metrics_port is None:
-        metrics_port = first_free(settings.consumer.metrics_port or DEFAULT_METRICS_PORT)
-    else:
+    chosen = settings.consumer
+    if metrics_port is not None:
         require_free(metrics_port, "the consumer's /metrics", "--metrics-port")
+    elif chosen.metrics_port_explicit and chosen.metrics_port:
+        metrics_port = chosen.metrics_port
+        require_free(metrics_port, "the consumer's /metrics", "CONSUMER_METRICS_PORT")
+    else:
+        metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
     state = settings.state_dir
     sup = Supervisor(state / "logs")
     stopping = False

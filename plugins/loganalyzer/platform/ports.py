@@ -46,7 +46,7 @@ def parse_port(raw: str, name: str) -> int | None:
     try:
         port = int(text)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a port (1-65535, 0 for any free port, off)") from None
+        raise ValueError(f"{name}={raw!r} is not a port (1-65535, 0 for any free port, -1 or off)") from None
     if not 0 <= port <= 65535:
         raise ValueError(f"{name}={port} is not a port (1-65535, 0 for any free port, -1 or off)")
     return port
