@@ -20,6 +20,8 @@ from loganalyzer.platform.ports import parse_port
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_METRICS_PORT = 9108
+#: a year: a producer's clock further ahead than that is not skew
+MAX_FUTURE_MINUTES = 525_600.0
 
 
 class SettingsError(ValueError):
@@ -48,7 +50,9 @@ def _int(
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float = 0.0, maximum: float | None = None
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -56,8 +60,10 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
+    if not value >= minimum:  # (also NaN)
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
@@ -148,8 +154,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
     limits = ParseLimits(
         max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
-        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001)),
-        max_future_skew=timedelta(minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0)),
+        # bounded so that the accepted window stays inside datetime's range (years 1-9999)
+        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001, maximum=36_500)),
+        max_future_skew=timedelta(
+            minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0, maximum=MAX_FUTURE_MINUTES)
+        ),
         max_metadata_depth=_int(
             env,
             "LOG_MAX_METADATA_DEPTH",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -453,14 +453,18 @@ def test_build_batch_accounts_for_every_record(values: list[bytes | None]) -> No
     check_batch(values)
 
 
-def test_time_bounds_near_the_ends_of_datetime() -> None:
-    """A consumer whose window reaches the ends of datetime (huge LOG_MAX_AGE_DAYS) still
-    answers for records at those ends."""
-    limits = ParseLimits(max_age=timedelta(days=700_000))
-    parser = EventParser(limits, NOW)
-    for ts in ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59-01:00"):
-        raw = orjson.dumps({**_BASE, "timestamp": ts})
-        result = parser.fields(raw)
-        assert isinstance(result, (tuple, Rejection)), result
-        if isinstance(result, Rejection):
-            assert result.reason == "timestamp_out_of_range"
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [("LOG_MAX_AGE_DAYS", "1e9"), ("LOG_MAX_AGE_DAYS", "nan"), ("LOG_MAX_FUTURE_MINUTES", "1e12")],
+)
+def test_time_window_settings_stay_inside_datetimes_range(name: str, raw: str) -> None:
+    """A window past year 1 or 9999 would raise in every batch's EventParser: refused at start."""
+    from loganalyzer.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: raw})
+    widest = load_settings({"LOG_MAX_AGE_DAYS": "36500", "LOG_MAX_FUTURE_MINUTES": "525600"})
+    parser = EventParser(widest.consumer.parse_limits, datetime.now(UTC))
+    for ts in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        result = parser.fields(orjson.dumps({**_BASE, "timestamp": ts}))
+        assert isinstance(result, Rejection) and result.reason == "timestamp_out_of_range"
