@@ -14,10 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from loganalyzer.events import ParseLimits
+from loganalyzer.events import DEFAULT_MAX_METADATA_DEPTH, MAX_METADATA_DEPTH_LIMIT, ParseLimits
+from loganalyzer.platform.ports import parse_port
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_METRICS_PORT = 9108
+#: a year: a producer's clock further ahead than that is not skew
+MAX_FUTURE_MINUTES = 525_600.0
 
 
 class SettingsError(ValueError):
@@ -29,7 +33,9 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -39,10 +45,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float = 0.0, maximum: float | None = None
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -50,8 +60,10 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
+    if not value >= minimum:  # (also NaN)
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
@@ -89,7 +101,11 @@ class ConsumerSettings:
     #: here: a crash can only lose the newest commits, rows and offsets together, and the
     #: consumer notices and reads them again from Kafka (streaming/consumer.py, docs/ingestion.md)
     async_commit: bool = True
-    metrics_port: int = 9108
+    #: /metrics on 127.0.0.1: a port, 0 for any free one, None for no endpoint
+    metrics_port: int | None = DEFAULT_METRICS_PORT
+    #: whether CONSUMER_METRICS_PORT chose the port: a taken port chosen by the user stops the
+    #: consumer; the default one is only a first guess (several consumers on one host)
+    metrics_port_explicit: bool = False
     parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
 
@@ -138,9 +154,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
     limits = ParseLimits(
         max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
-        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001)),
-        max_future_skew=timedelta(minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0)),
+        # bounded so that the accepted window stays inside datetime's range (years 1-9999)
+        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001, maximum=36_500)),
+        max_future_skew=timedelta(
+            minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0, maximum=MAX_FUTURE_MINUTES)
+        ),
+        max_metadata_depth=_int(
+            env,
+            "LOG_MAX_METADATA_DEPTH",
+            DEFAULT_MAX_METADATA_DEPTH,
+            minimum=1,
+            maximum=MAX_METADATA_DEPTH_LIMIT,
+        ),
     )
+    metrics_raw = env.get("CONSUMER_METRICS_PORT") or ""
+    try:
+        metrics_port = (
+            parse_port(metrics_raw, "CONSUMER_METRICS_PORT")
+            if metrics_raw
+            else _int(env, "CONSUMER_METRICS_FIRST_PORT", DEFAULT_METRICS_PORT, minimum=1, maximum=65535)
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     state_dir = env.get("LOGANALYZER_STATE_DIR")
     return Settings(
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -156,7 +191,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
             batch_target_wait_seconds=_float(env, "CONSUMER_BATCH_TARGET_WAIT_SECONDS", 0.1, minimum=0.001),
             async_commit=_bool(env, "CONSUMER_ASYNC_COMMIT", True),
-            metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
+            metrics_port=metrics_port,
+            metrics_port_explicit=bool(metrics_raw),
             parse_limits=limits,
         ),
         detection=DetectionSettings(
