@@ -394,15 +394,19 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.aws.cli import aws_app
     from loganalyzer.costs.cli import costs_app
     from loganalyzer.export.cli import export_app
     from loganalyzer.generator.cli import generate_app
+    from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
     app.add_typer(costs_app, name="costs")
     app.add_typer(export_app, name="export")
+    app.add_typer(aws_app, name="aws")
+    app.command("lambda-runner")(lambda_runner)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 aws_app = typer.Typer(help="AWS resources of the platform (S3, SQS, DynamoDB).", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @aws_app.command("bootstrap")

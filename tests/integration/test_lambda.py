@@ -1,0 +1,211 @@
+"""process-daily-logs end to end: export → S3 notification → SQS → lambda runner → DynamoDB.
+
+Real PostgreSQL, a real moto server (S3, SQS, DynamoDB) as its own process; no fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from loganalyzer.aws import clients
+from loganalyzer.aws.provision import Provisioned, ensure_resources
+from loganalyzer.db.connection import connect
+from loganalyzer.export.daily import export_day
+from loganalyzer.lambda_fn.handler import Runtime
+from loganalyzer.lambda_fn.process import SummaryError, process_event
+from loganalyzer.lambda_fn.runner import RunnerStats, poll_once
+from loganalyzer.settings import Settings, load_settings
+from tests.export_support import insert_logs, moto_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = date(2026, 11, 30)
+
+
+@pytest.fixture(scope="module")
+def aws_endpoint() -> Iterator[str]:
+    with moto_server(ROOT / ".state" / "test-logs") as url:
+        yield url
+
+
+@pytest.fixture
+def platform(aws_endpoint: str) -> tuple[Settings, Provisioned]:
+    tag = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        {
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "S3_BUCKET": f"logs-{tag}",
+            "DYNAMODB_TABLE": f"summaries-{tag}",
+            "LAMBDA_QUEUE": f"events-{tag}",
+            "LAMBDA_DLQ": f"events-{tag}-dlq",
+            "LAMBDA_MAX_RECEIVES": "2",
+            "LAMBDA_VISIBILITY_TIMEOUT_SECONDS": "1",
+        }
+    )
+    args = (
+        clients.s3(settings),
+        clients.sqs(settings),
+        clients.dynamodb(settings),
+        settings.aws,
+        "us-east-1",
+    )
+    ensure_resources(*args)
+    return settings, ensure_resources(*args)  # twice: provisioning is idempotent
+
+
+def _runtime(settings: Settings) -> Runtime:
+    return Runtime(clients.s3(settings), clients.dynamodb(settings), settings.aws.dynamodb_table, "us-east-1")
+
+
+def _drain(settings: Settings, url: str, invoke: Any, seconds: float = 3.0) -> RunnerStats:
+    """Poll until the queue has been empty for `seconds` (what a running runner does)."""
+    sqs = clients.sqs(settings)
+    stats = RunnerStats()
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < seconds:
+        if poll_once(sqs, url, invoke, stats, wait_seconds=1):
+            quiet_since = time.monotonic()
+    return stats
+
+
+def _items(settings: Settings) -> dict[str, dict[str, Any]]:
+    ddb = clients.dynamodb(settings)
+    de = TypeDeserializer()
+    resp = ddb.scan(TableName=settings.aws.dynamodb_table)
+    items = [{k: de.deserialize(v) for k, v in it.items()} for it in resp["Items"]]
+    return {f"{it['date']}|{it['tenant_service']}": it for it in items}
+
+
+def _expected(url: str) -> dict[str, tuple[int, int, int]]:
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tenant, service, count(*), count(*) FILTER (WHERE level IN ('ERROR', 'FATAL')),"
+            " count(*) FILTER (WHERE level = 'WARN') FROM logs"
+            " WHERE \"timestamp\" >= '2026-11-30' AND \"timestamp\" < '2026-12-01' GROUP BY 1, 2"
+        ).fetchall()
+    return {f"2026-11-30|{t}#{s}": (n, e, w) for t, s, n, e, w in rows}
+
+
+def test_export_events_become_summaries(database_url: str, platform: tuple[Settings, Provisioned]) -> None:
+    settings, res = platform
+    insert_logs(database_url, DAY, 3000, tenants=2, services=3)
+    with connect(database_url, autocommit=True) as conn:
+        # a name that S3 URL-encodes in its events ('+' and a space and a non-ASCII letter)
+        conn.execute("UPDATE logs SET service = 'svc 02+ü' WHERE service = 'svc-02'")
+        conn.execute(
+            "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, window_start, window_end,"
+            " description) VALUES ('a1', 'tenant-0', 'svc-00', 'error_rate_spike', 'high', %s, %s, 'test')",
+            (datetime(2026, 11, 30, 9, tzinfo=UTC), datetime(2026, 11, 30, 10, tzinfo=UTC)),
+        )
+    s3 = clients.s3(settings)
+    manifest = export_day(database_url, s3, settings.aws.s3_bucket, DAY)
+    assert len(manifest.objects) == 6
+
+    seen: list[Mapping[str, Any]] = []
+    runtime = _runtime(settings)
+
+    def invoke(event: Mapping[str, Any]) -> Any:
+        seen.append(event)
+        return runtime.invoke(event)
+
+    stats = _drain(settings, res.queue_url, invoke)
+    assert stats.failed == 0 and stats.succeeded >= 6
+    items = _items(settings)
+    expected = _expected(database_url)
+    assert set(items) == set(expected)
+    for k, (n, errors, warns) in expected.items():
+        it = items[k]
+        assert (it["total_logs"], it["error_count"], it["warn_count"]) == (n, errors, warns), k
+        assert float(it["error_rate"]) == pytest.approx(errors / n, abs=1e-6)
+        assert errors and sum(e["count"] for e in it["top_errors"]) == errors
+        assert it["estimated_costs"]["total_usd"] > 0
+        assert it["export_run_id"] == manifest.run_id
+    assert items["2026-11-30|tenant-0#svc-00"]["anomaly_count"] == 1
+    assert items["2026-11-30|tenant-1#svc-00"]["anomaly_count"] == 0
+    assert items["2026-11-30|tenant-0#svc 02+ü"]["service"] == "svc 02+ü"
+    templates = {e["template"] for e in items["2026-11-30|tenant-0#svc-00"]["top_errors"]}
+    assert "payment failed for order <*> timeout after <*> ms" in templates or any(
+        t.startswith("payment failed") for t in templates
+    )
+
+    # the same event again (S3 delivers at least once): the same item, not a second one
+    sqs = clients.sqs(settings)
+    real_event = next(e for e in seen if "Records" in e)
+    sqs.send_message(QueueUrl=res.queue_url, MessageBody=json.dumps(real_event))
+    sqs.send_message(QueueUrl=res.queue_url, MessageBody=json.dumps(real_event))
+    again = _drain(settings, res.queue_url, runtime.invoke)
+    assert again.succeeded == 2 and again.failed == 0
+    assert _items(settings) == items
+
+
+def _dlq_bodies(settings: Settings, dlq_url: str) -> list[dict[str, Any]]:
+    resp = clients.sqs(settings).receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+
+
+def test_corrupt_parquet_is_an_error_and_lands_in_the_dlq(platform: tuple[Settings, Provisioned]) -> None:
+    settings, res = platform
+    key = "logs/date=2026-11-30/tenant=t/service=broken/part-0.parquet"
+    clients.s3(settings).put_object(Bucket=settings.aws.s3_bucket, Key=key, Body=b"PAR1 not really parquet")
+    runtime = _runtime(settings)
+    sqs = clients.sqs(settings)
+    stats = RunnerStats()
+    deadline = time.monotonic() + 30
+    bodies: list[dict[str, Any]] = []
+    while not bodies and time.monotonic() < deadline:
+        poll_once(sqs, res.queue_url, runtime.invoke, stats, wait_seconds=1)
+        bodies = [b for b in _dlq_bodies(settings, res.dlq_url) if "Records" in b]
+    assert stats.failed == 2 and stats.succeeded == 0  # LAMBDA_MAX_RECEIVES tries, then the DLQ
+    assert len(bodies) == 1 and bodies[0]["Records"][0]["s3"]["object"]["key"].endswith("part-0.parquet")
+    with pytest.raises(SummaryError, match="is not a readable Parquet file"):
+        runtime.invoke(bodies[0])
+    assert _items(settings) == {}
+
+
+def test_missing_object_names_it(platform: tuple[Settings, Provisioned]) -> None:
+    settings, _ = platform
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": settings.aws.s3_bucket},
+                    "object": {"key": "logs/date=2026-11-30/tenant=t/service=gone/part-0.parquet"},
+                },
+            }
+        ]
+    }
+    with pytest.raises(SummaryError, match=r"service=gone/part-0.parquet does not exist"):
+        process_event(
+            event,
+            s3=clients.s3(settings),
+            dynamodb=clients.dynamodb(settings),
+            table=settings.aws.dynamodb_table,
+            region="us-east-1",
+        )
+
+
+def test_runner_cli_names_a_missing_queue(aws_endpoint: str) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": aws_endpoint, "LAMBDA_QUEUE": f"nope-{uuid.uuid4().hex[:6]}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "lambda-runner", "--until-idle", "--wait-seconds", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "LAMBDA_QUEUE" in out.stderr and "aws bootstrap" in out.stderr
