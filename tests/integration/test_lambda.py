@@ -209,3 +209,74 @@ def test_runner_cli_names_a_missing_queue(aws_endpoint: str) -> None:
     )
     assert out.returncode == 2
     assert "LAMBDA_QUEUE" in out.stderr and "aws bootstrap" in out.stderr
+
+
+_RUN_FROM_ZIP = """
+import json, sys
+import process_daily_logs, loganalyzer, orjson
+root = sys.argv[1]
+assert loganalyzer.__file__.startswith(root), loganalyzer.__file__
+assert orjson.__file__.startswith(root), orjson.__file__
+print(json.dumps(process_daily_logs.handler(json.loads(sys.argv[2]), None)))
+"""
+
+
+def test_the_zip_holds_what_the_function_needs(
+    database_url: str, platform: tuple[Settings, Provisioned], tmp_path: Path
+) -> None:
+    import site
+    import subprocess
+    import sys
+    import zipfile
+
+    from loganalyzer.lambda_fn.package import MAX_UNZIPPED, MAX_ZIPPED, build_zip
+
+    report = build_zip(tmp_path / "fn.zip")
+    assert report.zipped_bytes < MAX_ZIPPED and report.unzipped_bytes < MAX_UNZIPPED
+    assert report.unzipped_bytes < 2 * 1024 * 1024  # code only: pyarrow comes from the layer
+    tops = {name.split("/", 1)[0] for name in report.entries}
+    assert tops == {"process_daily_logs.py", "loganalyzer", "orjson"}
+    assert not any(
+        n.startswith(("loganalyzer/db/", "loganalyzer/detection/", "loganalyzer/cli")) for n in report.entries
+    )
+    tree = tmp_path / "fn"
+    with zipfile.ZipFile(report.path) as z:
+        z.extractall(tree)
+
+    settings, _ = platform
+    insert_logs(database_url, DAY, 200, tenants=1, services=1)
+    manifest = export_day(database_url, clients.s3(settings), settings.aws.s3_bucket, DAY)
+    key = manifest.objects[0].key
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:CompleteMultipartUpload",
+                "s3": {"bucket": {"name": settings.aws.s3_bucket}, "object": {"key": key.replace(" ", "+")}},
+            }
+        ]
+    }
+    # -S: no site-packages .pth files, so the project's own plugins/ is not on the path; the layer
+    # (pyarrow) and the runtime (boto3) come from the venv's site-packages, after the zip's tree.
+    site_packages = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    env = {
+        "PYTHONPATH": ":".join([str(tree), *site_packages]),
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "DYNAMODB_TABLE": settings.aws.dynamodb_table,
+    }
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", _RUN_FROM_ZIP, str(tree), json.dumps(event)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["summaries"] == [
+        {"date": "2026-11-30", "tenant_service": "tenant-0#svc-00", "total_logs": 200}
+    ]

@@ -1,0 +1,164 @@
+"""Pure parts of the export and the summary function: key layout, S3 event decoding, summaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from urllib.parse import quote_plus
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loganalyzer.export.checksum import RowChecksum, batch_checksum
+from loganalyzer.export.layout import manifest_key, parse_part_key, part_key
+from loganalyzer.export.schema import FILE_SCHEMA
+from loganalyzer.export.writer import _runs
+from loganalyzer.lambda_fn.events import EventError, created_objects
+from loganalyzer.summaries import count_part, estimate_costs, summarize, usage_of_service_day
+
+names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+
+
+def _s3_event(*keys: str, bucket: str = "b", name: str = "ObjectCreated:Put") -> dict[str, object]:
+    """The shape S3 sends: keys URL-encoded as in an HTML form."""
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": name,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": k}},
+            }
+            for k in keys
+        ]
+    }
+
+
+@given(
+    tenant=names, service=names, part=st.integers(0, 999), day=st.dates(date(2000, 1, 1), date(2099, 12, 31))
+)
+def test_any_name_survives_key_and_event_encoding(tenant: str, service: str, part: int, day: date) -> None:
+    key = part_key("logs", day, tenant, service, part)
+    [ref] = created_objects(_s3_event(quote_plus(key, safe="/")))
+    assert ref.key == key
+    parsed = parse_part_key(ref.key)
+    assert (parsed.prefix, parsed.day, parsed.tenant, parsed.service, parsed.part) == (
+        "logs",
+        day,
+        tenant,
+        service,
+        part,
+    )
+    assert not key.startswith(manifest_key("logs", day + timedelta(days=1)).rsplit("/", 1)[0])
+
+
+def test_event_records_are_decoded_deduplicated_and_filtered() -> None:
+    event = _s3_event("logs/a+b.parquet", "logs/a+b.parquet", "logs/c%2Bd.parquet")
+    event["Records"].append(  # type: ignore[attr-defined]
+        {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectRemoved:Delete",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "x"}},
+        }
+    )
+    assert [r.key for r in created_objects(event)] == ["logs/a b.parquet", "logs/c+d.parquet"]
+    assert created_objects({"Event": "s3:TestEvent", "Bucket": "b"}) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ({}, "Records"),
+        ({"Records": [{"eventSource": "aws:sqs"}]}, "eventSource"),
+        (
+            {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]},
+            "s3.bucket.name",
+        ),
+        ({"Records": ["x"]}, "Records\\[0\\]"),
+    ],
+)
+def test_bad_events_name_the_field(event: dict[str, object], says: str) -> None:
+    with pytest.raises(EventError, match=says):
+        created_objects(event)
+
+
+def test_not_a_part_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an exported part"):
+        parse_part_key("logs/date=2026-11-30/_manifest.json")
+
+
+def _file_table(levels: list[str], messages: list[str]) -> pa.Table:
+    n = len(levels)
+    t0 = datetime(2026, 11, 30, tzinfo=UTC)
+    return pa.Table.from_pydict(
+        {
+            "timestamp": [t0 + timedelta(seconds=i) for i in range(n)],
+            "host": ["h"] * n,
+            "level": levels,
+            "message": messages,
+            "metadata": ["{}"] * n,
+            "kafka_topic": ["logs"] * n,
+            "kafka_partition": [1] * n,
+            "kafka_offset": list(range(10, 10 + n)),
+            "ingested_at": [t0] * n,
+            "duration_ms": [None] * n,
+        },
+        schema=FILE_SCHEMA,
+    )
+
+
+def test_checksum_adds_up_over_slices() -> None:
+    t = _file_table(["INFO"] * 5, ["ab", "c", "", "dé", "x"])
+    whole = batch_checksum(t, date(2026, 11, 30))
+    assert whole == RowChecksum(
+        5, 10 + 11 + 12 + 13 + 14, 5, sum(i * 1_000_000 for i in range(5)), 2 + 1 + 0 + 3 + 1
+    )
+    assert (
+        batch_checksum(t.slice(0, 2), date(2026, 11, 30)) + batch_checksum(t.slice(2), date(2026, 11, 30))
+        == whole
+    )
+
+
+def test_runs_split_an_ordered_batch_by_tenant_and_service() -> None:
+    b = pa.record_batch({"tenant": ["a", "a", "a", "b", "b"], "service": ["x", "x", "y", "y", "y"]})
+    assert _runs(b) == [(0, 2), (2, 3), (3, 5)]
+    assert _runs(b.slice(3)) == [(0, 2)]
+
+
+def test_summary_of_two_parts() -> None:
+    p0 = count_part(
+        _file_table(
+            ["INFO", "ERROR", "ERROR", "WARN"],
+            ["ok 1", "timeout after 30 ms", "timeout after 99 ms", "slow"],
+        )
+    )
+    p1 = count_part(_file_table(["FATAL", "INFO"], ["disk full on /dev/sda1", "ok 2"]))
+    s = summarize(
+        "2026-11-30",
+        "t",
+        "svc",
+        p0.merge(p1),
+        anomaly_count=2,
+        source_objects=["k0", "k1"],
+        source_bytes=100,
+        export_run_id="r",
+        estimated_costs={},
+    )
+    assert (s.total_logs, s.error_count, s.warn_count, s.anomaly_count) == (6, 3, 1, 2)
+    assert s.error_rate == Decimal("0.5")
+    assert s.top_errors[0] == {
+        "template": "timeout after <*> ms",
+        "count": 2,
+        "sample": "timeout after 30 ms",
+    }
+    assert s.top_errors[1]["count"] == 1
+    assert s.to_item()["tenant_service"] == "t#svc"
+
+
+def test_costs_are_kept_below_the_cent() -> None:
+    costs = estimate_costs(
+        usage_of_service_day(parts=2, source_bytes=50_000_000, item_kb=2, region="us-east-1")
+    )
+    assert Decimal(0) < costs["total_usd"] < Decimal("0.01")
+    assert {li["service"] for li in costs["line_items"]} == {"s3", "lambda", "dynamodb"}
