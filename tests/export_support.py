@@ -75,7 +75,7 @@ def insert_logs(
         for first in range(1, rows + 1, chunk):
             last = min(first + chunk - 1, rows)
             conn.execute(
-                _INSERT,  # type: ignore[arg-type]
+                _INSERT,
                 {
                     "start": day_start(day),
                     "n": rows,
@@ -92,6 +92,6 @@ def insert_logs(
 def postgres_checksum(url: str, day: date) -> RowChecksum:
     lo, hi = day_start(day), day_start(day + timedelta(days=1))
     with connect(url) as conn:
-        row = conn.execute(POSTGRES_CHECKSUM_SQL, (lo, lo, hi)).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(POSTGRES_CHECKSUM_SQL, (lo, lo, hi)).fetchone()
     assert row is not None
     return checksum_from_row(tuple(row))

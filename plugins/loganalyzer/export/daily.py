@@ -139,10 +139,11 @@ def export_day_to(
         def on_file(f: FinishedFile) -> None:
             slots.acquire()
             # a failed upload stops the export at the next file instead of at the end
-            for done in futures:
-                if done.done() and done.exception() is not None:
-                    slots.release()
-                    raise done.exception()  # type: ignore[misc]
+            failed = next((x for x in futures[-_UPLOAD_BACKLOG - 1 :] if x.done() and x.exception()), None)
+            if failed is not None:
+                slots.release()
+                f.path.unlink(missing_ok=True)
+                raise failed.exception()  # type: ignore[misc]
             futures.append(pool.submit(upload, f))
 
         writer = DayWriter(
