@@ -280,3 +280,42 @@ def test_the_zip_holds_what_the_function_needs(
     assert result["summaries"] == [
         {"date": "2026-11-30", "tenant_service": "tenant-0#svc-00", "total_logs": 200}
     ]
+
+
+def test_bootstrap_cli_is_idempotent_and_names_a_bad_endpoint(aws_endpoint: str) -> None:
+    import subprocess
+    import sys
+
+    from loganalyzer.platform.processes import free_port
+
+    tag = uuid.uuid4().hex[:6]
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "S3_BUCKET": f"boot-{tag}",
+        "LAMBDA_QUEUE": f"boot-{tag}",
+        "LAMBDA_DLQ": f"boot-{tag}-dlq",
+        "DYNAMODB_TABLE": f"boot-{tag}",
+    }
+    cmd = [sys.executable, "-m", "loganalyzer", "aws", "bootstrap"]
+    for _ in range(2):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"s3://boot-{tag}" in out.stderr
+    settings = load_settings(env)
+    queue = clients.sqs(settings).get_queue_url(QueueName=f"boot-{tag}")["QueueUrl"]
+    attrs = clients.sqs(settings).get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])
+    assert json.loads(attrs["Attributes"]["RedrivePolicy"])["maxReceiveCount"] in (3, "3")
+
+    bad = subprocess.run(
+        cmd,
+        env={**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and "AWS_ENDPOINT_URL=http://127.0.0.1:" in bad.stderr
+    worse = subprocess.run(
+        cmd, env={**env, "AWS_ENDPOINT_URL": "127.0.0.1:5000"}, capture_output=True, text=True, timeout=60
+    )
+    assert worse.returncode == 2 and "AWS_ENDPOINT_URL" in worse.stderr and "Traceback" not in worse.stderr
