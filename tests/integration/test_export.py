@@ -207,3 +207,18 @@ def test_cli_exports_a_day(database_url: str, s3: Any, aws_endpoint: str) -> Non
     assert out.returncode == 0, out.stderr
     assert "exported 100 rows" in out.stderr.replace("\n", " ")
     assert manifest_exists(s3, s3.bucket, DAY)
+
+
+def test_cli_names_an_unreachable_database(aws_endpoint: str) -> None:
+    from loganalyzer.platform.processes import free_port
+
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    env["AWS_ENDPOINT_URL"] = aws_endpoint
+    out = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "export", "day", "--date", "2026-11-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "DATABASE_URL" in out.stderr and "Traceback" not in out.stderr

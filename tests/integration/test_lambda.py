@@ -319,3 +319,45 @@ def test_bootstrap_cli_is_idempotent_and_names_a_bad_endpoint(aws_endpoint: str)
         cmd, env={**env, "AWS_ENDPOINT_URL": "127.0.0.1:5000"}, capture_output=True, text=True, timeout=60
     )
     assert worse.returncode == 2 and "AWS_ENDPOINT_URL" in worse.stderr and "Traceback" not in worse.stderr
+
+
+def _event(bucket: str, *keys: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": k}},
+            }
+            for k in keys
+        ]
+    }
+
+
+def test_a_stale_part_of_an_earlier_run_is_not_counted(
+    database_url: str, platform: tuple[Settings, Provisioned]
+) -> None:
+    from loganalyzer.export.daily import export_day_to
+    from loganalyzer.export.store import S3Store
+
+    settings, _ = platform
+    s3 = clients.s3(settings)
+    bucket = settings.aws.s3_bucket
+    insert_logs(database_url, DAY, 300, tenants=1, services=1)
+    first = export_day_to(database_url, S3Store(s3, bucket), DAY, max_rows_per_file=100)
+    assert len(first.objects) == 3
+    stale_key = first.objects[2].key
+    stale = s3.get_object(Bucket=bucket, Key=stale_key)
+    stale_body, stale_meta = stale["Body"].read(), stale["Metadata"]
+
+    second = export_day(database_url, s3, bucket, DAY)  # one part; removes part-1 and part-2
+    assert [o.key for o in second.objects] == [first.objects[0].key] and second.removed_objects
+    # the moment between a re-export's new parts and its clean-up: an old part is still there
+    s3.put_object(Bucket=bucket, Key=stale_key, Body=stale_body, Metadata=stale_meta)
+
+    runtime = _runtime(settings)
+    for key in (second.objects[0].key, stale_key):  # whichever object the event names
+        runtime.invoke(_event(bucket, key))
+        [item] = _items(settings).values()
+        assert item["total_logs"] == 300 and item["source_objects"] == [second.objects[0].key]
+        assert item["export_run_id"] == second.run_id

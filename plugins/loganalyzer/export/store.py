@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ class StoreError(RuntimeError):
 
 
 class ObjectStore(Protocol):
-    def put_file(self, key: str, path: Path) -> None: ...
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None: ...
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def list_keys(self, prefix: str) -> list[str]: ...
@@ -59,9 +60,12 @@ class S3Store:
             "(check AWS_ENDPOINT_URL, or endpoint_url in the AWS connection's extra)"
         )
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None:
+        """Upload a file; `metadata` becomes the object's user metadata (x-amz-meta-*)."""
         try:
-            self.client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+            self.client.upload_file(
+                str(path), self.bucket, key, Config=self._transfer, ExtraArgs={"Metadata": dict(metadata)}
+            )
         except Exception as exc:
             raise self._fail(f"upload of {key}", exc) from exc
 
@@ -118,7 +122,7 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)

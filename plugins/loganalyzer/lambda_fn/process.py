@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loganalyzer.export.layout import PartKey, parse_part_key, service_prefix
+from loganalyzer.export.layout import META_RUN_ID, META_STARTED_AT, PartKey, parse_part_key, service_prefix
 from loganalyzer.lambda_fn.events import created_objects
 from loganalyzer.summaries import (
     PartCounts,
@@ -34,41 +35,48 @@ class SummaryError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _Part:
+class _Listed:
     key: str
     part: int
-    size: int
-    file: pq.ParquetFile
-    meta: Mapping[str, str]
+    #: (export start time, run id) from the object's S3 metadata; ("", "") when it has none
+    run: tuple[str, str]
 
-    @property
-    def run(self) -> tuple[str, str]:
-        return (self.meta.get("loganalyzer.export_started_at", ""), self.meta.get("loganalyzer.run_id", ""))
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def _missing(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in ("NoSuchKey", "404", "NotFound")
+    return _code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
-def _read(s3: Any, bucket: str, key: str, *, required: bool) -> _Part | None:
+def _get(s3: Any, bucket: str, key: str) -> bytes:
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:
-        if _missing(exc) and not required:
-            return None  # a stale part deleted by a re-export after it was listed
         if _missing(exc):
             raise SummaryError(
                 f"s3://{bucket}/{key} does not exist (deleted after the event was sent?)"
             ) from exc
         raise SummaryError(f"s3://{bucket}/{key} could not be read: {exc}") from exc
+
+
+def _open(bucket: str, key: str, body: bytes) -> pq.ParquetFile:
     try:
-        f = pq.ParquetFile(io.BytesIO(body))
-        raw = f.schema_arrow.metadata or {}
+        return pq.ParquetFile(io.BytesIO(body))
     except Exception as exc:
         raise SummaryError(f"s3://{bucket}/{key} is not a readable Parquet file: {exc}") from exc
-    meta = {k.decode(): v.decode() for k, v in raw.items()}
-    return _Part(key, parse_part_key(key).part, len(body), f, meta)
+
+
+def _listed(s3: Any, bucket: str, key: str) -> _Listed | None:
+    """The part's run from a HEAD request; None when it was deleted since the listing."""
+    try:
+        meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+    except Exception as exc:
+        if _missing(exc):
+            return None  # a stale part removed by a re-export
+        raise SummaryError(f"s3://{bucket}/{key} could not be read: {exc}") from exc
+    return _Listed(key, parse_part_key(key).part, (meta.get(META_STARTED_AT, ""), meta.get(META_RUN_ID, "")))
 
 
 def _list_parts(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -78,28 +86,51 @@ def _list_parts(s3: Any, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def summarize_service_day(s3: Any, bucket: str, key: str, region: str) -> ServiceDaySummary:
-    """The summary of the service-day `key` belongs to, from every part of its newest export."""
-    where: PartKey = parse_part_key(key)
-    trigger = _read(s3, bucket, key, required=True)
-    assert trigger is not None
-    parts = [trigger]
-    for other in _list_parts(
-        s3, bucket, service_prefix(where.prefix, where.day, where.tenant, where.service)
-    ):
-        if other != key and (p := _read(s3, bucket, other, required=False)) is not None:
-            parts.append(p)
-    newest = max(p.run for p in parts)
-    chosen = sorted((p for p in parts if p.run == newest), key=lambda p: p.part)
+def _count(bucket: str, key: str, f: pq.ParquetFile) -> tuple[PartCounts, int]:
+    """Counts of one part, a row group at a time (memory: one row group of two columns)."""
     counts = PartCounts()
+    try:
+        raw = f.schema_arrow.metadata or {}
+        anomalies = int(raw.get(b"loganalyzer.anomaly_count", b"0"))
+        for batch in f.iter_batches(batch_size=250_000, columns=["level", "message"]):
+            counts = counts.merge(count_part(pa.Table.from_batches([batch])))
+    except Exception as exc:
+        raise SummaryError(f"s3://{bucket}/{key} is not a readable Parquet file: {exc}") from exc
+    return counts, anomalies
+
+
+def summarize_service_day(s3: Any, bucket: str, key: str, region: str) -> ServiceDaySummary:
+    """The summary of the service-day `key` belongs to, from every part of its newest export.
+
+    The event's own object must exist and be readable Parquet (else SummaryError); the other
+    parts are found by listing, and only those of the newest run (S3 metadata, HEAD) are read,
+    one at a time.
+    """
+    where: PartKey = parse_part_key(key)
+    trigger_body = _get(s3, bucket, key)
+    trigger_file = _open(bucket, key, trigger_body)
+    listed = [
+        p
+        for other in _list_parts(
+            s3, bucket, service_prefix(where.prefix, where.day, where.tenant, where.service)
+        )
+        if (p := _listed(s3, bucket, other)) is not None
+    ]
+    if not any(p.key == key for p in listed):
+        raise SummaryError(f"s3://{bucket}/{key} does not exist any more (removed by a newer export?)")
+    newest = max(p.run for p in listed)
+    chosen = sorted((p for p in listed if p.run == newest), key=lambda p: p.part)
+    counts = PartCounts()
+    anomalies = 0
+    size = 0
     for p in chosen:
-        try:
-            table = p.file.read(columns=["level", "message"])
-        except Exception as exc:
-            raise SummaryError(f"s3://{bucket}/{p.key} is not a readable Parquet file: {exc}") from exc
-        counts = counts.merge(count_part(table))
-    size = sum(p.size for p in chosen)
-    anomalies = max(int(p.meta.get("loganalyzer.anomaly_count", "0")) for p in chosen)
+        body = trigger_body if p.key == key else _get(s3, bucket, p.key)
+        f = trigger_file if p.key == key else _open(bucket, p.key, body)
+        part_counts, part_anomalies = _count(bucket, p.key, f)
+        counts = counts.merge(part_counts)
+        anomalies = max(anomalies, part_anomalies)  # every part of a run carries the same count
+        size += len(body)
+        del body, f
     summary = summarize(
         where.day.isoformat(),
         where.tenant,
