@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote_plus
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loganalyzer.export.checksum import RowChecksum, batch_checksum
@@ -162,3 +163,82 @@ def test_costs_are_kept_below_the_cent() -> None:
     )
     assert Decimal(0) < costs["total_usd"] < Decimal("0.01")
     assert {li["service"] for li in costs["line_items"]} == {"s3", "lambda", "dynamodb"}
+
+
+_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["t0", "t1"]),
+        st.sampled_from(["a", "b", "c/d"]),
+        st.integers(0, 86_399_999_999),  # microseconds into the day
+        st.text(max_size=20),
+    ),
+    max_size=60,
+)
+
+
+@settings(deadline=None, max_examples=60)  # each example writes real Parquet files
+@given(rows=_rows, cuts=st.lists(st.integers(0, 60), max_size=6), max_rows=st.integers(1, 25))
+def test_day_writer_files_hold_every_row_once_grouped_and_split(
+    rows: list[tuple[str, str, int, str]], cuts: list[int], max_rows: int
+) -> None:
+    """Whatever the driver's batch boundaries, each (tenant, service) gets its own files, parts of
+    at most max_rows rows, and the files' rows add up to the day's checksum."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from loganalyzer.export.writer import DayWriter, FinishedFile
+
+    day = date(2026, 11, 30)
+    rows = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    t0 = datetime(2026, 11, 30, tzinfo=UTC)
+    n = len(rows)
+    driver = pa.table(
+        {
+            "timestamp": pa.array(
+                [t0 + timedelta(microseconds=r[2]) for r in rows], pa.timestamp("us", tz="UTC")
+            ),
+            "tenant": [r[0] for r in rows],
+            "service": [r[1] for r in rows],
+            "host": ["h"] * n,
+            "level": ["INFO"] * n,
+            "message": [r[3] for r in rows],
+            "metadata": ["{}"] * n,
+            "kafka_topic": ["logs"] * n,
+            "kafka_partition": pa.array([i % 3 for i in range(n)], pa.int32()),
+            "kafka_offset": pa.array(list(range(n)), pa.int64()),
+            "ingested_at": pa.array([t0] * n, pa.timestamp("us", tz="UTC")),
+            "duration_ms": pa.array([None] * n, pa.float64()),
+        }
+    )
+    bounds = sorted({0, n, *(c for c in cuts if c <= n)})
+    files: list[FinishedFile] = []
+    with tempfile.TemporaryDirectory() as spool:
+        w = DayWriter(
+            day,
+            "logs",
+            Path(spool),
+            files.append,
+            file_metadata={},
+            anomaly_counts={},
+            max_rows_per_file=max_rows,
+        )
+        for lo, hi in itertools.pairwise(bounds):
+            for batch in driver.slice(lo, hi - lo).to_batches():
+                w.write(batch)
+        w.close()
+        total = RowChecksum()
+        seen: dict[tuple[str, str], list[int]] = {}
+        for f in files:
+            table = pq.read_table(f.path)
+            assert table.num_rows == f.rows and 0 < f.rows <= max_rows
+            assert batch_checksum(table, day) == f.checksum
+            total = total + f.checksum
+            seen.setdefault((f.tenant, f.service), []).append(f.part)
+            assert parse_part_key(f.key).service == f.service
+    expected_groups = {(r[0], r[1]) for r in rows}
+    assert set(seen) == expected_groups
+    assert all(parts == list(range(len(parts))) for parts in seen.values())
+    whole = pa.Table.from_arrays([driver.column(f.name) for f in FILE_SCHEMA], schema=FILE_SCHEMA)
+    assert total == batch_checksum(whole, day)
