@@ -222,3 +222,14 @@ def test_cli_names_an_unreachable_database(aws_endpoint: str) -> None:
         timeout=60,
     )
     assert out.returncode == 1 and "DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_large_parts_go_up_in_multipart_uploads(s3: Any, tmp_path: Path) -> None:
+    big = tmp_path / "part.parquet"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    S3Store(s3, s3.bucket, part_bytes=5 * 1024 * 1024).put_file("logs/x/part-0.parquet", big, {"k": "v"})
+    head = s3.head_object(Bucket=s3.bucket, Key="logs/x/part-0.parquet")
+    assert head["ETag"].strip('"').endswith("-3")  # three parts of a multipart upload
+    assert head["ContentLength"] == big.stat().st_size and head["Metadata"] == {"k": "v"}
+    body = s3.get_object(Bucket=s3.bucket, Key="logs/x/part-0.parquet")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(big.read_bytes()).digest()

@@ -36,13 +36,13 @@ def _endpoint(client: Any) -> str:
 class S3Store:
     """A bucket through a boto3 S3 client (real AWS or a local endpoint)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, part_bytes: int = _PART_BYTES) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.client = client
         self.bucket = bucket
         self._transfer = TransferConfig(
-            multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=4
+            multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=4
         )
 
     def _fail(self, what: str, exc: Exception) -> StoreError:
