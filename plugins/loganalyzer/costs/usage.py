@@ -7,6 +7,7 @@ booleans), finite, and inside a plausible range: a typo like 1e30 requests is an
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -145,6 +146,7 @@ _S3_KEYS = ("storage_gb", "put_requests", "get_requests")
 _DDB_KEYS = ("mode", "write_request_units", "read_request_units", "storage_gb", "wcu", "rcu", "hours")
 _FREE_PLAN_KEYS = ("credits_usd", "plan_end")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _fmt_bound(d: Decimal) -> str:
@@ -158,7 +160,11 @@ def _object(value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any
         if not isinstance(key, str):
             raise UsageError(path, f"keys must be strings, got {key!r}")
         if key not in allowed:
-            where = f"{path}.{key}" if path != "usage" else key
+            if not _PLAIN_KEY.fullmatch(key):
+                shown = json.dumps(key[:64]) + ("..." if len(key) > 64 else "")  # never echo a megabyte
+                where = f"{path}[{shown}]"
+            else:
+                where = f"{path}.{key}" if path != "usage" else key
             raise UsageError(where, f"unknown field (expected one of: {', '.join(allowed)})")
     return value
 
