@@ -394,9 +394,11 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.alerts.cli import alerts_app
     from loganalyzer.generator.cli import generate_app
     from loganalyzer.patterns.cli import patterns_app
 
+    app.add_typer(alerts_app, name="alerts")
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
 
