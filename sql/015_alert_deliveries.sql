@@ -25,10 +25,12 @@ CREATE TABLE alert_deliveries (
     CONSTRAINT alert_deliveries_sent_check CHECK ((state = 'sent') = (sent_at IS NOT NULL)),
     CONSTRAINT alert_deliveries_route_check CHECK (state = 'skipped' OR route IS NOT NULL)
 );
--- the work queue: only pending rows, by due time
+-- the work queue (only pending rows, so it stays small however long the history): by due time,
+-- and by age for giving up on the oldest
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX alert_deliveries_pending_age_idx ON alert_deliveries (created_at) WHERE state = 'pending';
 -- the per-route rate limit counts the messages sent in the last minute
-CREATE INDEX alert_deliveries_route_sent_idx ON alert_deliveries (route, sent_at) WHERE state = 'sent';
+CREATE INDEX alert_deliveries_sent_idx ON alert_deliveries (sent_at) WHERE state = 'sent';
 COMMENT ON TABLE alert_deliveries IS 'Slack alert delivery state per anomaly episode and event (opened/resolved)';
 COMMENT ON COLUMN alert_deliveries.route IS 'Name of the route (never the webhook URL: it is a secret)';
 COMMENT ON COLUMN alert_deliveries.rate_limited IS 'The event waited for the route''s rate limit and went out in a grouped message';

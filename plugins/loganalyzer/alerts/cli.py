@@ -21,7 +21,8 @@ from loganalyzer.alerts.config import AlertsConfig, AlertsConfigError, build_con
 from loganalyzer.alerts.delivery import WebhookSender
 from loganalyzer.alerts.service import AlertService
 from loganalyzer.alerts.store import AlertStore
-from loganalyzer.db.connection import connect
+from loganalyzer.db.connection import connect, ensure_database
+from loganalyzer.db.migrate import MigrationError, migrate
 from loganalyzer.settings import SettingsError, load_settings
 
 log = logging.getLogger("loganalyzer.alerts")
@@ -96,7 +97,14 @@ def alerts(
     log.info("alerts: routes %s; polling every %gs", routes, cfg.poll_seconds)
     while not stop.is_set():
         try:
+            ensure_database(cfg.database_url)
             with connect(cfg.database_url, application_name="loganalyzer-alerts") as conn:
+                migrate(conn)  # like `consume`: alert_deliveries exists before the first poll
+                # no WAL flush per commit: the consumer's async commits keep the disk to themselves.
+                # A server crash can undo the newest state changes only: a lost 'pending' row is
+                # found again (a new connection rescans lookback_hours), a lost 'sent' is resent.
+                conn.execute("SET synchronous_commit = off")
+                conn.autocommit = False
                 store = AlertStore(conn)
                 waited = False
                 while not store.try_lock():
@@ -117,6 +125,9 @@ def alerts(
                     if report.discovered or report.messages_sent or report.retried or report.failed:
                         log.info("alerts: %s", report)
                     stop.wait(cfg.poll_seconds)
+        except MigrationError as exc:
+            console.print(f"[red]alerts: migration error:[/red] {exc}")
+            raise typer.Exit(1) from None
         except psycopg.OperationalError as exc:
             if once:
                 console.print(f"[red]alerts: database unavailable:[/red] {str(exc).strip().splitlines()[0]}")
