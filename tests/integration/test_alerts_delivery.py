@@ -334,3 +334,34 @@ def test_a_second_alerts_process_does_not_send(
         done = subprocess.run(_cli("--once"), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "holds the lock" in done.stderr
     assert receiver.delivered() == []
+
+
+@pytest.mark.parametrize(
+    ("script", "ok", "requests", "retry_after", "outcomes"),
+    [
+        ((), True, 1, None, ["200"]),
+        (("500",), True, 2, None, ["500", "200"]),  # a blip: retried within the call
+        (("500", "503"), False, 2, None, ["500", "503"]),  # then the table's backoff takes over
+        (("429:0.3",), True, 2, None, ["429", "200"]),  # a short Retry-After is waited for
+        (("429:30",), False, 1, 30.0, ["429"]),  # a long one is left to the store's schedule
+        (("404",), False, 1, None, ["404"]),  # permanent: not retried
+        (("sleep:1",), True, 2, None, ["timeout", "200"]),
+    ],
+)
+def test_webhook_sender_retries_within_a_call(
+    receiver: SlackReceiver,
+    script: tuple[str, ...],
+    ok: bool,
+    requests: int,
+    retry_after: float | None,
+    outcomes: list[str],
+) -> None:
+    receiver.script("a", *script)
+    sender = WebhookSender(timeout=0.4, attempts=2, base_delay=0.05, max_inline_wait=5.0)
+    t0 = time.monotonic()
+    result = sender(receiver.url("a"), {"text": "hello"})
+    assert (result.ok, result.requests, result.retry_after) == (ok, requests, retry_after)
+    assert receiver.outcomes() == outcomes
+    if script == ("429:0.3",):
+        assert time.monotonic() - t0 >= 0.3
+    assert result.error is None or receiver.url("a") not in result.error  # the URL is a secret

@@ -333,3 +333,38 @@ def test_group_message_lists_the_first_few_and_counts_the_rest(n: int, shown: in
     assert msg["text"].count("http://api/api/v1/anomalies/an-") == shown
     assert (f"+{more} more" in msg["text"]) is bool(more)
     assert len(json.dumps(msg)) < 6000  # a storm stays one small message
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ALERTS_POLL_SECONDS": "often"}, "ALERTS_POLL_SECONDS='often' is not a number"),
+        ({"ALERTS_POLL_SECONDS": "0"}, "ALERTS_POLL_SECONDS=0.0 must be between"),
+        (
+            {"ALERTS_CONFIG": "/nonexistent/alerts.yaml"},
+            "ALERTS_CONFIG=/nonexistent/alerts.yaml: cannot read",
+        ),
+        ({"SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "SLACK_WEBHOOK_URL: expected an http(s) URL"),
+    ],
+)
+def test_environment_errors_name_the_variable(env: dict[str, str], message: str) -> None:
+    from loganalyzer.alerts.cli import load_alerts_env
+
+    with pytest.raises(AlertsConfigError) as err:
+        load_alerts_env(env)
+    assert message in str(err.value)
+
+
+def test_environment_defaults_and_yaml(tmp_path: Any) -> None:
+    from loganalyzer.alerts.cli import load_alerts_env
+
+    path = tmp_path / "alerts.yaml"
+    path.write_text(
+        "min_severity: high\nroutes:\n  - {name: c, match: {service: [checkout]}, webhook_url: http://h/c}\n"
+    )
+    cfg = load_alerts_env({"ALERTS_CONFIG": str(path), "API_BASE_URL": "https://api.example/"})
+    assert cfg.poll_seconds == 2.0 and cfg.config.min_severity == "high"
+    assert cfg.config.api_base_url == "https://api.example" and cfg.config.default_route is None
+    assert [r.name for r in cfg.config.routes] == ["c"]
+    empty = load_alerts_env({})
+    assert not empty.config.has_webhook and empty.config.api_base_url == "http://127.0.0.1:8000"

@@ -27,7 +27,7 @@ from loganalyzer.settings import SettingsError, load_settings
 
 log = logging.getLogger("loganalyzer.alerts")
 console = Console(stderr=True, soft_wrap=True)  # one line each, whatever the terminal width
-alerts_app = typer.Typer(help="Slack alerts for anomaly episodes.", invoke_without_command=True)
+alerts_app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring
 
 
 @dataclass(frozen=True)
