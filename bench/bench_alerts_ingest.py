@@ -10,7 +10,9 @@ running against a slow, failing local webhook, in the same run, beside raw binar
      receiver whose every answer is a 500, a 429 or a reply later than the client's timeout,
      so the process retries all the time (and discovers the episodes the consumer opens);
 3. rounds alternate (without, with, without, with, ...) so that drift of a shared machine hits both;
-4. print each round, the medians, their ratio and the raw COPY reference of the same rows.
+4. print each round, the medians, their ratio and the raw COPY reference of the same rows;
+5. the one thing alerts add to the consumer's own writes, the index on anomalies.updated_at
+   (sql/015): the consumer's anomaly upsert (streaming/sink.py) timed with and without it, ABAB.
 
 Usage: .venv/bin/python bench/bench_alerts_ingest.py [--events N] [--rounds R] [--storm K]
 """
@@ -39,6 +41,8 @@ from bench_ingest import copy_reference, run_consumer, seed_shaped_events  # noq
 from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
+from streaming.derived import AnomalyRow  # noqa: E402
+from streaming.sink import PostgresSink  # noqa: E402
 from tests.integration.slack_receiver import SlackReceiver  # noqa: E402
 from tests.support import ADMIN_URL, cpu_seconds, produce, tansu_broker  # noqa: E402
 
@@ -108,6 +112,41 @@ def alerts_backends(url: str) -> list[int]:
             if rows or time.monotonic() > deadline:
                 return [r[0] for r in rows]
             time.sleep(0.1)
+
+
+def upsert_cost(url: str, episodes: int = 2000, batch: int = 50, rounds: int = 4) -> dict[bool, float]:
+    """µs per anomaly upsert through the consumer's own sink, with and without the alerts index.
+
+    Every round upserts all episodes again (an open episode is rewritten as its window grows),
+    in transactions of `batch` rows; with and without the index alternate (ABAB)."""
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    out: dict[bool, list[float]] = {True: [], False: []}
+    with connect(url) as conn:
+        conn.execute("SET synchronous_commit = off")  # as the consumer commits (CONSUMER_ASYNC_COMMIT)
+        sink = PostgresSink(conn, "bench")
+        for r in range(rounds * 2):
+            indexed = r % 2 == 0
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS anomalies_updated_at_idx ON anomalies (updated_at)"
+                if indexed
+                else "DROP INDEX IF EXISTS anomalies_updated_at_idx"
+            )
+            conn.commit()
+            rows = [
+                AnomalyRow(
+                    f"ep-{i}", "default", SERVICES[i % 12], "log_volume_spike", "high", "open",
+                    start, start + timedelta(seconds=r), None, 5.0, 100.0, 900.0 + r, "bench episode",
+                )
+                for i in range(episodes)
+            ]  # fmt: skip
+            t0 = time.perf_counter()
+            for k in range(0, episodes, batch):
+                sink._upsert_anomalies(rows[k : k + batch])
+                conn.commit()
+            out[indexed].append((time.perf_counter() - t0) / episodes * 1e6)
+        conn.execute("CREATE INDEX IF NOT EXISTS anomalies_updated_at_idx ON anomalies (updated_at)")
+        conn.commit()
+    return {k: statistics.median(v[1:] if k else v) for k, v in out.items()}  # first: inserts
 
 
 def main() -> None:
@@ -181,6 +220,8 @@ def main() -> None:
                     )
             fresh(reference, 0)
             ref_s, _ = copy_reference(reference, values)
+            fresh(target, 0)
+            cost = upsert_cost(target)
     finally:
         receiver.stop()
         drop_database(target)
@@ -200,6 +241,10 @@ def main() -> None:
     c_off, c_on = statistics.median(cpu_us[False]), statistics.median(cpu_us[True])
     print(
         f"consumer CPU per event, without / with:  {c_off:>10.1f} / {c_on:.1f} µs  (ratio {c_on / c_off:.3f})"
+    )
+    print(
+        f"anomaly upsert through the sink, with / without the updated_at index: "
+        f"{cost[True]:.0f} / {cost[False]:.0f} µs per row (transactions of 50)"
     )
     pairs = ", ".join(f"{w / o:.2f}" for o, w in zip(rates[False], rates[True], strict=True))
     print(f"ratio per round (with / without):        {pairs}")
