@@ -479,6 +479,7 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.alerts.cli import alerts_app
     from loganalyzer.aws.cli import aws_app
     from loganalyzer.costs.cli import costs_app
     from loganalyzer.export.cli import export_app
@@ -486,6 +487,7 @@ def _register_subapps() -> None:
     from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
 
+    app.add_typer(alerts_app, name="alerts")
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
     app.add_typer(costs_app, name="costs")
