@@ -34,8 +34,9 @@ from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.windows import minute_of, minute_start
-from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
+from streaming.batch import Batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
+from streaming.log_row import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import pytest
 
 from loganalyzer.events import ParseLimits
 from loganalyzer.settings import SettingsError, load_settings
-from streaming.batch import OFFSET, TS, build_batch
+from streaming.batch import build_batch
+from streaming.log_row import OFFSET, TS
 from streaming.retry import Backoff, retry_transient
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
