@@ -14,7 +14,7 @@ upsert and rows modes), `dead_letters`, `derived_writer` (pattern counts, anomal
 that ties them together). The row shape itself is `streaming.log_row`.
 """
 
-from streaming.sink.offsets import OffsetsWentBack
+from streaming.sink.offsets import OffsetsMoved
 from streaming.sink.postgres_sink import PostgresSink, WriteResult
 
-__all__ = ["OffsetsWentBack", "PostgresSink", "WriteResult"]
+__all__ = ["OffsetsMoved", "PostgresSink", "WriteResult"]

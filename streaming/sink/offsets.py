@@ -4,21 +4,43 @@ sql/003_ingest_offsets.sql)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import psycopg
 
 
-class OffsetsWentBack(Exception):
-    """PostgreSQL holds lower offsets than this consumer committed there: commits were lost
-    (a crash with synchronous_commit = off, a failover) or offsets were reset by hand. Nothing
-    in this batch was written; the consumer must start over from the stored offsets."""
+class OffsetsMoved(Exception):
+    """The stored offset of a partition is not the one this consumer expects (what it committed
+    there, or what was stored when the partition was assigned to it). Nothing in the batch was
+    written; the consumer must start over from the stored offsets.
 
-    def __init__(self, behind: dict[int, tuple[int, int]]) -> None:
-        self.behind = behind  # partition -> (stored, committed by us)
-        super().__init__(
-            ", ".join(f"partition {p}: stored {s}, we committed {c}" for p, (s, c) in sorted(behind.items()))
-        )
+    Lower (`behind`): commits were lost (a crash with synchronous_commit = off, a failover) or
+    offsets were reset by hand; the lost range must be read again.
+    Higher (`ahead`): another member wrote the partition meanwhile (ownership overlapped during a
+    rebalance: a member evicted after max.poll.interval.ms while its write waited, and its
+    successor). Writing the part of the batch above the stored offset would store rows whose
+    pattern counts this consumer's detection state does not match."""
+
+    def __init__(self, behind: dict[int, tuple[int, int]], ahead: dict[int, tuple[int, int]]) -> None:
+        self.behind = behind  # partition -> (stored, expected by us)
+        self.ahead = ahead
+        parts = [
+            f"partition {p}: stored {s}, we expected {e}" for p, (s, e) in sorted({**behind, **ahead}.items())
+        ]
+        super().__init__(", ".join(parts))
+
+
+def check_expected(stored: dict[int, int], expected: Mapping[int, int]) -> None:
+    """Raise OffsetsMoved unless every partition with an expectation is stored exactly there."""
+    behind: dict[int, tuple[int, int]] = {}
+    ahead: dict[int, tuple[int, int]] = {}
+    for p, s in stored.items():
+        e = expected.get(p)
+        if e is None or s == e:
+            continue
+        (behind if s < e else ahead)[p] = (s, e)
+    if behind or ahead:
+        raise OffsetsMoved(behind, ahead)
 
 
 def ensure_offset_rows(conn: psycopg.Connection, topic: str, partitions: Sequence[int]) -> None:

@@ -21,8 +21,8 @@ from streaming.sink.dead_letters import insert_dead_letters
 from streaming.sink.derived_writer import upsert_anomalies, upsert_patterns
 from streaming.sink.log_writer import ROW_ERRORS, copy_logs, insert_rows_individually, upsert_logs
 from streaming.sink.offsets import (
-    OffsetsWentBack,
     advance_offsets,
+    check_expected,
     ensure_offset_rows,
     lock_offsets,
     read_offsets,
@@ -50,7 +50,7 @@ class PostgresSink:
         self.topic = topic
         self._known_days: set[date] = set()
         self._derived: dict[int, PartitionDerived] = {}
-        self._committed: Mapping[int, int] = {}
+        self._expected: Mapping[int, int] = {}
         # orjson encodes the jsonb parameters (anomaly details): ~10x faster than the stdlib encoder.
         psycopg.types.json.set_json_dumps(orjson.dumps, context=conn)
         use_c_bytea_dumper(conn)
@@ -86,15 +86,16 @@ class PostgresSink:
         self,
         batch: Batch,
         derived: dict[int, PartitionDerived] | None = None,
-        committed: Mapping[int, int] | None = None,
+        expected: Mapping[int, int] | None = None,
     ) -> WriteResult:
         """Write the batch and what detection derived from it (per partition) in one transaction.
 
-        `committed`: the next offset per partition as this consumer last committed it; a stored
-        offset below it raises OffsetsWentBack (and nothing is written)."""
+        `expected`: the next offset per partition as this consumer believes it stored (what it
+        last committed there, or what was stored when the partition was assigned); any other
+        stored offset raises OffsetsMoved, and nothing is written."""
         self.ensure_days(batch.days)
         self._derived = derived or {}
-        self._committed = committed or {}
+        self._expected = expected or {}
         try:
             return self._write(batch, mode="copy")
         except pgerrors.UniqueViolation:
@@ -116,13 +117,7 @@ class PostgresSink:
         with conn.transaction():
             ensure_offset_rows(conn, topic, partitions)
             stored = lock_offsets(conn, topic, partitions)
-            behind = {
-                p: (stored[p], c)
-                for p in partitions
-                if (c := self._committed.get(p)) is not None and stored[p] < c
-            }
-            if behind:
-                raise OffsetsWentBack(behind)  # (the transaction rolls back: nothing written)
+            check_expected(stored, self._expected)  # (raising rolls back: nothing written)
             rows: list[tuple[Any, ...]] = []
             raws: dict[tuple[int, int], bytes | None] = {}
             dead: list[DeadLetter] = []
