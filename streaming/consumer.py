@@ -48,7 +48,7 @@ from streaming.derived import PartitionDerived, WarmHistory
 from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
-from streaming.sink import OffsetsMoved, PostgresSink, WriteResult
+from streaming.sink import OffsetsMoved, PostgresSink, Unwritable, WriteResult
 
 log = logging.getLogger(__name__)
 #: the longest the warm starts of one assignment may read history, all partitions together:
@@ -93,6 +93,8 @@ class LogConsumer:
         self._assigned_at: dict[int, int] = {}
         #: the stored offsets went back: end this Kafka session and start over from them
         self._restart = False
+        #: PostgreSQL refused a batch in a way that retrying cannot change: stop, exit code 1
+        self._failed = False
         self.totals = WriteResult()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ class LogConsumer:
             self._writer.shutdown(wait=True)
             if self._conn is not None:
                 self._conn.close()
-        return 0
+        return 1 if self._failed else 0
 
     def _session(self) -> None:
         """One Kafka consumer from subscribe to close: until stopped, or until the offsets in
@@ -331,6 +333,12 @@ class LogConsumer:
             self.metrics.restarts.inc()
             self._restart = True
             return
+        except Unwritable as exc:
+            log.error("stopping: %s", exc)
+            self._failed = True
+            self._restart = True  # ends the session: nothing more is written
+            self.stop()
+            return
         self._committed.update(result.next_offsets)
         self._account(batch, result)
         self._commit_to_kafka(result.next_offsets)
@@ -385,6 +393,8 @@ class LogConsumer:
                     self.metrics.dead_lettered.labels(d.reason).inc()
             if result.db_rejected:
                 self.metrics.dead_lettered.labels("db_rejected").inc(result.db_rejected)
+            for reason, n in result.derived_rejected.items():
+                self.metrics.dead_lettered.labels(reason).inc(n)
         for p, o in result.next_offsets.items():
             self.metrics.committed_offset.labels(self.settings.kafka.topic, str(p)).set(o)
 

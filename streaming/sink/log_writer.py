@@ -12,21 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import errors as pgerrors
 
 from streaming.batch import DeadLetter
 from streaming.log_row import LOG_COLUMNS, METADATA, OFFSET, PARTITION, copy_log_rows
+from streaming.sink.isolation import ROW_ERRORS, message_of
 
 _COLUMNS = ", ".join(LOG_COLUMNS)
-
-#: Errors that mean "this value", not "this database": only these send rows to the slow path.
-#: A missing table or a lost connection must stop the batch, never dead-letter valid data.
-ROW_ERRORS = (
-    pgerrors.DataError,
-    pgerrors.CheckViolation,
-    pgerrors.NotNullViolation,
-    pgerrors.UntranslatableCharacter,
-)
 
 
 def copy_logs(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> int:
@@ -65,8 +56,8 @@ def insert_rows_individually(
     )
     for row in rows:
         values = list(row)
-        values[METADATA] = values[METADATA][1:].decode()  # jsonb wire form -> JSON text
         try:
+            values[METADATA] = values[METADATA][1:].decode()  # jsonb wire form -> JSON text
             with conn.transaction():
                 cur = conn.execute(sql, values)
                 written += cur.rowcount
@@ -79,7 +70,7 @@ def insert_rows_individually(
                     kafka_timestamp_ms=None,
                     raw=raw_by_coord.get((row[PARTITION], row[OFFSET])),
                     reason="db_rejected",
-                    detail=f"PostgreSQL rejected the row: {str(exc).strip()[:500]}",
+                    detail=f"PostgreSQL rejected the row: {message_of(exc)}",
                 )
             )
     return written, rejected

@@ -16,10 +16,12 @@ from psycopg import errors as pgerrors
 from streaming.batch import Batch, DeadLetter
 from streaming.derived import PartitionDerived, WarmHistory
 from streaming.log_row import OFFSET, use_c_bytea_dumper
+from streaming.retry import is_transient
 from streaming.sink import checkpoints, warm_start
-from streaming.sink.dead_letters import insert_dead_letters
+from streaming.sink.dead_letters import derived_dead_letter, insert_dead_letters
 from streaming.sink.derived_writer import upsert_anomalies, upsert_patterns
-from streaming.sink.log_writer import ROW_ERRORS, copy_logs, insert_rows_individually, upsert_logs
+from streaming.sink.isolation import ROW_ERRORS, Unwritable, message_of, what_to_do
+from streaming.sink.log_writer import copy_logs, insert_rows_individually, upsert_logs
 from streaming.sink.offsets import (
     advance_offsets,
     check_expected,
@@ -39,6 +41,8 @@ class WriteResult:
     skipped: int = 0
     #: rows PostgreSQL rejected although they passed validation (now dead letters)
     db_rejected: int = 0
+    #: derived rows PostgreSQL rejected, by dead-letter reason (pattern_rejected, anomaly_rejected)
+    derived_rejected: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[int, int] = field(default_factory=dict)
 
 
@@ -93,9 +97,18 @@ class PostgresSink:
         `expected`: the next offset per partition as this consumer believes it stored (what it
         last committed there, or what was stored when the partition was assigned); any other
         stored offset raises OffsetsMoved, and nothing is written."""
-        self.ensure_days(batch.days)
         self._derived = derived or {}
         self._expected = expected or {}
+        try:
+            self.ensure_days(batch.days)
+            return self._write_any_mode(batch)
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise  # the caller retries on a new connection
+            raise Unwritable(self._unwritable(batch, exc)) from exc
+
+    def _write_any_mode(self, batch: Batch) -> WriteResult:
+        """COPY; on a conflict, through a staging table; on a refused value, row by row."""
         try:
             return self._write(batch, mode="copy")
         except pgerrors.UniqueViolation:
@@ -104,10 +117,27 @@ class PostgresSink:
                 "retrying this batch with ON CONFLICT DO NOTHING",
                 self.topic,
             )
-            return self._write(batch, mode="upsert")
+            try:
+                return self._write(batch, mode="upsert")
+            except ROW_ERRORS as exc:
+                log.warning("PostgreSQL rejected a value in this batch (%s); writing it row by row", exc)
+                return self._write(batch, mode="rows")
         except ROW_ERRORS as exc:
             log.warning("PostgreSQL rejected a value in this batch (%s); writing it row by row", exc)
             return self._write(batch, mode="rows")
+
+    def _unwritable(self, batch: Batch, exc: BaseException) -> str:
+        ranges = ", ".join(
+            f"{self.topic}/{p} offsets {pb.first_offset}-{pb.last_offset}"
+            for p, pb in sorted(batch.partitions.items())
+        )
+        first = min(batch.partitions.items(), default=None)
+        todo = (
+            what_to_do(self.topic, first[0], first[1].first_offset)
+            if first
+            else "fix what PostgreSQL names and restart"
+        )
+        return f"PostgreSQL refused the batch of records {ranges}: {message_of(exc)}; {todo}"
 
     def _write(self, batch: Batch, mode: str) -> WriteResult:
         result = WriteResult()
@@ -152,22 +182,17 @@ class PostgresSink:
                 result.written = written
                 result.db_rejected = len(rejected)
                 dead.extend(rejected)
-            insert_dead_letters(conn, topic, dead)
-            result.dead_lettered = len(dead)
             # Derived data only for partitions that advanced: a fenced partition's records were
             # already stored (and counted) by another owner.
-            advanced = {p for p, _ in advance}
-            derived = [d for p, d in self._derived.items() if p in advanced]
-            upsert_patterns(conn, [x for d in derived for x in d.patterns])
-            upsert_anomalies(conn, [x for d in derived for x in d.anomalies])
+            last = {p: o - 1 for p, o in advance}
+            derived = [(p, self._derived[p]) for p in sorted(last) if p in self._derived]
+            dead.extend(self._write_derived(derived, last, result))
+            insert_dead_letters(conn, topic, dead)
+            result.dead_lettered = len(dead)
             checkpoints.save_checkpoints(
                 conn,
                 topic,
-                [
-                    (p, batch.partitions[p].last_offset + 1, d.checkpoint)
-                    for p, d in self._derived.items()
-                    if p in advanced and d.checkpoint is not None
-                ],
+                [(p, last[p] + 1, d.checkpoint) for p, d in derived if d.checkpoint is not None],
             )
             advance_offsets(conn, topic, advance)
             result.next_offsets = dict(advance)
@@ -182,6 +207,33 @@ class PostgresSink:
         partitions = sorted(derived)
         with self.conn.transaction():
             stored = lock_offsets(self.conn, self.topic, partitions)
-            owned = {p for p in partitions if p in stored and stored[p] == expected.get(p)}
-            upsert_anomalies(self.conn, [a for p in sorted(owned) for a in derived[p].anomalies])
-        return owned
+            owned = sorted(p for p in partitions if p in stored and stored[p] == expected.get(p))
+            last = {p: stored[p] - 1 for p in owned}
+            dead = self._write_derived([(p, derived[p]) for p in owned], last, WriteResult())
+            insert_dead_letters(self.conn, self.topic, dead)
+        return set(owned)
+
+    def _write_derived(
+        self, derived: list[tuple[int, PartitionDerived]], last: Mapping[int, int], result: WriteResult
+    ) -> list[DeadLetter]:
+        """Upsert pattern counts and anomaly episodes; the rows PostgreSQL refuses become dead
+        letters (with the coordinates of their batch's last record) instead of failing it."""
+        patterns = [(p, x) for p, d in derived for x in d.patterns]
+        anomalies = [(p, x) for p, d in derived for x in d.anomalies]
+        refused: list[tuple[str, int, Any, BaseException]] = []
+        if patterns:
+            partition_of = {id(x): p for p, x in patterns}
+            for row, exc in upsert_patterns(self.conn, [x for _, x in patterns]):
+                refused.append(("pattern_rejected", partition_of[id(row)], row, exc))
+        if anomalies:
+            partition_of = {id(x): p for p, x in anomalies}
+            for arow, exc in upsert_anomalies(self.conn, [x for _, x in anomalies]):
+                refused.append(("anomaly_rejected", partition_of[id(arow)], arow, exc))
+        dead: list[DeadLetter] = []
+        for reason, p, row, exc in refused:
+            log.warning(
+                "PostgreSQL refused a derived row of partition %d (%s): %s", p, reason, message_of(exc)
+            )
+            dead.append(derived_dead_letter(p, max(last[p], 0), reason, row, exc))
+            result.derived_rejected[reason] = result.derived_rejected.get(reason, 0) + 1
+        return dead
