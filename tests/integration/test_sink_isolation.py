@@ -192,3 +192,34 @@ def test_dead_letters_with_nul_and_surrogates_are_stored(database_url: str) -> N
             b"raw\x00",
             "bad \\0 and \\ud800 here",
         )
+
+
+def test_the_consumer_stops_naming_the_records_when_postgres_cannot_take_a_batch(
+    broker: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No row is at fault (the dead_letters table is gone): no retry loop, no traceback, exit
+    code 1 and one message that names the records and what to do."""
+    import threading
+
+    from loganalyzer.settings import load_settings
+    from streaming.consumer import LogConsumer
+    from tests.integration.consumer_harness import consumer_env
+    from tests.support import new_topic, produce, valid_values
+
+    topic = new_topic(broker, partitions=1)
+    produce(broker, topic, [*valid_values(5), b"not json"])
+    with connect(database_url) as conn:
+        conn.execute("DROP TABLE dead_letters")
+    consumer = LogConsumer(load_settings(consumer_env(database_url, broker, topic)))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(consumer.run()), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        consumer.stop()
+        thread.join(30)
+        pytest.fail("the consumer kept going")
+    assert result == [1]
+    [stop] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping: PostgreSQL")]
+    assert f"{topic}/0 offsets 0-5" in stop and "dead_letters" in stop and "loganalyzer migrate" in stop
+    assert f"UPDATE ingest_offsets SET next_offset = 1 WHERE kafka_topic = '{topic}'" in stop
