@@ -30,7 +30,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -55,6 +55,22 @@ log = logging.getLogger(__name__)
 #: assignment blocks polling, and the group evicts a member that does not poll within
 #: max.poll.interval.ms (300 s by default). Partitions left when it is spent start cold.
 WARM_START_BUDGET = timedelta(seconds=30)
+
+
+def refused_assignment_strategy(kafka_properties: Mapping[str, str]) -> str | None:
+    """Why the configured partition.assignment.strategy cannot be used, or None.
+
+    The rebalance callbacks replace the whole assignment (assign / unassign) and move every
+    partition's offsets and detection state with it: right for the eager assignors (range,
+    roundrobin), wrong for the cooperative one, whose callbacks carry only the partitions that
+    move. Refused at start rather than half-working."""
+    strategy = kafka_properties.get("partition.assignment.strategy", "")
+    if "cooperative" not in strategy.lower():
+        return None
+    return (
+        f"KAFKA_PROPERTY_PARTITION_ASSIGNMENT_STRATEGY={strategy}: the consumer supports only the "
+        "eager assignors (range, roundrobin); cooperative rebalancing is not supported"
+    )
 
 
 def _newest_age(msgs: list[Any]) -> float | None:
@@ -162,6 +178,10 @@ class LogConsumer:
 
     def run(self) -> int:
         """Consume until stopped. Returns the process exit code."""
+        refused = refused_assignment_strategy(self.settings.kafka.extra)
+        if refused is not None:
+            log.error("%s", refused)
+            return 2
         # The consumer allocates millions of short-lived acyclic objects; the default GC
         # thresholds would scan them every 700 allocations (measured: ~40 % of parse time).
         gc.freeze()
