@@ -279,6 +279,7 @@ class LogConsumer:
         if self.detection is not None:
             derived = self.detection.process(batch)
             self.metrics.tracked_services.set(self.detection.tracked_services())
+            self.metrics.split_services.set(self.detection.services_on_several_partitions())
             stage.labels("detect").observe(time.time() - parsed)
         if derived:
             for d in derived.values():
