@@ -315,12 +315,23 @@ class LogConsumer:
             assert self._sink is not None
             return self._sink.write_idle(derived, expected)
 
-        written = self._writer.submit(
-            retry_transient, attempt, self._on_db_failure, self._stop.is_set
-        ).result()
+        try:
+            written = self._writer.submit(
+                retry_transient, attempt, self._on_db_failure, self._stop.is_set
+            ).result()
+        except Unwritable as exc:
+            self._fail(exc)
+            return
         for p in written:
             for a in derived[p].anomalies:
                 self.metrics.anomalies.labels(a.anomaly_type, a.status).inc()
+
+    def _fail(self, exc: Unwritable) -> None:
+        """PostgreSQL refuses what retrying cannot change: stop (exit code 1) with its message."""
+        log.error("stopping: %s", exc)
+        self._failed = True
+        self._restart = True  # ends the session: nothing more is written
+        self.stop()
 
     def _expected(self, partitions: Iterable[int]) -> dict[int, int]:
         """The stored offset this consumer expects for each partition: what it last committed
@@ -355,10 +366,7 @@ class LogConsumer:
             self._restart = True
             return
         except Unwritable as exc:
-            log.error("stopping: %s", exc)
-            self._failed = True
-            self._restart = True  # ends the session: nothing more is written
-            self.stop()
+            self._fail(exc)
             return
         self._committed.update(result.next_offsets)
         self._account(batch, result)

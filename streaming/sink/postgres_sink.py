@@ -204,6 +204,18 @@ class PostgresSink:
         the one it expects (`expected`), locked FOR UPDATE so a new owner cannot interleave.
         Returns the partitions written. Episodes are upserted on their id, so an owner that
         finds the same silence again changes nothing."""
+        try:
+            return self._write_idle(derived, expected)
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise
+            raise Unwritable(
+                f"PostgreSQL refused the anomalies found on quiet partitions {sorted(derived)} of "
+                f"{self.topic}: {message_of(exc)}; fix what PostgreSQL names (a missing table: "
+                "`loganalyzer migrate`) and restart"
+            ) from exc
+
+    def _write_idle(self, derived: Mapping[int, PartitionDerived], expected: Mapping[int, int]) -> set[int]:
         partitions = sorted(derived)
         with self.conn.transaction():
             stored = lock_offsets(self.conn, self.topic, partitions)

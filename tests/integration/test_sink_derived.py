@@ -171,3 +171,16 @@ def test_a_history_read_over_its_budget_gives_up_and_leaves_the_connection_usabl
         other.commit()
         warm = sink.load_history(0, timedelta(hours=2), timedelta(seconds=5))
         assert warm is not None and sum(c.total for *_, c in warm.rows) == 10
+
+
+def test_quiet_partitions_findings_postgres_cannot_take_stop_with_a_message(database_url: str) -> None:
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs")
+        sink.stored_offsets([0])
+        sink.write(_batch(0, 0, 10))
+        conn.execute("DROP TABLE anomalies")
+        conn.commit()
+        with pytest.raises(
+            Unwritable, match=r"quiet partitions \[0\] of logs: .*anomalies.*loganalyzer migrate"
+        ):
+            sink.write_idle({0: _derived(0)}, {0: 10})
