@@ -30,7 +30,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -55,22 +55,6 @@ log = logging.getLogger(__name__)
 #: assignment blocks polling, and the group evicts a member that does not poll within
 #: max.poll.interval.ms (300 s by default). Partitions left when it is spent start cold.
 WARM_START_BUDGET = timedelta(seconds=30)
-
-
-def refused_assignment_strategy(kafka_properties: Mapping[str, str]) -> str | None:
-    """Why the configured partition.assignment.strategy cannot be used, or None.
-
-    The rebalance callbacks replace the whole assignment (assign / unassign) and move every
-    partition's offsets and detection state with it: right for the eager assignors (range,
-    roundrobin), wrong for the cooperative one, whose callbacks carry only the partitions that
-    move. Refused at start rather than half-working."""
-    strategy = kafka_properties.get("partition.assignment.strategy", "")
-    if "cooperative" not in strategy.lower():
-        return None
-    return (
-        f"KAFKA_PROPERTY_PARTITION_ASSIGNMENT_STRATEGY={strategy}: the consumer supports only the "
-        "eager assignors (range, roundrobin); cooperative rebalancing is not supported"
-    )
 
 
 def _newest_age(msgs: list[Any]) -> float | None:
@@ -111,6 +95,10 @@ class LogConsumer:
         self._restart = False
         #: PostgreSQL refused a batch in a way that retrying cannot change: stop, exit code 1
         self._failed = False
+        #: partition.assignment.strategy=cooperative-sticky: rebalances add and take away single
+        #: partitions (incremental_assign / incremental_unassign) instead of whole assignments
+        strategy = settings.kafka.extra.get("partition.assignment.strategy", "")
+        self._cooperative = "cooperative" in strategy.lower()
         self.totals = WriteResult()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -178,10 +166,6 @@ class LogConsumer:
 
     def run(self) -> int:
         """Consume until stopped. Returns the process exit code."""
-        refused = refused_assignment_strategy(self.settings.kafka.extra)
-        if refused is not None:
-            log.error("%s", refused)
-            return 2
         # The consumer allocates millions of short-lived acyclic objects; the default GC
         # thresholds would scan them every 700 allocations (measured: ~40 % of parse time).
         gc.freeze()
@@ -442,6 +426,16 @@ class LogConsumer:
 
     # -- rebalance callbacks ----------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The partitions given to this consumer: all of its assignment with the eager assignors
+        (range, roundrobin), only the added ones with cooperative-sticky. Either way each of
+        them is set up on its own: stored offset, detection state, then added."""
+        cooperative = self._cooperative
+        if not partitions:
+            if cooperative:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
+            return
         self._drain()
         wanted = [tp.partition for tp in partitions]
 
@@ -467,12 +461,21 @@ class LogConsumer:
                 tp.offset = self.detection.assign(
                     tp.partition, tp.offset, checkpoints.get(tp.partition), history
                 )
-        consumer.assign(partitions)
-        self._assigned = {tp.partition for tp in partitions}
-        for p in self._assigned:
+        if cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        added = set(wanted)
+        self._assigned |= added
+        for p in added:
             self._committed.pop(p, None)
         self.metrics.assigned_partitions.set(len(self._assigned))
-        log.info("assigned partitions %s at stored offsets %s", sorted(self._assigned), stored)
+        log.info(
+            "assigned partitions %s at stored offsets %s (now owning %s)",
+            sorted(added),
+            stored,
+            sorted(self._assigned),
+        )
 
     def _history(self, partition: int, deadline: float, window: timedelta) -> WarmHistory | None:
         left = deadline - time.monotonic()
@@ -487,6 +490,8 @@ class LogConsumer:
         return retry_transient(load, lambda e: self._reconnect(), self._stop.is_set)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away (or lost): all of them with the eager assignors, only those
+        that move with cooperative-sticky; the others keep their state and go on."""
         # Finish the write in flight so the next owner starts from up-to-date stored offsets
         # (correctness does not depend on it: the FOR UPDATE fence in the sink guarantees that).
         self._drain()
@@ -500,7 +505,10 @@ class LogConsumer:
                 self.detection.revoke(p)
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("revoked partitions %s", sorted(revoked))
-        consumer.unassign()
+        if self._cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:

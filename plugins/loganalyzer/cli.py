@@ -231,13 +231,9 @@ def _detection_stage(settings: Settings) -> DetectionStage | None:
 @app.command()
 def consume() -> None:
     """Run the always-on consumer: Kafka topic → validated events → PostgreSQL (exactly once)."""
-    from streaming.consumer import LogConsumer, refused_assignment_strategy
+    from streaming.consumer import LogConsumer
 
     settings = _settings()
-    refused = refused_assignment_strategy(settings.kafka.extra)
-    if refused is not None:
-        console.print(f"[red]configuration error:[/red] {refused}")
-        raise typer.Exit(2)
     _migrate(settings)
     consumer = LogConsumer(settings, detection=_detection_stage(settings))
     consumer.install_signal_handlers()

@@ -229,34 +229,3 @@ def test_kafka_properties_override_tunables_but_not_exactly_once() -> None:
     assert defaults["fetch.wait.max.ms"] == 50  # the largest share of detection lag otherwise
     overridden = load_settings({"KAFKA_PROPERTY_FETCH_WAIT_MAX_MS": "500"})
     assert LogConsumer(overridden)._kafka_config()["fetch.wait.max.ms"] == "500"
-
-
-def test_a_cooperative_assignment_strategy_is_refused_at_start() -> None:
-    """The rebalance callbacks replace the whole assignment (eager protocol): with the cooperative
-    assignor they would drop the offsets and detection state of partitions that did not move."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {
-        **os.environ,
-        "KAFKA_PROPERTY_PARTITION_ASSIGNMENT_STRATEGY": "cooperative-sticky",
-        "DATABASE_URL": "host=127.0.0.1 port=1 dbname=never-reached",  # refused before any I/O
-        "COLUMNS": "200",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "loganalyzer", "consume"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cooperative rebalancing is not supported" in lines[0], proc.stderr
-    assert "range, roundrobin" in lines[0]
-    from streaming.consumer import refused_assignment_strategy
-
-    assert refused_assignment_strategy({"partition.assignment.strategy": "range,roundrobin"}) is None
