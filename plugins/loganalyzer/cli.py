@@ -397,9 +397,11 @@ def _register_subapps() -> None:
     from loganalyzer.costs.cli import costs_app
     from loganalyzer.generator.cli import generate_app
     from loganalyzer.patterns.cli import patterns_app
+    from serving.cli import register as register_serving
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
+    register_serving(app)
     app.add_typer(costs_app, name="costs")
 
 

@@ -1,0 +1,143 @@
+"""Full-text log search: newest first, keyset pages, highlighted.
+
+How a page is found: the time span is walked backwards from `to` in growing windows (1 hour,
+then 4, 16, ...) until the page is full. A common term fills the page from the newest hour
+alone; a rare one widens the window quickly. Closed days answer through the per-partition GIN
+on (service, message_tsv); today's partition through the BRIN on timestamp and the stored
+tsvector. ts_headline runs on the returned page only (it re-parses each message).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from psycopg import sql
+
+from serving.api import cursor as cursors
+from serving.api.deps import CurrentPrincipal, DbDep, Row, tenant_scope
+from serving.api.render import page
+from serving.api.timeutil import span
+from serving.models.logs import LogPage
+
+router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
+
+DEFAULT_SPAN = timedelta(days=7)
+FIRST_WINDOW = timedelta(hours=1)
+HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
+
+
+def _minus(t: datetime, d: timedelta) -> datetime:
+    try:
+        return t - d
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+class Level(StrEnum):
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+
+@router.get("/search", response_model=LogPage, summary="Search stored log lines (full text), newest first")
+async def search(
+    db: DbDep,
+    principal: CurrentPrincipal,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description='Words to find (web-search syntax: `timeout -retry`, `"connection refused"`, '
+            "`a or b`); words are matched whole, case-insensitively. "
+            "Omit to list lines by the other filters.",
+        ),
+    ] = None,
+    service: Annotated[str | None, Query(max_length=200, description="Only this service")] = None,
+    level: Annotated[Level | None, Query(description="Only this level")] = None,
+    from_: Annotated[
+        datetime | None,
+        Query(alias="from", description="Lines at or after this time (default: 7 days before `to`)"),
+    ] = None,
+    to: Annotated[datetime | None, Query(description="Lines before this time (default: now)")] = None,
+    tenant: Annotated[
+        str | None, Query(max_length=200, description="Admin keys only: only this tenant")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=1000, description="next_cursor of the previous page")
+    ] = None,
+) -> Any:
+    start, end = span(from_, to)
+    end = end or datetime.now(UTC) + timedelta(hours=2)
+    start = start or _minus(end, DEFAULT_SPAN)
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'from' must be before 'to'")
+    where: list[sql.Composable] = []
+    args: list[Any] = []
+    scope = tenant_scope(principal, tenant)
+    if scope is not None:
+        where.append(sql.SQL("tenant = %s"))
+        args.append(scope)
+    if service is not None:
+        where.append(sql.SQL("service = %s"))
+        args.append(service)
+    if level is not None:
+        where.append(sql.SQL("level = %s"))
+        args.append(level.value)
+    query_text = (q or "").strip()
+    if query_text:
+        cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) AS n", (query_text,))
+        counted = await cur.fetchone()
+        if counted is None or counted["n"] == 0:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"q={q!r} has no searchable words (only punctuation?)"
+            )
+        where.append(sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)"))
+        args.append(query_text)
+    upper = end
+    if cursor is not None:
+        c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
+        assert isinstance(c_ts, datetime)
+        where.append(sql.SQL('("timestamp", kafka_partition, kafka_offset, kafka_topic) < (%s, %s, %s, %s)'))
+        args += [c_ts, c_part, c_off, c_topic]
+        upper = min(end, c_ts + timedelta(microseconds=1)) if c_ts < datetime.max.replace(tzinfo=UTC) else end
+
+    rows: list[Row] = []
+    window = FIRST_WINDOW
+    while upper > start and len(rows) <= limit:
+        lower = max(start, _minus(upper, window))
+        query = sql.SQL(
+            'SELECT "timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, '
+            'kafka_topic FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
+            'ORDER BY "timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC LIMIT %s'
+        ).format(sql.SQL("").join(sql.SQL(" AND ") + w for w in where))
+        cur = await db.execute(query, [lower, upper, *args, limit + 1 - len(rows)])
+        rows += await cur.fetchall()
+        upper = lower
+        window *= 4
+
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = cursors.encode(
+            last["timestamp"], last["kafka_partition"], last["kafka_offset"], last["kafka_topic"]
+        )
+    highlights: list[str | None] = [None] * len(rows)
+    if query_text and rows:
+        cur = await db.execute(
+            "SELECT ts_headline('simple', m, websearch_to_tsquery('simple', %s), %s) AS h "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, i) ORDER BY i",
+            (query_text, HEADLINE_OPTIONS, [r["message"] for r in rows]),
+        )
+        highlights = [h["h"] for h in await cur.fetchall()]  # type: ignore[misc]
+    for r, h in zip(rows, highlights, strict=True):
+        r["highlight"] = h
+        del r["kafka_topic"]
+    return page(rows, limit, next_cursor)
