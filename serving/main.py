@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
 from serving.db import DatabaseUnavailable, Pool
+from serving.models.common import COMMON_RESPONSES
 from serving.settings import ServingSettings
 
 DESCRIPTION = """
@@ -72,6 +75,15 @@ def create_app(settings: ServingSettings) -> FastAPI:
             {"detail": _message(exc), "errors": errors}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:  # FastAPI's answer to a body it cannot parse
+            return JSONResponse(
+                {"detail": "the request body is not valid JSON (send Content-Type: application/json)"},
+                status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(DatabaseUnavailable)
     async def database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
@@ -90,6 +102,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
     async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
         return JSONResponse({"detail": f"invalid value: {str(exc).splitlines()[0]}"}, status_code=422)
 
-    for module in (health, anomalies, metrics, logs, patterns, costs):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (anomalies, metrics, logs, patterns, costs):
+        app.include_router(module.router, responses=COMMON_RESPONSES)
     return app

@@ -91,8 +91,3 @@ class WhatIf(BaseModel):
     delta_usd: str
     scenario: QuotePublic
     assumptions: list[str]
-
-
-class UsageProblem(BaseModel):
-    detail: str
-    path: str = Field(description="Dotted path of the bad field in the usage document, e.g. lambda.memory_mb")

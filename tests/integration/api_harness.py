@@ -16,6 +16,21 @@ from serving.settings import ServingSettings
 
 TENANTS = ("acme", "globex")
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+#: log lines per service-hour in the rollups: different per tenant, so cost figures differ too
+VOLUME = {"acme": 100, "globex": 300}
+INSERT_METRIC = (
+    "INSERT INTO hourly_metrics (tenant, service, hour, log_count, info_count, error_count, host_count, "
+    "avg_duration_ms) VALUES (%s, %s, %s, %s, %s, %s, 2, 12.5)"
+)
+INSERT_PATTERN = (
+    "INSERT INTO log_patterns (tenant, service, pattern_id, template, first_seen, last_seen, count, "
+    "error_count, sample_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+INSERT_ANOMALY = (
+    "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, status, window_start, window_end, "
+    "expected_value, actual_value, description, pattern_template, sample_message) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 
 @dataclass
@@ -72,15 +87,12 @@ def seed(url: str, hours: int = 6, per_hour: int = 40) -> None:
         for tenant in TENANTS:
             for h in range(hours):
                 for service in ("svc-a", "svc-b", f"only-{tenant}"):
+                    volume = VOLUME[tenant]
                     conn.execute(
-                        "INSERT INTO hourly_metrics (tenant, service, hour, log_count, info_count, error_count, "
-                        "host_count, avg_duration_ms) VALUES (%s, %s, %s, %s, %s, %s, 2, 12.5)",
-                        (tenant, service, NOW - timedelta(hours=h), 100, 80, 20),
+                        INSERT_METRIC, (tenant, service, NOW - timedelta(hours=h), volume, volume - 20, 20)
                     )
                     conn.execute(
-                        "INSERT INTO log_patterns (tenant, service, pattern_id, template, first_seen, last_seen, "
-                        "count, error_count, sample_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT DO NOTHING",
+                        INSERT_PATTERN,
                         (
                             tenant,
                             service,
@@ -88,7 +100,7 @@ def seed(url: str, hours: int = 6, per_hour: int = 40) -> None:
                             f"{tenant} request <*> timeout after <*> ms",
                             NOW - timedelta(hours=hours),
                             NOW,
-                            50,
+                            VOLUME[tenant] // 2,
                             10,
                             f"{tenant} request 5 timeout after 15 ms",
                         ),
@@ -96,9 +108,7 @@ def seed(url: str, hours: int = 6, per_hour: int = 40) -> None:
             for i in range(30):
                 start = NOW - timedelta(minutes=10 * i)
                 conn.execute(
-                    "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, status, window_start, "
-                    "window_end, expected_value, actual_value, description, pattern_template, sample_message) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    INSERT_ANOMALY,
                     (
                         f"{tenant}-an-{i:03d}",
                         tenant,
@@ -134,3 +144,38 @@ def client(url: str, **overrides: object) -> Iterator[TestClient]:
     settings = ServingSettings(database_url=url, profile="dev", key_cache_seconds=0, **overrides)  # type: ignore[arg-type]
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
+
+
+@contextmanager
+def uvicorn_server(url: str) -> Iterator[str]:
+    """The app under a real uvicorn (as `loganalyzer serve` runs it) on a free port, in a thread."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from loganalyzer.platform.processes import free_port
+
+    port = free_port()
+    settings = ServingSettings(database_url=url, profile="dev", key_cache_seconds=0)
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        access_log=False,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -23,7 +23,8 @@ from serving.cost_model import (
     usage_document,
     volume_multiplier,
 )
-from serving.models.costs import CostEstimate, CostForecast, QuotePublic, UsageProblem, WhatIf
+from serving.models.common import Problem
+from serving.models.costs import CostEstimate, CostForecast, QuotePublic, WhatIf
 from serving.usage_source import UsageHistory, history
 
 router = APIRouter(prefix="/api/v1/costs", tags=["costs"])
@@ -269,7 +270,9 @@ PRICE_EXAMPLE = {
 @router.post(
     "/price",
     response_model=QuotePublic,
-    responses={422: {"model": UsageProblem, "description": "A field of the usage document is wrong"}},
+    responses={
+        422: {"model": Problem, "description": "A field of the usage document is wrong (path names it)"}
+    },
     summary="Price a usage document",
 )
 async def price_usage(
