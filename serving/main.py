@@ -71,16 +71,14 @@ def create_app(settings: ServingSettings) -> FastAPI:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
         ]
-        return JSONResponse(
-            {"detail": _message(exc), "errors": errors}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY
-        )
+        return JSONResponse({"detail": _message(exc), "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == status.HTTP_400_BAD_REQUEST:  # FastAPI's answer to a body it cannot parse
             return JSONResponse(
                 {"detail": "the request body is not valid JSON (send Content-Type: application/json)"},
-                status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status_code=422,
             )
         return await http_exception_handler(request, exc)
 

@@ -11,7 +11,7 @@ import binascii
 from datetime import datetime
 
 import orjson
-from fastapi import HTTPException, status
+from fastapi import HTTPException
 
 
 def encode(*values: object) -> str:
@@ -22,7 +22,7 @@ def encode(*values: object) -> str:
 def decode(cursor: str, kinds: tuple[type, ...]) -> list[object]:
     """The values of a cursor this API made, typed per `kinds`; 422 for anything else."""
     bad = HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        422,
         "cursor is not one this endpoint returned: pass next_cursor from the previous page unchanged",
     )
     try:

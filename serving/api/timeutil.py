@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -16,5 +16,5 @@ def utc(value: datetime | None) -> datetime | None:
 def span(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
     start, end = utc(start), utc(end)
     if start is not None and end is not None and start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'from' must be before 'to'")
+        raise HTTPException(422, "'from' must be before 'to'")
     return start, end

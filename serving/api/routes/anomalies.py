@@ -205,7 +205,7 @@ async def _act(
         )
         if scope is SuppressScope.pattern and row["pattern_template"] is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                422,
                 f"anomaly {anomaly_id!r} has no pattern template: suppress it with scope 'anomaly'",
             )
         cur = await db.execute(
@@ -277,7 +277,7 @@ async def suppress(
     if body.duration_minutes is not None:
         until = datetime.now(UTC) + timedelta(minutes=body.duration_minutes)
     if until is not None and until <= datetime.now(UTC):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until is in the past")
+        raise HTTPException(422, "until is in the past")
     return await _act(db, principal, anomaly_id, "suppress", "suppressed", body.note, body.scope, until)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 
 from loganalyzer.costs.engine import price
 from loganalyzer.costs.usage import UsageError, parse_usage
@@ -73,7 +73,7 @@ def _quote(doc: dict[str, Any]) -> dict[str, Any]:
         return price(parse_usage(doc)).to_dict()
     except UsageError as exc:  # a derived document out of the engine's range: say which field
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"the usage derived from the database is out of range: {exc}",
         ) from None
 
@@ -200,7 +200,7 @@ def parse_multipliers(raw: list[str]) -> dict[str, float]:
             m = float("nan")
         if not sep or not service or not (0 <= m <= 1000):
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                422,
                 f"service_multipliers item {item!r} must be service:multiplier with 0 <= multiplier <= 1000",
             )
         out[service] = m

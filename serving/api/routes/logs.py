@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query
 from psycopg import sql
 
 from serving.api import cursor as cursors
@@ -77,7 +77,7 @@ async def search(
     end = end or datetime.now(UTC) + timedelta(hours=2)
     start = start or _minus(end, DEFAULT_SPAN)
     if start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'from' must be before 'to'")
+        raise HTTPException(422, "'from' must be before 'to'")
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
@@ -95,9 +95,7 @@ async def search(
         cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) AS n", (query_text,))
         counted = await cur.fetchone()
         if counted is None or counted["n"] == 0:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"q={q!r} has no searchable words (only punctuation?)"
-            )
+            raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
         where.append(sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)"))
         args.append(query_text)
     upper = end
