@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from serving.settings import ServingSettings
 
 keys_app = typer.Typer(help="API keys: create, list, revoke (each maps to one tenant).", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> ServingSettings:
