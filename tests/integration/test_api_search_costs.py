@@ -125,7 +125,10 @@ def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestCli
             "dynamodb_bytes_stored bigint, usage jsonb, source text, PRIMARY KEY (day, tenant))"
         )
         conn.execute(
-            "INSERT INTO cost_snapshots VALUES (%s, 'globex', %s, 1000, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
+            "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
+            "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
+            "dynamodb_bytes_stored, usage, source) "
+            "VALUES (%s, 'globex', %s, 1000, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
             (NOW.date(), 200 * 1024**3),
         )
         conn.commit()
