@@ -1,19 +1,23 @@
 """Full-text log search: newest first, keyset pages, highlighted.
 
 How a page is found: the time span is walked backwards from `to` in growing windows (1 hour,
-then 4, 16, ...) until the page is full. A common term fills the page from the newest hour
-alone; a rare one widens the window quickly. Closed days answer through the per-partition GIN
-on (service, message_tsv); today's partition through the BRIN on timestamp and the stored
-tsvector. ts_headline runs on the returned page only (it re-parses each message).
+then 4, 16, ...; never across midnight, so each query reads one daily partition) until the page
+is full. A common term fills the page from the newest hour alone; a rare one widens the window
+quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through their GIN
+on (service, message_tsv); today's partition (and a closed day not rebuilt yet) through the
+BRIN on timestamp, parsing each message of the window. ts_headline runs on the returned page
+only (it re-parses each message).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
 from serving.api import cursor as cursors
@@ -27,6 +31,41 @@ router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 DEFAULT_SPAN = timedelta(days=7)
 FIRST_WINDOW = timedelta(hours=1)
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
+
+
+MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
+MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
+READY_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Which days `logs` holds, and which of them are rebuilt for search (checked every 30 s)."""
+
+    first: date | None
+    last: date | None
+    search_ready: frozenset[date]
+
+
+async def partitions(request: Request, db: DbDep) -> Partitions:
+    cached: tuple[float, Partitions] | None = getattr(request.app.state, "log_partitions", None)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    cur = await db.execute(
+        "SELECT to_date(substr(c.relname, 7, 8), 'YYYYMMDD') AS day, "
+        "to_regclass(c.relname || '_search_gin') IS NOT NULL AS ready "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_p[0-9]{8}$'"
+    )
+    rows = await cur.fetchall()
+    days = [r["day"] for r in rows if isinstance(r["day"], date)]
+    found = Partitions(
+        min(days, default=None),
+        max(days, default=None),
+        frozenset(r["day"] for r in rows if r["ready"] and isinstance(r["day"], date)),
+    )
+    request.app.state.log_partitions = (time.monotonic() + READY_CACHE_SECONDS, found)
+    return found
 
 
 def _minus(t: datetime, d: timedelta) -> datetime:
@@ -47,6 +86,7 @@ class Level(StrEnum):
 
 @router.get("/search", response_model=LogPage, summary="Search stored log lines (full text), newest first")
 async def search(
+    request: Request,
     db: DbDep,
     principal: CurrentPrincipal,
     q: Annotated[
@@ -96,8 +136,6 @@ async def search(
         counted = await cur.fetchone()
         if counted is None or counted["n"] == 0:
             raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
-        where.append(sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)"))
-        args.append(query_text)
     upper = end
     if cursor is not None:
         c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
@@ -106,16 +144,33 @@ async def search(
         args += [c_ts, c_part, c_off, c_topic]
         upper = min(end, c_ts + timedelta(microseconds=1)) if c_ts < datetime.max.replace(tzinfo=UTC) else end
 
+    parts = await partitions(request, db)
+    if parts.first is None or parts.last is None:
+        return page([], limit, None)
+    # no partition, no rows: the walk never leaves the days that exist
+    start = max(start, datetime(parts.first.year, parts.first.month, parts.first.day, tzinfo=UTC))
+    after_last = parts.last + timedelta(days=1)
+    upper = min(upper, datetime(after_last.year, after_last.month, after_last.day, tzinfo=UTC))
     rows: list[Row] = []
     window = FIRST_WINDOW
     while upper > start and len(rows) <= limit:
-        lower = max(start, _minus(upper, window))
+        last_instant = (
+            upper - timedelta(microseconds=1) if upper > datetime.min.replace(tzinfo=UTC) else upper
+        )
+        day = last_instant.astimezone(UTC).date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        lower = max(start, _minus(upper, window), midnight)
+        conditions = list(where)
+        window_args: list[Any] = []
+        if query_text:
+            conditions.append(MATCH_STORED if day in parts.search_ready else MATCH_PARSED)
+            window_args.append(query_text)
         query = sql.SQL(
             'SELECT "timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, '
             'kafka_topic FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
             'ORDER BY "timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC LIMIT %s'
-        ).format(sql.SQL("").join(sql.SQL(" AND ") + w for w in where))
-        cur = await db.execute(query, [lower, upper, *args, limit + 1 - len(rows)])
+        ).format(sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions))
+        cur = await db.execute(query, [lower, upper, *args, *window_args, limit + 1 - len(rows)])
         rows += await cur.fetchall()
         upper = lower
         window *= 4
