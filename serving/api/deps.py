@@ -51,11 +51,16 @@ _UNAUTHORIZED = HTTPException(
 
 async def current_principal(
     request: Request,
-    pool: PoolDep,
+    db: DbDep,
     settings: SettingsDep,
     key: Annotated[str | None, Security(api_key_header)],
 ) -> Principal:
-    """The caller of this request. A verified key is remembered for a few seconds (one query less)."""
+    """The caller of this request. A verified key is remembered for a few seconds (one query less).
+
+    It uses the request's own connection (FastAPI gives every dependency of one request the
+    same `db`): taking a second one from the pool while holding the first deadlocks as soon as
+    every pooled connection is held by a request that waits for its second.
+    """
     if not key:
         raise _UNAUTHORIZED
     cache: dict[str, tuple[Principal, float]] = request.app.state.key_cache
@@ -66,12 +71,10 @@ async def current_principal(
     key_id = key_id_of(key)
     if key_id is None:
         raise _UNAUTHORIZED
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT tenant, is_admin, key_sha256 FROM api_keys WHERE id = %s AND revoked_at IS NULL",
-            (key_id,),
-        )
-        row = await cur.fetchone()
+    cur = await db.execute(
+        "SELECT tenant, is_admin, key_sha256 FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
+    )
+    row = await cur.fetchone()
     if row is None or not isinstance(digest := row["key_sha256"], bytes) or not matches(key, digest):
         raise _UNAUTHORIZED
     principal = Principal(key_id, str(row["tenant"]), bool(row["is_admin"]))

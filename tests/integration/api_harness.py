@@ -147,7 +147,7 @@ def client(url: str, **overrides: object) -> Iterator[TestClient]:
 
 
 @contextmanager
-def uvicorn_server(url: str) -> Iterator[str]:
+def uvicorn_server(url: str, **overrides: object) -> Iterator[str]:
     """The app under a real uvicorn (as `loganalyzer serve` runs it) on a free port, in a thread."""
     import threading
     import time
@@ -157,7 +157,7 @@ def uvicorn_server(url: str) -> Iterator[str]:
     from loganalyzer.platform.processes import free_port
 
     port = free_port()
-    settings = ServingSettings(database_url=url, profile="dev", key_cache_seconds=0)
+    settings = ServingSettings(database_url=url, profile="dev", key_cache_seconds=0, **overrides)  # type: ignore[arg-type]
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",

@@ -78,3 +78,23 @@ def test_placeholder_password_is_refused_outside_dev() -> None:
         [sys.executable, "-m", "loganalyzer", "serve"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "placeholder password" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_more_concurrent_requests_than_pooled_connections_all_complete(database_url: str) -> None:
+    """Each request holds one pooled connection for its whole life (auth included): 16 at once
+    against a pool of 2 queue and complete instead of deadlocking."""
+    import asyncio
+
+    from tests.integration.api_harness import create_key, uvicorn_server
+
+    key = create_key(database_url, "acme")
+
+    async def burst(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as c:
+            replies = await asyncio.gather(
+                *(c.get("/api/v1/anomalies", headers={"X-API-Key": key}) for _ in range(16))
+            )
+        return [r.status_code for r in replies]
+
+    with uvicorn_server(database_url, pool_size=2) as base:
+        assert asyncio.run(burst(base)) == [200] * 16
