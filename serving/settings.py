@@ -36,6 +36,8 @@ class ServingSettings(BaseSettings):
     )
     #: how long an estimate/forecast is reused: measured usage changes by the day, not the second
     cost_cache_seconds: float = Field(default=60.0, ge=0, validation_alias="API_COST_CACHE_SECONDS")
+    #: list pages (anomalies, hourly metrics, patterns) are reused this long per caller and URL
+    page_cache_seconds: float = Field(default=2.0, ge=0, validation_alias="API_PAGE_CACHE_SECONDS")
     #: an API key, once verified, is trusted this long (a revocation takes at most this long)
     key_cache_seconds: float = Field(default=10.0, ge=0, validation_alias="API_KEY_CACHE_SECONDS")
     public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="API_PUBLIC_URL")

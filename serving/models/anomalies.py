@@ -32,6 +32,30 @@ class AnomalyStatus(StrEnum):
 
 
 class AnomalyPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "acme-an-001",
+                    "tenant": "acme",
+                    "service": "svc-b",
+                    "type": "log_volume_spike",
+                    "severity": "medium",
+                    "status": "open",
+                    "window_start": "2026-12-06T18:50:00+00:00",
+                    "window_end": "2026-12-06T18:55:00+00:00",
+                    "detected_at": "2026-12-06T19:08:01.478652+00:00",
+                    "resolved_at": None,
+                    "score": None,
+                    "expected_value": 0.02,
+                    "actual_value": 0.2,
+                    "description": "error rate 20% vs expected 2% on acme",
+                    "pattern_template": "acme request <*> timeout after <*> ms",
+                }
+            ]
+        }
+    )
+
     id: str
     tenant: str
     service: str

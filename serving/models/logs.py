@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LogHit(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "timestamp": "2026-12-06T19:15:00+00:00",
+                    "tenant": "acme",
+                    "service": "svc-a",
+                    "host": "host-1",
+                    "level": "ERROR",
+                    "message": "acme request 15 timeout after 45 ms",
+                    "highlight": "acme request 15 <b>timeout</b> after 45 ms",
+                    "kafka_partition": 0,
+                    "kafka_offset": 15,
+                }
+            ]
+        }
+    )
+
     timestamp: datetime
     tenant: str
     service: str

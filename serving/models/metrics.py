@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class HourlyMetricPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "acme",
+                    "service": "svc-a",
+                    "hour": "2026-12-06T19:00:00+00:00",
+                    "log_count": 100,
+                    "debug_count": 0,
+                    "info_count": 80,
+                    "warn_count": 0,
+                    "error_count": 20,
+                    "fatal_count": 0,
+                    "error_rate": 0.2,
+                    "host_count": 2,
+                    "avg_duration_ms": 12.5,
+                    "p95_duration_ms": None,
+                }
+            ]
+        }
+    )
+
     tenant: str
     service: str
     hour: datetime = Field(description="Start of the UTC hour (event time)")

@@ -141,7 +141,9 @@ def make_keys(url: str) -> Keys:
 
 @contextmanager
 def client(url: str, **overrides: object) -> Iterator[TestClient]:
-    settings = ServingSettings(database_url=url, profile="dev", key_cache_seconds=0, **overrides)  # type: ignore[arg-type]
+    """The app in-process; caches off unless a test turns them on (`page_cache_seconds=...`)."""
+    overrides = {"key_cache_seconds": 0, "page_cache_seconds": 0, **overrides}
+    settings = ServingSettings(database_url=url, profile="dev", **overrides)  # type: ignore[arg-type]
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 

@@ -232,3 +232,15 @@ def test_health_reports_each_part(api: tuple[TestClient, Keys, str]) -> None:
     assert body["database"]["state"] == "ok"
     assert body["consumer"]["data"]["records_stored"] == 2 * 7 * 40
     assert body["broker"]["state"] == body["model"]["state"] == "not_configured"
+
+
+def test_list_pages_are_cached_briefly_and_feedback_clears_them(api: tuple[TestClient, Keys, str]) -> None:
+    _, keys, url = api
+    with client(url, page_cache_seconds=600) as c:
+        first = _get(c, keys.acme, "/api/v1/anomalies?limit=500")["data"]
+        _insert_anomaly(url, "acme-later", NOW + timedelta(hours=2))
+        assert _get(c, keys.acme, "/api/v1/anomalies?limit=500")["data"] == first  # served from the cache
+        c.post("/api/v1/anomalies/acme-an-001/acknowledge", headers={"X-API-Key": keys.acme})
+        fresh = _get(c, keys.acme, "/api/v1/anomalies?limit=500")["data"]
+        assert fresh[0]["id"] == "acme-later"
+        assert next(a for a in fresh if a["id"] == "acme-an-001")["status"] == "acknowledged"

@@ -31,7 +31,8 @@ def api() -> Iterator[tuple[TestClient, Keys, str]]:
     with fresh_database() as url:
         seed(url)
         keys = make_keys(url)
-        with client(url) as c:
+        # caches on and long: a page cached for one tenant must never be served to another
+        with client(url, page_cache_seconds=600, key_cache_seconds=600) as c:
             yield c, keys, url
 
 

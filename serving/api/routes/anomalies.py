@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
 from psycopg import sql
 
 from serving.api import cursor as cursors
-from serving.api.deps import CurrentPrincipal, DbDep, Row, tenant_scope
+from serving.api.deps import CurrentPrincipal, DbDep, PageCache, PageCacheDep, PoolDep, Row, tenant_scope
 from serving.api.render import JSONBytes, page
 from serving.api.timeutil import span
 from serving.keys import Principal
@@ -43,7 +44,9 @@ IdPath = Annotated[str, Path(max_length=200, description="The anomaly's id (from
 
 @router.get("", response_model=AnomalyPage, summary="List anomaly episodes, newest first")
 async def list_anomalies(
-    db: DbDep,
+    request: Request,
+    pool: PoolDep,
+    cache: PageCacheDep,
     principal: CurrentPrincipal,
     service: Annotated[str | None, Query(max_length=200, description="Only this service")] = None,
     type: Annotated[AnomalyType | None, Query(description="Only this anomaly type")] = None,
@@ -75,6 +78,9 @@ async def list_anomalies(
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
+    cache_key = cache.key(principal, request)
+    if (hit := cache.get(cache_key)) is not None:
+        return Response(hit, media_type="application/json")
     for column, value in (
         ("tenant", scope),
         ("service", service),
@@ -101,13 +107,16 @@ async def list_anomalies(
         PUBLIC_COLUMNS,
         sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
     )
-    cur = await db.execute(query, [*args, limit + 1])
-    rows = await cur.fetchall()
+    async with pool.connection() as db:
+        cur = await db.execute(query, [*args, limit + 1])
+        rows = await cur.fetchall()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = cursors.encode(rows[-1]["window_start"], rows[-1]["id"])
-    return page(rows, limit, next_cursor)
+    response = page(rows, limit, next_cursor)
+    cache.put(cache_key, bytes(response.body))
+    return response
 
 
 async def _fetch(db: DbDep, principal: Principal, anomaly_id: str, columns: sql.Composable) -> Row:
@@ -190,6 +199,7 @@ async def get_anomaly(db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath
 
 async def _act(
     db: DbDep,
+    cache: PageCache,
     principal: Principal,
     anomaly_id: str,
     action: str,
@@ -234,6 +244,7 @@ async def _act(
             (state, until, anomaly_id),
         )
         anomaly = await cur.fetchone()
+    cache.forget_tenant(str(row["tenant"]))
     return JSONBytes({"anomaly": anomaly, "feedback": feedback})
 
 
@@ -244,20 +255,30 @@ async def _act(
     summary="Acknowledge: someone is on it",
 )
 async def acknowledge(
-    db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath, body: FeedbackNote | None = None
+    db: DbDep,
+    cache: PageCacheDep,
+    principal: CurrentPrincipal,
+    anomaly_id: IdPath,
+    body: FeedbackNote | None = None,
 ) -> Any:
     """Marks the anomaly acknowledged and records who (the key) and when; a label 'real' for retraining."""
-    return await _act(db, principal, anomaly_id, "acknowledge", "acknowledged", body.note if body else "")
+    return await _act(
+        db, cache, principal, anomaly_id, "acknowledge", "acknowledged", body.note if body else ""
+    )
 
 
 @router.post(
     "/{anomaly_id}/resolve", response_model=FeedbackResult, responses=NOT_FOUND, summary="Resolve by hand"
 )
 async def resolve(
-    db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath, body: FeedbackNote | None = None
+    db: DbDep,
+    cache: PageCacheDep,
+    principal: CurrentPrincipal,
+    anomaly_id: IdPath,
+    body: FeedbackNote | None = None,
 ) -> Any:
     """Marks the anomaly resolved by an operator (the detector's own status is kept beside it)."""
-    return await _act(db, principal, anomaly_id, "resolve", "resolved", body.note if body else "")
+    return await _act(db, cache, principal, anomaly_id, "resolve", "resolved", body.note if body else "")
 
 
 @router.post(
@@ -267,7 +288,11 @@ async def resolve(
     summary="Suppress this anomaly or its pattern, for a while or for good",
 )
 async def suppress(
-    db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath, body: SuppressRequest | None = None
+    db: DbDep,
+    cache: PageCacheDep,
+    principal: CurrentPrincipal,
+    anomaly_id: IdPath,
+    body: SuppressRequest | None = None,
 ) -> Any:
     """With scope 'pattern', every future anomaly of this service and pattern template is
     suppressed (the `suppressions` view lists what is active); with neither duration_minutes nor
@@ -278,7 +303,9 @@ async def suppress(
         until = datetime.now(UTC) + timedelta(minutes=body.duration_minutes)
     if until is not None and until <= datetime.now(UTC):
         raise HTTPException(422, "until is in the past")
-    return await _act(db, principal, anomaly_id, "suppress", "suppressed", body.note, body.scope, until)
+    return await _act(
+        db, cache, principal, anomaly_id, "suppress", "suppressed", body.note, body.scope, until
+    )
 
 
 __all__ = ["AnomalyPublic", "router"]

@@ -150,6 +150,8 @@ async def forecast(
     free_tier: FreeTierQ = FreeTier.always_free,
     tenant: TenantQ = None,
 ) -> Any:
+    """Next calendar month's cost: `mean` and the `low`/`high` bounds of an 80 % interval; `method`
+    says how (a linear trend per daily usage quantity, residual spread). Cached for a minute."""
     scope = tenant_scope(principal, tenant)
     key = ("forecast", scope, principal.is_admin, region, free_tier, _today())
     if (hit := _hit(request, key)) is not None:

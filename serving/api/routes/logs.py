@@ -1,7 +1,7 @@
 """Full-text log search: newest first, keyset pages, highlighted.
 
-How a page is found: the time span is walked backwards from `to` in growing windows (1 hour,
-then 4, 16, ...; never across midnight, so each query reads one daily partition) until the page
+How a page is found: the time span is walked backwards from `to` in growing windows (5 minutes,
+then 20, 80, ...; never across midnight, so each query reads one daily partition) until the page
 is full. A common term fills the page from the newest hour alone; a rare one widens the window
 quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through their GIN
 on (service, message_tsv); today's partition (and a closed day not rebuilt yet) through the
@@ -29,7 +29,7 @@ from serving.models.logs import LogPage
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 DEFAULT_SPAN = timedelta(days=7)
-FIRST_WINDOW = timedelta(hours=1)
+FIRST_WINDOW = timedelta(minutes=5)
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
 
 
@@ -113,6 +113,9 @@ async def search(
         str | None, Query(max_length=1000, description="next_cursor of the previous page")
     ] = None,
 ) -> Any:
+    """Lines newest first, in keyset pages; with `q`, only lines containing the words, each with a
+    `highlight`. Days closed and rebuilt by `loganalyzer db maintain` answer from a GIN index;
+    today's lines are read hour by hour, so narrow `from`/`service` for rare words over today."""
     start, end = span(from_, to)
     end = end or datetime.now(UTC) + timedelta(hours=2)
     start = start or _minus(end, DEFAULT_SPAN)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from psycopg import sql
 
 from serving.api import cursor as cursors
-from serving.api.deps import CurrentPrincipal, DbDep, tenant_scope
+from serving.api.deps import CurrentPrincipal, PageCacheDep, PoolDep, tenant_scope
 from serving.api.render import page
 from serving.api.timeutil import span
 from serving.models.metrics import HourlyMetricPage
@@ -21,7 +22,9 @@ router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
     "/hourly", response_model=HourlyMetricPage, summary="Hourly volumes, levels and latency per service"
 )
 async def hourly(
-    db: DbDep,
+    request: Request,
+    pool: PoolDep,
+    cache: PageCacheDep,
     principal: CurrentPrincipal,
     service: Annotated[str | None, Query(max_length=200, description="Only this service")] = None,
     from_: Annotated[
@@ -41,6 +44,9 @@ async def hourly(
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
+    cache_key = cache.key(principal, request)
+    if (hit := cache.get(cache_key)) is not None:
+        return Response(hit, media_type="application/json")
     if scope is not None:
         where.append(sql.SQL("tenant = %s"))
         args.append(scope)
@@ -63,11 +69,14 @@ async def hourly(
         "ELSE 0 END AS error_rate, host_count, avg_duration_ms, p95_duration_ms "
         "FROM hourly_metrics {} ORDER BY hour DESC, tenant DESC, service DESC LIMIT %s"
     ).format(sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
-    cur = await db.execute(query, [*args, limit + 1])
-    rows = await cur.fetchall()
+    async with pool.connection() as db:
+        cur = await db.execute(query, [*args, limit + 1])
+        rows = await cur.fetchall()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = cursors.encode(last["hour"], last["tenant"], last["service"])
-    return page(rows, limit, next_cursor)
+    response = page(rows, limit, next_cursor)
+    cache.put(cache_key, bytes(response.body))
+    return response

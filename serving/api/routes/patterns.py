@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from psycopg import sql
 
 from serving.api import cursor as cursors
-from serving.api.deps import CurrentPrincipal, DbDep, tenant_scope
+from serving.api.deps import CurrentPrincipal, PageCacheDep, PoolDep, tenant_scope
 from serving.api.render import page
 from serving.models.patterns import PatternPage
 
@@ -19,7 +20,9 @@ router = APIRouter(prefix="/api/v1/patterns", tags=["patterns"])
     "", response_model=PatternPage, summary="Templates of a service: counts, first/last seen, error share"
 )
 async def list_patterns(
-    db: DbDep,
+    request: Request,
+    pool: PoolDep,
+    cache: PageCacheDep,
     principal: CurrentPrincipal,
     service: Annotated[str | None, Query(max_length=200, description="Only this service")] = None,
     errors_only: Annotated[bool, Query(description="Only templates seen at ERROR/FATAL level")] = False,
@@ -36,6 +39,9 @@ async def list_patterns(
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
+    cache_key = cache.key(principal, request)
+    if (hit := cache.get(cache_key)) is not None:
+        return Response(hit, media_type="application/json")
     if scope is not None:
         where.append(sql.SQL("p.tenant = %s"))
         args.append(scope)
@@ -56,11 +62,14 @@ async def list_patterns(
         "ON s.tenant = p.tenant AND s.service = p.service AND s.pattern_template = p.template {} "
         "ORDER BY p.count DESC, p.tenant DESC, p.service DESC, p.pattern_id DESC LIMIT %s"
     ).format(sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
-    cur = await db.execute(query, [*args, limit + 1])
-    rows = await cur.fetchall()
+    async with pool.connection() as db:
+        cur = await db.execute(query, [*args, limit + 1])
+        rows = await cur.fetchall()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = cursors.encode(last["count"], last["tenant"], last["service"], last["pattern_id"])
-    return page(rows, limit, next_cursor)
+    response = page(rows, limit, next_cursor)
+    cache.put(cache_key, bytes(response.body))
+    return response
