@@ -87,7 +87,10 @@ def db_maintain(
         int, typer.Option(min=0, help="Also drop partitions older than this many days (0: keep all).")
     ] = 0,
 ) -> None:
-    """Build the full service/time index on closed days (and optionally apply retention).
+    """Closed days: full service/time index and full-text search (and optionally retention).
+
+    Each closed day is rebuilt once with its search column and GIN (sql/014: a copy, then a swap
+    of seconds under a lock on `logs`); later runs make late-arriving rows searchable.
 
     Today's partition has only the cheap indexes (see docs/schema.md); run this once a day
     (the platform's maintenance DAG will), so that yesterday's logs get the full index.
@@ -100,7 +103,7 @@ def db_maintain(
         if keep_days:
             before = today - timedelta(days=keep_days)
             dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
-    console.print(f"indexed {len(built)} closed day(s): {', '.join(built) or '-'}")
+    console.print(f"closed days: {len(built)} index(es) built or updates: {', '.join(built) or '-'}")
     if keep_days:
         console.print(f"dropped {len(dropped)} partition(s): {', '.join(dropped) or '-'}")
 
