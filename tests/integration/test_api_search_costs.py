@@ -44,7 +44,10 @@ def test_search_finds_every_match_across_open_and_closed_days_newest_first(
 ) -> None:
     c, keys, url = api
     since = (NOW - timedelta(days=3)).isoformat().replace("+00:00", "Z")
-    rows = _pages(c, keys.acme, f"/api/v1/logs/search?q=timeout&limit=7&from={since}")
+    until = (
+        (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    )  # the seed writes up to NOW + 39 min
+    rows = _pages(c, keys.acme, f"/api/v1/logs/search?q=timeout&limit=7&from={since}&to={until}")
     with connect(url) as conn:
         expected = conn.execute(
             "SELECT count(*) FROM logs WHERE tenant = 'acme' AND message LIKE '% timeout %'"

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 LISTS = [
     "/api/v1/anomalies?limit=500",
     "/api/v1/metrics/hourly?limit=1000",
-    "/api/v1/logs/search?limit=200",
-    "/api/v1/logs/search?q=timeout&limit=200",
+    "/api/v1/logs/search?limit=200&to=2099-01-01T00:00:00Z",
+    "/api/v1/logs/search?q=timeout&limit=200&to=2099-01-01T00:00:00Z",
     "/api/v1/patterns?limit=500",
 ]
 COSTS = ["/api/v1/costs/estimate", "/api/v1/costs/forecast", "/api/v1/costs/what-if?traffic_multiplier=2"]

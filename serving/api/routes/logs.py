@@ -104,7 +104,12 @@ async def search(
         datetime | None,
         Query(alias="from", description="Lines at or after this time (default: 7 days before `to`)"),
     ] = None,
-    to: Annotated[datetime | None, Query(description="Lines before this time (default: now)")] = None,
+    to: Annotated[
+        datetime | None,
+        Query(
+            description="Lines before this time (default: now; pass it for events stamped ahead of the clock)"
+        ),
+    ] = None,
     tenant: Annotated[
         str | None, Query(max_length=200, description="Admin keys only: only this tenant")
     ] = None,
@@ -117,7 +122,8 @@ async def search(
     `highlight`. Days closed and rebuilt by `loganalyzer db maintain` answer from a GIN index;
     today's lines are read hour by hour, so narrow `from`/`service` for rare words over today."""
     start, end = span(from_, to)
-    end = end or datetime.now(UTC) + timedelta(hours=2)
+    # default: now; events stamped ahead of the clock (the contract allows 2 hours) need an explicit `to`
+    end = end or datetime.now(UTC) + timedelta(minutes=1)
     start = start or _minus(end, DEFAULT_SPAN)
     if start >= end:
         raise HTTPException(422, "'from' must be before 'to'")
