@@ -4,22 +4,25 @@ anomalies, logs, metrics, patterns or costs; an admin key sees all and may filte
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from loganalyzer.db.connection import connect
-from tests.integration.api_harness import Keys, client, make_keys, seed
+from tests.integration.api_harness import NOW, Keys, client, make_keys, seed
 from tests.support import fresh_database
 
 pytestmark = pytest.mark.integration
 
+#: past the newest seeded line (the seed writes up to NOW + 39 minutes; `to` defaults to now)
+LATER = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
 LISTS = [
     "/api/v1/anomalies?limit=500",
     "/api/v1/metrics/hourly?limit=1000",
-    "/api/v1/logs/search?limit=200&to=2099-01-01T00:00:00Z",
-    "/api/v1/logs/search?q=timeout&limit=200&to=2099-01-01T00:00:00Z",
+    f"/api/v1/logs/search?limit=200&to={LATER}",
+    f"/api/v1/logs/search?q=timeout&limit=200&to={LATER}",
     "/api/v1/patterns?limit=500",
 ]
 COSTS = ["/api/v1/costs/estimate", "/api/v1/costs/forecast", "/api/v1/costs/what-if?traffic_multiplier=2"]
