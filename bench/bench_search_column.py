@@ -53,7 +53,7 @@ COLUMNS = (
 
 def rows(n: int, start: int, day: datetime) -> list[tuple[object, ...]]:
     rnd = random.Random(start)
-    out = []
+    out: list[tuple[object, ...]] = []
     for i in range(start, start + n):
         msg = (
             f"GET /api/v1/{rnd.choice(WORDS)}/{rnd.randrange(10**6)} {rnd.randrange(900)}ms "
