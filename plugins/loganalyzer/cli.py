@@ -389,11 +389,13 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.export.cli import export_app
     from loganalyzer.generator.cli import generate_app
     from loganalyzer.patterns.cli import patterns_app
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
+    app.add_typer(export_app, name="export")
 
 
 def main() -> None:

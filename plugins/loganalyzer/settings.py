@@ -8,11 +8,13 @@ values change. docs/configuration.md lists every variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from loganalyzer.events import ParseLimits
 
@@ -106,6 +108,25 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class AwsResources:
+    """Names of the platform's AWS resources (created by `loganalyzer aws bootstrap`)."""
+
+    s3_bucket: str = "loganalyzer-logs"
+    #: key prefix of the daily export: PREFIX/date=YYYY-MM-DD/...
+    export_prefix: str = "logs"
+    dynamodb_table: str = "anomaly_summaries"
+    #: the queue the bucket notifies of new export objects, read by the lambda runner
+    lambda_queue: str = "loganalyzer-logs-events"
+    lambda_dlq: str = "loganalyzer-logs-events-dlq"
+    #: receives of one message before SQS moves it to the dead-letter queue
+    lambda_max_receives: int = 3
+    #: how long a received message stays hidden: a failed one comes back after this
+    lambda_visibility_timeout_seconds: int = 60
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -113,6 +134,7 @@ class Settings:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
+    aws: AwsResources = field(default_factory=AwsResources)
     state_dir: Path = field(default_factory=lambda: project_root() / ".state")
 
     def with_database(self, url: str) -> Settings:
@@ -126,6 +148,40 @@ _KAFKA_OWN = {
     "KAFKA_GROUP_ID",
     "KAFKA_SESSION_TIMEOUT_MS",
 }
+
+
+def _endpoint_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("AWS_ENDPOINT_URL") or None
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(
+            f"AWS_ENDPOINT_URL={raw!r} is not an http(s) URL (e.g. http://127.0.0.1:5000); "
+            "unset it to use AWS itself"
+        )
+    return raw
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", raw):
+        raise SettingsError(f"{name}={raw!r} is not a valid AWS resource name (letters, digits, . _ -)")
+    return raw
+
+
+def _aws_resources(env: Mapping[str, str]) -> AwsResources:
+    return AwsResources(
+        s3_bucket=_name(env, "S3_BUCKET", "loganalyzer-logs"),
+        export_prefix=(env.get("S3_EXPORT_PREFIX") or "logs").strip("/"),
+        dynamodb_table=_name(env, "DYNAMODB_TABLE", "anomaly_summaries"),
+        lambda_queue=_name(env, "LAMBDA_QUEUE", "loganalyzer-logs-events"),
+        lambda_dlq=_name(env, "LAMBDA_DLQ", "loganalyzer-logs-events-dlq"),
+        lambda_max_receives=_int(env, "LAMBDA_MAX_RECEIVES", 3, minimum=1),
+        lambda_visibility_timeout_seconds=_int(env, "LAMBDA_VISIBILITY_TIMEOUT_SECONDS", 60, minimum=1),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -167,8 +223,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             model_refresh_seconds=_float(env, "MODEL_REFRESH_SECONDS", 30.0, minimum=1.0),
             warm_start_hours=_float(env, "DETECTION_WARM_START_HOURS", 2.0, minimum=0.0),
         ),
-        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        aws_endpoint_url=_endpoint_url(env),
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+        aws=_aws_resources(env),
         state_dir=Path(state_dir) if state_dir else project_root() / ".state",
     )
 
