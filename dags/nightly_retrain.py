@@ -10,8 +10,8 @@ follows the alias and picks a new champion up without a restart. Work: `loganaly
 
 - Schedule: daily at 02:30 UTC.
 - Params: `days`, `holdout_hours`, `ground_truth` (a path or s3:// URI of the generator's
-  ground-truth JSONL; empty: LOGANALYZER_GROUND_TRUTH, else none), `scramble_services` (a control
-  run that must lose).
+  ground-truth JSONL; empty: LOGANALYZER_GROUND_TRUTH, else none), `calibration_quantile`
+  (share of training windows below the threshold, default 0.999).
 - Needs MLFLOW_TRACKING_URI in the workers' environment; connection `loganalyzer_db` (and
   `loganalyzer_aws` for an s3:// ground truth).
 """
@@ -40,8 +40,8 @@ from loganalyzer.batch.dag_defaults import DEFAULT_ARGS, START_DATE
             24.0, type="number", exclusiveMinimum=0, description="latest hours kept for evaluation"
         ),
         "ground_truth": Param("", type="string", description="path or s3:// URI of ground-truth JSONL"),
-        "scramble_services": Param(
-            False, type="boolean", description="control: profile each service on another's data"
+        "calibration_quantile": Param(
+            0.999, type="number", exclusiveMinimum=0, maximum=1, description="threshold quantile"
         ),
     },
 )
@@ -66,7 +66,7 @@ def nightly_retrain() -> None:
         config = RetrainConfig(
             days=float(params["days"]),
             holdout_hours=float(params["holdout_hours"]),
-            scramble_services=bool(params["scramble_services"]),
+            calibration_quantile=float(params["calibration_quantile"]),
         )
         with open_database() as conn:
             report = retrain(conn, uri, interval_end(context), config, truth)

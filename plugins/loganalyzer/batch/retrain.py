@@ -38,7 +38,7 @@ from loganalyzer.db.minute_counts import minute_counts
 from loganalyzer.detection.features import FEATURE_NAMES
 from loganalyzer.events import service_key
 from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
-from loganalyzer.model.forest import ForestModel
+from loganalyzer.model.forest import CALIBRATION_QUANTILE, ForestModel
 from loganalyzer.model.training import Candidate, Window, fit_candidate, windows_by_service
 
 WINDOW_MINUTES = 5
@@ -268,11 +268,14 @@ class RetrainConfig:
     random_state: int = 0
     #: forest fitted on at most this many sampled windows (0: all)
     max_rows: int = 200_000
-    #: a control experiment: each service's profile is fitted on ANOTHER service's windows, so the
-    #: model knows the wrong normal. A real model must beat it; tests use it as a worse candidate.
-    scramble_services: bool = False
+    #: share of training windows allowed under the threshold (forest.CALIBRATION_QUANTILE). Lower
+    #: flags more: a candidate calibrated at 0.5 flags half of normal traffic, a clearly worse
+    #: model that the evaluation must refuse (tests use it so).
+    calibration_quantile: float = CALIBRATION_QUANTILE
 
     def __post_init__(self) -> None:
+        if not 0 < self.calibration_quantile <= 1:
+            raise ValueError(f"calibration_quantile must be in (0, 1], got {self.calibration_quantile}")
         if self.days <= 0 or self.holdout_hours <= 0 or self.holdout_hours >= self.days * 24:
             raise ValueError(
                 f"retraining needs 0 < holdout_hours ({self.holdout_hours}) < days*24 ({self.days * 24})"
@@ -294,13 +297,6 @@ class RetrainReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _scrambled(by_service: Mapping[str, list[tuple[float, ...]]]) -> dict[str, list[tuple[float, ...]]]:
-    """Each service gets the next service's windows (sorted by key): deterministic and wrong."""
-    keys = sorted(by_service)
-    shifted = keys[1:] + keys[:1]
-    return {k: by_service[other] for k, other in zip(keys, shifted, strict=True)}
 
 
 def training_summary(
@@ -362,13 +358,15 @@ def retrain(
         k: [r for m, r in ws if m < split_minute and not (k in known and _overlaps(m, known[k]))]
         for k, ws in windows.items()
     }
-    if config.scramble_services:
-        train = _scrambled(train)
     stages["labels"] = time.perf_counter() - t
 
     t = time.perf_counter()
     candidate: Candidate = fit_candidate(
-        train, n_estimators=config.n_estimators, random_state=config.random_state, max_rows=config.max_rows
+        train,
+        n_estimators=config.n_estimators,
+        random_state=config.random_state,
+        max_rows=config.max_rows,
+        calibration_quantile=config.calibration_quantile,
     )
     stages["train"] = time.perf_counter() - t
 

@@ -161,14 +161,16 @@ CALIBRATION_QUANTILE = 0.999
 CALIBRATION_MARGIN = 0.0
 
 
-def calibrate(estimator: Any, rows: Sequence[Sequence[float]]) -> float:
+def calibrate(
+    estimator: Any, rows: Sequence[Sequence[float]], quantile: float = CALIBRATION_QUANTILE
+) -> float:
     """A score threshold just above almost every training window's score.
 
     Why: IsolationForest's own cut (score 0) flags a fixed share of any data; the windows of a
     normal day tell where normal ends for THIS traffic.
     """
     scores = sorted(float(-s) for s in estimator.decision_function(np.asarray(rows, dtype=np.float64)))
-    q = scores[min(len(scores) - 1, int(CALIBRATION_QUANTILE * len(scores)))]
+    q = scores[min(len(scores) - 1, int(quantile * len(scores)))]
     return max(0.0, q) + CALIBRATION_MARGIN
 
 

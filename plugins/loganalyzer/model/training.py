@@ -15,7 +15,7 @@ from typing import Any
 
 from loganalyzer.detection.features import Counts, window_features
 from loganalyzer.events import service_key
-from loganalyzer.model.forest import calibrate, train_forest
+from loganalyzer.model.forest import CALIBRATION_QUANTILE, calibrate, train_forest
 from loganalyzer.model.profiles import Profile, fit_profiles, standardise
 
 #: one window: (minute since the epoch of its LAST bucket, its six features)
@@ -77,6 +77,7 @@ def fit_candidate(
     n_estimators: int = 200,
     random_state: int = 0,
     max_rows: int = 0,
+    calibration_quantile: float = CALIBRATION_QUANTILE,
 ) -> Candidate:
     """Fit profiles on every window, then the forest and its threshold on the standardised windows.
 
@@ -93,4 +94,4 @@ def fit_candidate(
     if len(rows) < 50:
         raise NotEnoughData(f"only {len(rows)} feature windows of services with an hour of data: need 50")
     estimator = train_forest(rows, n_estimators=n_estimators, random_state=random_state)
-    return Candidate(estimator, calibrate(estimator, rows), profiles, rows, total)
+    return Candidate(estimator, calibrate(estimator, rows, calibration_quantile), profiles, rows, total)

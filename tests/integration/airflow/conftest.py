@@ -94,7 +94,10 @@ def platform(
     ddb = boto3.client("dynamodb", **kw)
     ddb.create_table(
         TableName=table,
-        KeySchema=[{"AttributeName": "date", "KeyType": "HASH"}, {"AttributeName": "tenant_service", "KeyType": "RANGE"}],
+        KeySchema=[
+            {"AttributeName": "date", "KeyType": "HASH"},
+            {"AttributeName": "tenant_service", "KeyType": "RANGE"},
+        ],
         AttributeDefinitions=[
             {"AttributeName": "date", "AttributeType": "S"},
             {"AttributeName": "tenant_service", "AttributeType": "S"},
@@ -119,8 +122,15 @@ def platform(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) lands in the temp folder
-    return {"database_url": database_url, "s3": s3, "dynamodb": ddb, "bucket": bucket, "table": table,
-            "mlflow_uri": mlflow_uri, "kw": kw}
+    return {
+        "database_url": database_url,
+        "s3": s3,
+        "dynamodb": ddb,
+        "bucket": bucket,
+        "table": table,
+        "mlflow_uri": mlflow_uri,
+        "kw": kw,
+    }
 
 
 def run_dag(dagbag: Any, dag_id: str, logical_date: Any, **conf: Any) -> Any:

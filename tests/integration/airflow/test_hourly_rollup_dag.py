@@ -21,7 +21,8 @@ SELECT tenant, service, date_trunc('hour', "timestamp"), count(*),
        count(*) FILTER (WHERE level IN ('TRACE', 'DEBUG')), count(*) FILTER (WHERE level = 'INFO'),
        count(*) FILTER (WHERE level = 'WARN'), count(*) FILTER (WHERE level = 'ERROR'),
        count(*) FILTER (WHERE level = 'FATAL'), count(DISTINCT host),
-       round(avg(duration_ms)::numeric, 6), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::numeric, 6)
+       round(avg(duration_ms)::numeric, 6),
+       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::numeric, 6)
 FROM logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 _ACTUAL = """
@@ -40,7 +41,9 @@ def snapshot(url: str) -> list[tuple[Any, ...]]:
     return rows(url, "SELECT *, xmin::text FROM hourly_metrics ORDER BY 1, 2, 3")
 
 
-def test_three_day_backfill_is_a_group_by_and_reruns_change_nothing(dagbag: Any, platform: dict[str, Any]) -> None:
+def test_three_day_backfill_is_a_group_by_and_reruns_change_nothing(
+    dagbag: Any, platform: dict[str, Any]
+) -> None:
     url = platform["database_url"]
     for i, day in enumerate(DAYS):
         insert_logs(url, day, 6_000, tenants=2, services=3, offset=i * 10_000)
@@ -70,9 +73,9 @@ def test_a_late_event_is_counted_by_the_next_hours_run(dagbag: Any, platform: di
     (before,) = rows(url, count_sql)[0]
     with connect(url) as conn:
         conn.execute(
-            "INSERT INTO logs (\"timestamp\", tenant, service, host, level, message, kafka_topic,"
-            " kafka_partition, kafka_offset) VALUES ('2026-11-02 10:30+00', 'tenant-0', 'svc-00', 'h', 'ERROR',"
-            " 'late', 'logs', 9, 1)"
+            'INSERT INTO logs ("timestamp", tenant, service, host, level, message, kafka_topic,'
+            " kafka_partition, kafka_offset) VALUES ('2026-11-02 10:30+00', 'tenant-0', 'svc-00', 'h',"
+            " 'ERROR', 'late', 'logs', 9, 1)"
         )
         conn.commit()
     run_dag(dagbag, "hourly_rollup", ten + timedelta(hours=2))  # 11:00-12:00 also recomputes 10:00
@@ -84,6 +87,8 @@ def test_a_bad_database_connection_is_named(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", "postgres://postgres@127.0.0.1:1/nowhere")
     dag = dagbag.dags["hourly_rollup"]
+    for task in dag.tasks:  # fail at once instead of after the production retry schedule
+        monkeypatch.setattr(task, "retries", 0)
     run = dag.test(logical_date=datetime(2026, 11, 2, 10, tzinfo=UTC))
     assert str(run.state).endswith("failed")
     from loganalyzer.batch.airflow_io import ConnectionSettingError, open_database
