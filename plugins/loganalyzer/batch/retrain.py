@@ -342,8 +342,12 @@ def retrain(
     t = time.perf_counter()
     start = end - timedelta(days=config.days)
     split_minute = int((end - timedelta(hours=config.holdout_hours)).timestamp() // 60)
-    windows = load_windows(conn, start, end)
-    stages["features"] = time.perf_counter() - t
+    minutes = minute_counts(conn, start, end)
+    stages["read_minutes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    windows = windows_by_service(minutes, WINDOW_MINUTES)
+    del minutes
+    stages["window_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
     spans = parse_ground_truth(ground_truth) if ground_truth else []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -37,10 +38,21 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    airflow = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=180)
-    if done.returncode:
-        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    # A migrated empty metadata DB is kept per Airflow version: migrating costs 10-180 s on a
+    # loaded machine, copying the template a few milliseconds.
+    from importlib.metadata import version
+
+    template = ROOT / ".state" / "test-airflow" / f"airflow-{version('apache-airflow-core')}.db"
+    if not template.exists():
+        airflow = Path(sys.executable).with_name("airflow")
+        done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=900)
+        if done.returncode:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(home / "airflow.db", template.with_suffix(".tmp"))
+        template.with_suffix(".tmp").replace(template)
+    else:
+        shutil.copyfile(template, home / "airflow.db")
     yield home
     for k, v in old.items():
         if v is None:
