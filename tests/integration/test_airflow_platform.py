@@ -54,14 +54,17 @@ def test_airflow_starts_lists_the_dags_and_stops(tmp_path: Path, metadata_db: st
     try:
         for spec in airflow_specs(setup):
             sup.start(spec)
-        with httpx.Client(base_url=setup.url, timeout=30) as http:
+        with httpx.Client(base_url=setup.url, timeout=120) as http:
             token = http.post("/auth/token", json={"username": "admin", "password": password})
             assert token.status_code in (200, 201), token.text
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             deadline = time.monotonic() + 600
             dags: dict[str, bool] = {}
             while time.monotonic() < deadline:  # the dag-processor parses dags/ after it starts
-                body = http.get("/api/v2/dags", headers=headers, params={"limit": 100}).json()
+                try:
+                    body = http.get("/api/v2/dags", headers=headers, params={"limit": 100}).json()
+                except httpx.TimeoutException:  # busy running the first scheduled tasks: ask again
+                    continue
                 dags = {d["dag_id"]: d["is_paused"] for d in body.get("dags", [])}
                 if set(dags) >= DAGS:
                     break

@@ -166,3 +166,15 @@ def test_usage_of_a_day_from_objects_items_and_invocations() -> None:
     assert doc["lambda"] == {"requests": 2, "duration_ms": 250.0, "memory_mb": 1024}
     assert doc["s3"]["storage_gb"] == pytest.approx(4000 / 1024**3 * 24 / 730)
     assert usage_document(day, TenantUsage(), "us-east-1").get("lambda") is None
+
+
+def test_calibration_through_the_compiled_forest_equals_sklearns_scores() -> None:
+    import numpy as np
+
+    from loganalyzer.model.forest import CALIBRATION_QUANTILE, calibrate, train_forest
+
+    rows = np.random.default_rng(0).normal(size=(9000, 6)).tolist()  # more than one 4096-row chunk
+    estimator = train_forest(rows, n_estimators=50)
+    scores = sorted(float(-s) for s in estimator.decision_function(np.asarray(rows)))
+    expected = max(0.0, scores[int(CALIBRATION_QUANTILE * len(scores))])
+    assert calibrate(estimator, rows) == expected

@@ -169,7 +169,21 @@ def calibrate(
     Why: IsolationForest's own cut (score 0) flags a fixed share of any data; the windows of a
     normal day tell where normal ends for THIS traffic.
     """
-    scores = sorted(float(-s) for s in estimator.decision_function(np.asarray(rows, dtype=np.float64)))
+    x = np.asarray(rows, dtype=np.float64)
+    # The compiled walk gives decision_function's numbers (tests hold it to them) in a fraction
+    # of the time: a month of windows is ~2 million rows.
+    # Chunks bound its (rows x trees) arrays to a few MB.
+    compiled = CompiledForest.compile(estimator)
+    parts: list[np.ndarray] | None = [] if compiled is not None else None
+    if compiled is not None and parts is not None:
+        for i in range(0, len(x), 4096):
+            chunk = compiled.anomaly_scores(x[i : i + 4096])
+            if chunk is None:  # a NaN: leave it all to sklearn
+                parts = None
+                break
+            parts.append(chunk)
+    raw = np.concatenate(parts) if parts else -estimator.decision_function(x)
+    scores = sorted(float(s) for s in raw)
     q = scores[min(len(scores) - 1, int(quantile * len(scores)))]
     return max(0.0, q) + CALIBRATION_MARGIN
 

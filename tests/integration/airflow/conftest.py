@@ -152,3 +152,11 @@ def run_dag(dagbag: Any, dag_id: str, logical_date: Any, **conf: Any) -> Any:
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state).endswith("success"), f"{dag_id} @ {logical_date}: {run.state} {states}"
     return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """dag.test() runs take seconds each, and many seconds on a loaded 2-core machine."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(1200))
