@@ -55,11 +55,16 @@ def test_export_writes_the_day_and_a_rerun_replaces_exactly_it(dagbag: Any, plat
     assert len(first) == 2 * 3 + 1  # a part per tenant/service + the manifest
     assert {k for k in first if k.endswith(".parquet")} == {o["key"] for o in m["objects"]}
 
+    def content(m: dict[str, Any]) -> dict[str, Any]:
+        # a part's bytes carry its run's id; its rows and their checksum must not change
+        return {o["key"]: (o["rows"], o["row_checksum"]) for o in m["objects"]}
+
     export(dagbag, DAY)
     again = day_objects(platform, DAY)
-    parts = {k: v for k, v in again.items() if k.endswith(".parquet")}
-    assert parts == {k: v for k, v in first.items() if k.endswith(".parquet")}  # same keys, same bytes
-    assert manifest(platform, DAY)["total_rows"] == 20_000
+    assert set(again) == set(first)  # same keys: nothing added, nothing left behind
+    m2 = manifest(platform, DAY)
+    assert content(m2) == content(m) and m2["total_rows"] == 20_000
+    assert m2["run_id"] != m["run_id"]
     assert day_objects(platform, DAY + timedelta(days=1)) == {}  # the next day is not touched
 
 
