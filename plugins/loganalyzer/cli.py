@@ -156,7 +156,7 @@ def model_train(
     with connect(settings.database_url) as conn:
         windows = load_windows(conn, start, end)
     try:
-        candidate = fit_candidate({k: [r for _, r in ws] for k, ws in windows.items()})
+        candidate = fit_candidate({k: ws.features for k, ws in windows.items()})
     except NotEnoughData as exc:
         console.print(f"[red]{exc}[/red] between {start} and {end}")
         raise typer.Exit(1) from None

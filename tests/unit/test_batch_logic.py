@@ -7,6 +7,7 @@ import json
 import math
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,9 @@ from loganalyzer.batch.retrain import (
     parse_ground_truth,
 )
 from loganalyzer.batch.rollup import hours_to_roll_up
+from loganalyzer.db.minute_counts import MinuteArrays
+from loganalyzer.detection.features import Counts
+from loganalyzer.model.training import ServiceWindows, window_arrays, windows_by_service
 
 
 @settings(max_examples=200, deadline=None)
@@ -81,8 +85,15 @@ T0 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 M0 = int(T0.timestamp() // 60)
 
 
+def sw(minutes: list[int], values: list[float]) -> ServiceWindows:
+    return ServiceWindows(np.asarray(minutes, dtype=np.int64), np.asarray([[v] * 6 for v in values]))
+
+
 def test_windows_overlapping_an_incident_are_positive_and_the_rest_labelled_only_with_ground_truth() -> None:
-    windows = {"a/x": [(M0 + i, (float(i),)) for i in range(20)], "a/y": [(M0 + 3, (0.0,))]}
+    windows = {
+        "a/x": sw([M0 + i for i in range(20)], [float(i) for i in range(20)]),
+        "a/y": sw([M0 + 3], [0.0]),
+    }
     incident = LabelSpan("a/x", T0 + timedelta(minutes=10), T0 + timedelta(minutes=12), True, "ground_truth")
     labelled = label_windows(windows, [incident], everything_labelled=True)
     positives = [row[0] for row, y in zip(labelled.rows, labelled.labels, strict=True) if y]
@@ -92,6 +103,53 @@ def test_windows_overlapping_an_incident_are_positive_and_the_rest_labelled_only
     noise = LabelSpan("a/x", T0, T0 + timedelta(minutes=1), False, "feedback")
     only_feedback = label_windows(windows, [noise], everything_labelled=False)
     assert only_feedback.labels == [False] * 5  # windows ending at minutes 0..4 touch minute 0
+
+
+minute_counts_strategy = st.dictionaries(
+    st.integers(0, 40),
+    st.builds(
+        Counts,
+        st.integers(0, 10**6),
+        st.integers(0, 10**5),
+        st.integers(0, 10**5),
+        st.floats(0, 1e9, allow_nan=False, allow_infinity=False),
+        st.integers(0, 10**6),
+        st.integers(0, 10**8),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(minute_counts_strategy)
+def test_window_arrays_are_bit_identical_to_the_consumers_window_features(minutes: dict[int, Counts]) -> None:
+    expected = windows_by_service({("t", "s"): minutes})
+    ordered = sorted(minutes)
+    arrays = MinuteArrays(
+        np.asarray(ordered, dtype=np.int64),
+        np.asarray(
+            [
+                [
+                    minutes[m].total,
+                    minutes[m].errors,
+                    minutes[m].warns,
+                    minutes[m].duration_n,
+                    minutes[m].length_sum,
+                ]
+                for m in ordered
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 5),
+        np.asarray([minutes[m].duration_sum for m in ordered], dtype=np.float64),
+    )
+    got = window_arrays({"t/s": arrays}).get("t/s")
+    want = expected.get("t/s", [])
+    if got is None:
+        assert want == []
+        return
+    assert got.minutes.tolist() == [m for m, _ in want]
+    assert [tuple(r) for r in got.features.tolist()] == [r for _, r in want]  # exact, not approx
 
 
 def test_ground_truth_lines_are_parsed_and_a_bad_line_is_named() -> None:

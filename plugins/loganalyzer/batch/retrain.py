@@ -34,19 +34,20 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from loganalyzer.db.minute_counts import minute_counts
+from loganalyzer.db.minute_counts import minute_arrays
 from loganalyzer.detection.features import FEATURE_NAMES
 from loganalyzer.events import service_key
 from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
 from loganalyzer.model.forest import CALIBRATION_QUANTILE, ForestModel
-from loganalyzer.model.training import Candidate, Window, fit_candidate, windows_by_service
+from loganalyzer.model.training import Candidate, ServiceWindows, fit_candidate, window_arrays
 
 WINDOW_MINUTES = 5
 
 
-def load_windows(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, list[Window]]:
-    """Window features of every service in [start, end), by the consumer's own feature code."""
-    return windows_by_service(minute_counts(conn, start, end), WINDOW_MINUTES)
+def load_windows(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, ServiceWindows]:
+    """Window features of every service in [start, end): the consumer's minute query and feature
+    arithmetic, over columns."""
+    return window_arrays(minute_arrays(conn, start, end), WINDOW_MINUTES)
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -119,10 +120,15 @@ def feedback_labels(conn: psycopg.Connection, start: datetime, end: datetime) ->
     return spans
 
 
-def _overlaps(minute: int, spans: Sequence[LabelSpan]) -> bool:
-    lo = (minute - WINDOW_MINUTES + 1) * 60.0
-    hi = (minute + 1) * 60.0
-    return any(s.start.timestamp() < hi and s.end.timestamp() > lo for s in spans)
+def overlap_mask(minutes: np.ndarray, spans: Sequence[LabelSpan]) -> np.ndarray:
+    """Which windows (by the minute each ends in) overlap any of `spans` (a window covers minutes
+    end-4 .. end)."""
+    lo = (minutes - WINDOW_MINUTES + 1) * 60.0
+    hi = (minutes + 1) * 60.0
+    mask = np.zeros(len(minutes), dtype=bool)
+    for s in spans:
+        mask |= (s.start.timestamp() < hi) & (s.end.timestamp() > lo)
+    return mask
 
 
 @dataclass
@@ -133,7 +139,7 @@ class Labelled:
 
 
 def label_windows(
-    windows: Mapping[str, Sequence[Window]], spans: Sequence[LabelSpan], everything_labelled: bool
+    windows: Mapping[str, ServiceWindows], spans: Sequence[LabelSpan], everything_labelled: bool
 ) -> Labelled:
     """Label each window: anomalous when it overlaps an anomalous span of its service. With
     `everything_labelled` (ground truth covers the period) every other window is normal;
@@ -143,19 +149,13 @@ def label_windows(
         by_key.setdefault(s.key, []).append(s)
     out = Labelled()
     for key, ws in windows.items():
-        pos = [s for s in by_key.get(key, []) if s.anomalous]
-        neg = [s for s in by_key.get(key, []) if not s.anomalous]
-        for minute, row in ws:
-            if pos and _overlaps(minute, pos):
-                label: bool | None = True
-            elif everything_labelled or (neg and _overlaps(minute, neg)):
-                label = False
-            else:
-                label = None
-            if label is not None:
-                out.keys.append(key)
-                out.rows.append(row)
-                out.labels.append(label)
+        pos = overlap_mask(ws.minutes, [s for s in by_key.get(key, []) if s.anomalous])
+        neg = overlap_mask(ws.minutes, [s for s in by_key.get(key, []) if not s.anomalous])
+        keep = np.ones(len(pos), dtype=bool) if everything_labelled else (pos | neg)
+        idx = np.flatnonzero(keep)
+        out.keys.extend([key] * len(idx))
+        out.rows.extend(tuple(r) for r in ws.features[idx].tolist())
+        out.labels.extend(pos[idx].tolist())
     return out
 
 
@@ -300,12 +300,11 @@ class RetrainReport:
 
 
 def training_summary(
-    windows: Mapping[str, Sequence[Window]], train: Mapping[str, Sequence[tuple[float, ...]]]
+    windows: Mapping[str, ServiceWindows], train: Mapping[str, np.ndarray]
 ) -> dict[str, Any]:
     """What the model was trained on, per service and per feature (logged as an MLflow artifact)."""
-    all_rows = np.asarray([r for rs in train.values() for r in rs], dtype=np.float64).reshape(
-        -1, len(FEATURE_NAMES)
-    )
+    parts = [a for a in train.values() if len(a)]
+    all_rows = np.concatenate(parts) if parts else np.zeros((0, len(FEATURE_NAMES)))
     features: dict[str, dict[str, float]] = {}
     if len(all_rows):
         for i, name in enumerate(FEATURE_NAMES):
@@ -318,7 +317,8 @@ def training_summary(
             }
     return {
         "services": {
-            k: {"windows": len(ws), "train_windows": len(train.get(k, []))} for k, ws in windows.items()
+            k: {"windows": len(ws.minutes), "train_windows": len(train.get(k, []))}
+            for k, ws in windows.items()
         },
         "train_windows": len(all_rows),
         "features": features,
@@ -342,24 +342,27 @@ def retrain(
     t = time.perf_counter()
     start = end - timedelta(days=config.days)
     split_minute = int((end - timedelta(hours=config.holdout_hours)).timestamp() // 60)
-    minutes = minute_counts(conn, start, end)
+    minutes = minute_arrays(conn, start, end)
     stages["read_minutes"] = time.perf_counter() - t
     t = time.perf_counter()
-    windows = windows_by_service(minutes, WINDOW_MINUTES)
+    windows = window_arrays(minutes, WINDOW_MINUTES)
     del minutes
     stages["window_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
     spans = parse_ground_truth(ground_truth) if ground_truth else []
     spans += feedback_labels(conn, start, end)
-    held_out = {k: [w for w in ws if w[0] >= split_minute] for k, ws in windows.items()}
+    held_out = {
+        k: ServiceWindows(ws.minutes[ws.minutes >= split_minute], ws.features[ws.minutes >= split_minute])
+        for k, ws in windows.items()
+    }
     labelled = label_windows(held_out, spans, everything_labelled=ground_truth is not None)
     known: dict[str, list[LabelSpan]] = {}
     for s in spans:
         if s.anomalous:
             known.setdefault(s.key, []).append(s)
     train = {
-        k: [r for m, r in ws if m < split_minute and not (k in known and _overlaps(m, known[k]))]
+        k: ws.features[(ws.minutes < split_minute) & ~overlap_mask(ws.minutes, known.get(k, []))]
         for k, ws in windows.items()
     }
     stages["labels"] = time.perf_counter() - t
