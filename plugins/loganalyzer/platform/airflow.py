@@ -101,6 +101,11 @@ def airflow_env(setup: AirflowSetup) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     root = project_root()
     product = dict(setup.product_env)
+    if "LOGANALYZER_GROUND_TRUTH" not in product and product.get("LOGANALYZER_STATE_DIR"):
+        # where `up`'s generator writes its incidents: the retraining's labels
+        product["LOGANALYZER_GROUND_TRUTH"] = str(
+            Path(product["LOGANALYZER_STATE_DIR"]) / "ground_truth.jsonl"
+        )
     env = {
         **product,
         "AIRFLOW_HOME": str(home),
