@@ -32,7 +32,7 @@ def test_model_train_registers_and_promotes(
     assert result.exit_code == 0, result.output
     assert "registered log-anomaly-detector version 1" in result.output
     mv = MlflowClient(uri).get_model_version_by_alias("log-anomaly-detector", "champion")
-    assert mv.version == "1" and mv.tags["profiles"] == "profiles.json"
+    assert str(mv.version) == "1" and mv.tags["profiles"] == "profiles.json"
     mlflow.set_tracking_uri(uri)
     info = mlflow.models.get_model_info("models:/log-anomaly-detector/1")
     assert info.signature is not None and info.saved_input_example_info is not None
