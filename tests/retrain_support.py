@@ -78,7 +78,7 @@ def write_traffic(
         for m0 in range(0, minutes, chunk_minutes):
             m1 = min(minutes, m0 + chunk_minutes) - 1
             conn.execute(
-                _INSERT,  # type: ignore[arg-type]
+                _INSERT,
                 {
                     "start": start,
                     "tenant": TENANT,
