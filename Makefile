@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-retrain fmt clean
+.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-retrain lambda-zip fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ unit: ## Fast tests of pure logic only
 integration: ## Tests against real PostgreSQL and a real Kafka-protocol broker
 	.venv/bin/pytest -q tests/integration
 
-bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-retrain ## Run every benchmark (each prints its figure next to a same-run reference)
+bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-retrain ## Run every benchmark (each prints its figure next to a same-run reference)
 
 bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
 	$(PY) bench/bench_ingest.py
@@ -57,6 +57,12 @@ bench-state: setup ## Detection state of 10,000 services: memory, checkpoint siz
 
 bench-retrain: setup ## Nightly retraining on 30 days x 50 services (budget 60 s) vs a plain SQL scan
 	$(PY) bench/bench_retrain.py
+
+bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's own binary COPY (rows/s, peak RSS)
+	$(PY) bench/bench_export.py
+
+lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
+	$(PY) lambda/build.py
 
 fmt: ## Format and auto-fix
 	.venv/bin/ruff format .

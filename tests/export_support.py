@@ -36,8 +36,8 @@ def moto_server(log_dir: Path) -> Iterator[str]:
             proc.wait()
 
 
-#: Seed-shaped rows spread over one UTC day: every 20th row an ERROR from one of two templates,
-#: every 9th a WARN; (tenant, service) cycle so that every service has rows all day.
+#: Seed-shaped rows spread over one UTC day. (tenant, service) cycle so that every service has
+#: rows all day; in every 20th round of that cycle all are ERRORs (two templates), every 9th WARN.
 _INSERT = """
 INSERT INTO logs ("timestamp", tenant, service, host, level, message, metadata,
                   kafka_topic, kafka_partition, kafka_offset, duration_ms)
@@ -45,15 +45,16 @@ SELECT %(start)s::timestamptz + (g::float8 / %(n)s::float8) * interval '86399 se
        'tenant-' || (g %% %(tenants)s),
        'svc-' || lpad(((g / %(tenants)s) %% %(services)s)::text, 2, '0'),
        'host-' || (g %% 7),
-       CASE WHEN g %% 20 = 0 THEN 'ERROR' WHEN g %% 9 = 0 THEN 'WARN'
-            WHEN g %% 3 = 0 THEN 'DEBUG' ELSE 'INFO' END,
-       CASE WHEN g %% 40 = 0
+       CASE WHEN q %% 20 = 0 THEN 'ERROR' WHEN q %% 9 = 0 THEN 'WARN'
+            WHEN q %% 3 = 0 THEN 'DEBUG' ELSE 'INFO' END,
+       CASE WHEN q %% 40 = 0
             THEN 'payment failed for order ' || g || ': timeout after ' || (g %% 900) || ' ms'
-            WHEN g %% 20 = 0 THEN 'connection refused by db-' || (g %% 3) || ' port 5432'
+            WHEN q %% 20 = 0 THEN 'connection refused by db-' || (g %% 3) || ' port 5432'
             ELSE 'request ' || g || ' served in ' || (g %% 250) || ' ms' END,
        jsonb_build_object('request_id', 'r-' || g, 'duration_ms', g %% 250, 'path', '/api/v1/items'),
        %(topic)s, (g %% 4)::int, g + %(offset)s::bigint, (g %% 250)::float8
-FROM generate_series(%(first)s::bigint, %(last)s::bigint) g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) g,
+     LATERAL (SELECT g / (%(tenants)s * %(services)s) AS q) per_round
 """
 
 
@@ -74,7 +75,7 @@ def insert_logs(
         for first in range(1, rows + 1, chunk):
             last = min(first + chunk - 1, rows)
             conn.execute(
-                _INSERT,  # type: ignore[arg-type]
+                _INSERT,
                 {
                     "start": day_start(day),
                     "n": rows,
@@ -91,6 +92,6 @@ def insert_logs(
 def postgres_checksum(url: str, day: date) -> RowChecksum:
     lo, hi = day_start(day), day_start(day + timedelta(days=1))
     with connect(url) as conn:
-        row = conn.execute(POSTGRES_CHECKSUM_SQL, (lo, lo, hi)).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(POSTGRES_CHECKSUM_SQL, (lo, lo, hi)).fetchone()
     assert row is not None
     return checksum_from_row(tuple(row))

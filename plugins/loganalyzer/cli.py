@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +21,7 @@ from rich.console import Console
 
 from loganalyzer.db.connection import connect, ensure_database
 from loganalyzer.db.migrate import MigrationError, migrate, pending
-from loganalyzer.settings import Settings, SettingsError, kafka_client_config, load_settings
+from loganalyzer.settings import AwsResources, Settings, SettingsError, kafka_client_config, load_settings
 
 if TYPE_CHECKING:
     from streaming.detection_stage import DetectionStage
@@ -297,6 +298,7 @@ def up(
             console.print(f"AWS: local S3/DynamoDB endpoint (moto) on {aws_url}")
             env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         env["AWS_ENDPOINT_URL"] = aws_url
+        aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
 
         mlflow_line = "MLflow:              not started (--no-mlflow)"
         if "MLFLOW_TRACKING_URI" in os.environ:
@@ -316,6 +318,7 @@ def up(
         ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
         sup.start(cli_spec("consumer", "consume", env=env))
+        sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
         ground_truth = state / "ground_truth.jsonl"
         if generator:
             sup.start(
@@ -341,6 +344,9 @@ def up(
             f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
             f"Kafka:               {bootstrap}  (topic {kafka.topic})",
             f"local AWS endpoint:  {aws_url}",
+            f"daily export:        loganalyzer export day --date YYYY-MM-DD → s3://{aws_names.s3_bucket}/"
+            f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
+            f"{aws_names.dynamodb_table}",
             mlflow_line,
             f"incidents injected:  {ground_truth}" if generator else "generator:           off",
             f"process logs:        {state / 'logs'}",
@@ -368,6 +374,25 @@ def up(
         console.print("stopped")
 
 
+def _bootstrap_aws(settings: Settings) -> AwsResources:
+    """The export bucket, event queues and summary table, before the lambda runner polls them."""
+    from loganalyzer.aws import clients
+    from loganalyzer.aws.provision import ensure_resources
+
+    try:
+        ensure_resources(
+            clients.s3(settings),
+            clients.sqs(settings),
+            clients.dynamodb(settings),
+            settings.aws,
+            settings.aws_region,
+        )
+    except Exception as exc:
+        console.print(f"[red]AWS resources could not be created:[/red] {clients.unreachable(settings, exc)}")
+        raise typer.Exit(1) from None
+    return settings.aws
+
+
 def _print_status(settings: Settings) -> None:
     try:
         with connect(settings.database_url) as conn:
@@ -389,13 +414,19 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.aws.cli import aws_app
+    from loganalyzer.costs.cli import costs_app
     from loganalyzer.export.cli import export_app
     from loganalyzer.generator.cli import generate_app
+    from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
+    app.add_typer(costs_app, name="costs")
     app.add_typer(export_app, name="export")
+    app.add_typer(aws_app, name="aws")
+    app.command("lambda-runner")(lambda_runner)
 
 
 def main() -> None:

@@ -207,3 +207,29 @@ def test_cli_exports_a_day(database_url: str, s3: Any, aws_endpoint: str) -> Non
     assert out.returncode == 0, out.stderr
     assert "exported 100 rows" in out.stderr.replace("\n", " ")
     assert manifest_exists(s3, s3.bucket, DAY)
+
+
+def test_cli_names_an_unreachable_database(aws_endpoint: str) -> None:
+    from loganalyzer.platform.processes import free_port
+
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
+    env["AWS_ENDPOINT_URL"] = aws_endpoint
+    out = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "export", "day", "--date", "2026-11-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_large_parts_go_up_in_multipart_uploads(s3: Any, tmp_path: Path) -> None:
+    big = tmp_path / "part.parquet"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    S3Store(s3, s3.bucket, part_bytes=5 * 1024 * 1024).put_file("logs/x/part-0.parquet", big, {"k": "v"})
+    head = s3.head_object(Bucket=s3.bucket, Key="logs/x/part-0.parquet")
+    assert head["ETag"].strip('"').endswith("-3")  # three parts of a multipart upload
+    assert head["ContentLength"] == big.stat().st_size and head["Metadata"] == {"k": "v"}
+    body = s3.get_object(Bucket=s3.bucket, Key="logs/x/part-0.parquet")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(big.read_bytes()).digest()

@@ -58,9 +58,13 @@ def dynamodb(settings: Settings) -> Any:
 
 def unreachable(settings: Settings, exc: Exception) -> AwsConnectionError:
     """A clear error for a failed call, naming where the endpoint came from."""
+    from botocore.exceptions import ClientError
+
     where = (
         f"AWS_ENDPOINT_URL={settings.aws_endpoint_url}"
         if settings.aws_endpoint_url
         else f"AWS in region {settings.aws_region} (AWS_DEFAULT_REGION; AWS_ENDPOINT_URL is unset)"
     )
+    if isinstance(exc, ClientError):  # reached, but refused: say what was refused
+        return AwsConnectionError(f"{where} refused the request: {exc}")
     return AwsConnectionError(f"cannot reach {where}: {exc}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 export_app = typer.Typer(help="Export logs to Parquet in S3 (one day at a time).", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_day(raw: str) -> date:
@@ -21,14 +21,20 @@ def _parse_day(raw: str) -> date:
 
 
 def _day_rows(database_url: str, day: date) -> int:
+    import psycopg
+
     from loganalyzer.db.connection import connect
     from loganalyzer.export.checksum import day_start
+    from loganalyzer.export.source import SourceError
 
-    with connect(database_url) as conn:
-        row = conn.execute(
-            'SELECT count(*) FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s',
-            (day_start(day), day_start(day + timedelta(days=1))),
-        ).fetchone()
+    try:
+        with connect(database_url) as conn:
+            row = conn.execute(
+                'SELECT count(*) FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s',
+                (day_start(day), day_start(day + timedelta(days=1))),
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise SourceError(f"cannot connect to PostgreSQL (DATABASE_URL): {exc}") from exc
     return int(row[0]) if row else 0
 
 
@@ -51,7 +57,6 @@ def export_day_command(
     settings = _settings()
     when = _parse_day(day)
     target = bucket or settings.aws.s3_bucket
-    total = _day_rows(settings.database_url, when)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -59,6 +64,7 @@ def export_day_command(
         TimeRemainingColumn(),
     )
     try:
+        total = _day_rows(settings.database_url, when)
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task(f"export {when} → s3://{target}", total=total)
             manifest = export_day(

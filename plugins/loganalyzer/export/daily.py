@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from loganalyzer.export.checksum import RowChecksum, day_start
-from loganalyzer.export.layout import day_prefix, manifest_key
+from loganalyzer.export.layout import META_RUN_ID, META_STARTED_AT, day_prefix, manifest_key
 from loganalyzer.export.manifest import ExportManifest, ExportObject, exporter_version
-from loganalyzer.export.source import read_day
+from loganalyzer.export.source import SourceError, read_day
 from loganalyzer.export.store import LocalStore, ObjectStore, S3Store
 from loganalyzer.export.writer import MAX_ROWS_PER_FILE, DayWriter, FinishedFile
 
@@ -68,15 +68,20 @@ def anomaly_counts(database_url: str, day: date) -> dict[tuple[str, str], int]:
     Why they travel with the export: the summary Lambda reads only S3 and has no access to
     the database, and `anomalies` is not derivable from the logs alone.
     """
+    import psycopg
+
     from loganalyzer.db.connection import connect
 
     lo, hi = day_start(day), day_start(day + timedelta(days=1))
-    with connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT tenant, service, count(*) FROM anomalies"
-            " WHERE window_start >= %s AND window_start < %s GROUP BY tenant, service",
-            (lo, hi),
-        ).fetchall()
+    try:
+        with connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT tenant, service, count(*) FROM anomalies"
+                " WHERE window_start >= %s AND window_start < %s GROUP BY tenant, service",
+                (lo, hi),
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise SourceError(f"cannot read the day's anomalies from PostgreSQL (DATABASE_URL): {exc}") from exc
     return {(str(t), str(s)): int(n) for t, s, n in rows}
 
 
@@ -108,6 +113,7 @@ def export_day_to(
         "loganalyzer.export_started_at": started.isoformat(),
         "loganalyzer.exporter": exporter_version(),
     }
+    object_metadata = {META_RUN_ID: run_id, META_STARTED_AT: started.isoformat()}
     written: list[ExportObject] = []
     slots = threading.BoundedSemaphore(_UPLOAD_BACKLOG)
     futures: list[Future[ExportObject]] = []
@@ -116,7 +122,7 @@ def export_day_to(
         try:
             size = f.path.stat().st_size
             digest = _sha256(f.path)
-            store.put_file(f.key, f.path)
+            store.put_file(f.key, f.path, object_metadata)
             return ExportObject(
                 key=f.key,
                 tenant=f.tenant,
@@ -139,10 +145,11 @@ def export_day_to(
         def on_file(f: FinishedFile) -> None:
             slots.acquire()
             # a failed upload stops the export at the next file instead of at the end
-            for done in futures:
-                if done.done() and done.exception() is not None:
-                    slots.release()
-                    raise done.exception()  # type: ignore[misc]
+            failed = next((x for x in futures[-_UPLOAD_BACKLOG - 1 :] if x.done() and x.exception()), None)
+            if failed is not None:
+                slots.release()
+                f.path.unlink(missing_ok=True)
+                raise failed.exception()  # type: ignore[misc]
             futures.append(pool.submit(upload, f))
 
         writer = DayWriter(

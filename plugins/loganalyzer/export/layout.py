@@ -14,6 +14,11 @@ from urllib.parse import quote, unquote
 
 MANIFEST_NAME = "_manifest.json"
 
+#: S3 user metadata of every part: which export run wrote it, readable with a HEAD request
+#: (the summary function picks the newest run's parts without downloading the others).
+META_RUN_ID = "loganalyzer-run-id"
+META_STARTED_AT = "loganalyzer-export-started-at"
+
 _PART = re.compile(
     r"^(?P<prefix>.*?)/?date=(?P<date>\d{4}-\d{2}-\d{2})/tenant=(?P<tenant>[^/]+)"
     r"/service=(?P<service>[^/]+)/part-(?P<part>\d+)\.parquet$"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ class StoreError(RuntimeError):
 
 
 class ObjectStore(Protocol):
-    def put_file(self, key: str, path: Path) -> None: ...
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None: ...
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def list_keys(self, prefix: str) -> list[str]: ...
@@ -35,13 +36,13 @@ def _endpoint(client: Any) -> str:
 class S3Store:
     """A bucket through a boto3 S3 client (real AWS or a local endpoint)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, part_bytes: int = _PART_BYTES) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.client = client
         self.bucket = bucket
         self._transfer = TransferConfig(
-            multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=4
+            multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=4
         )
 
     def _fail(self, what: str, exc: Exception) -> StoreError:
@@ -59,9 +60,12 @@ class S3Store:
             "(check AWS_ENDPOINT_URL, or endpoint_url in the AWS connection's extra)"
         )
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None:
+        """Upload a file; `metadata` becomes the object's user metadata (x-amz-meta-*)."""
         try:
-            self.client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+            self.client.upload_file(
+                str(path), self.bucket, key, Config=self._transfer, ExtraArgs={"Metadata": dict(metadata)}
+            )
         except Exception as exc:
             raise self._fail(f"upload of {key}", exc) from exc
 
@@ -118,7 +122,7 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> None:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
