@@ -142,12 +142,10 @@ def model_train(
 
     Needs MLFLOW_TRACKING_URI. The consumer picks up a promoted version without a restart.
     """
-    from loganalyzer.db.minute_counts import minute_counts
+    from loganalyzer.batch.retrain import load_windows
     from loganalyzer.detection.features import FEATURE_NAMES
-    from loganalyzer.model.forest import calibrate, train_forest
-    from loganalyzer.model.profiles import fit_profiles, standardise
     from loganalyzer.model.registry import register_forest
-    from loganalyzer.model.training import feature_rows_by_service
+    from loganalyzer.model.training import NotEnoughData, fit_candidate
 
     settings = _settings()
     uri = settings.detection.mlflow_tracking_uri
@@ -159,25 +157,22 @@ def model_train(
     end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else datetime.now(UTC)
     start = end - timedelta(hours=hours)
     with connect(settings.database_url) as conn:
-        by_service = feature_rows_by_service(minute_counts(conn, start, end))
-    profiles = fit_profiles(by_service)
-    rows = [standardise(r, profiles[k]) for k, rs in by_service.items() if k in profiles for r in rs]
-    if len(rows) < 50:
-        console.print(
-            f"[red]only {len(rows)} feature windows between {start} and {end}[/red]: need 50 or more"
-        )
-        raise typer.Exit(1)
-    estimator = train_forest(rows)
-    threshold = calibrate(estimator, rows)
+        windows = load_windows(conn, start, end)
+    try:
+        candidate = fit_candidate({k: ws.features for k, ws in windows.items()})
+    except NotEnoughData as exc:
+        console.print(f"[red]{exc}[/red] between {start} and {end}")
+        raise typer.Exit(1) from None
+    rows, profiles = candidate.rows, candidate.profiles
     version = register_forest(
         uri,
-        estimator,
+        candidate.estimator,
         FEATURE_NAMES,
         rows,
         metrics={"windows": float(len(rows)), "services": float(len(profiles))},
         params={"from": start.isoformat(), "to": end.isoformat()},
         promote=promote,
-        threshold=threshold,
+        threshold=candidate.threshold,
         profiles=profiles,
     )
     console.print(
