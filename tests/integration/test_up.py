@@ -43,6 +43,7 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
             str(mlflow),
             "--api-port",
             str(api),
+            "--no-airflow",  # its processes are tested on their own (test_airflow_platform.py)
             "--rate",
             "300",
         ],

@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from loganalyzer.platform.processes import Supervisor
 from loganalyzer.settings import (
     DEFAULT_METRICS_PORT,
     AwsResources,
@@ -44,8 +45,12 @@ def up(
     ] = None,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server / registry.")] = 5001,
     api_port: Annotated[int, typer.Option(help="Port of the REST API (docs at /docs).")] = 8000,
+    airflow_port: Annotated[int, typer.Option(help="Port of the Airflow UI and API.")] = 8080,
     mlflow: Annotated[bool, typer.Option(help="Start the MLflow tracking server.")] = True,
     api: Annotated[bool, typer.Option(help="Start the REST API.")] = True,
+    airflow: Annotated[
+        bool, typer.Option(help="Start Airflow (api-server, scheduler, dag-processor; ~2 GB of memory).")
+    ] = True,
     generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
     exit_after: Annotated[
         float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
@@ -56,7 +61,6 @@ def up(
     from loganalyzer.kafka_admin import ensure_topic
     from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
     from loganalyzer.platform.ports import first_free, is_free
-    from loganalyzer.platform.processes import Supervisor
 
     def require_free(port: int, what: str, option: str) -> None:
         """A port `up` binds for the user: taken means one line and exit code 2."""
@@ -79,6 +83,8 @@ def up(
         require_free(mlflow_port, "MLflow", "--mlflow-port")
     if api:
         require_free(api_port, "the REST API", "--api-port")
+    if airflow:
+        require_free(airflow_port, "the Airflow UI", "--airflow-port")
     chosen = settings.consumer
     if metrics_port is not None:
         require_free(metrics_port, "the consumer's /metrics", "--metrics-port")
@@ -164,10 +170,18 @@ def up(
                 f"'{api_url}/api/v1/anomalies?limit=5'",
             ]
 
+        airflow_lines = ["Airflow:             not started (--no-airflow)"]
+        if airflow:
+            airflow_lines = _start_airflow(sup, settings.database_url, state, airflow_port, env)
+
         alerts_line = "Slack alerts:        off (set SLACK_WEBHOOK_URL to send them; docs/alerts.md)"
         if os.environ.get("SLACK_WEBHOOK_URL"):
             sup.start(cli_spec("alerts", "alerts", env=env))
-            alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
+            airflow_lines = ["Airflow:             not started (--no-airflow)"]
+        if airflow:
+            airflow_lines = _start_airflow(sup, settings.database_url, state, airflow_port, env)
+
+        alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
 
         ground_truth = state / "ground_truth.jsonl"
         if generator:
@@ -188,6 +202,7 @@ def up(
             )
         lines = [
             *api_lines,
+            *airflow_lines,
             mlflow_line,
             f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
             f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
@@ -228,6 +243,36 @@ def up(
         console.print("stopping…")
         sup.stop()
         console.print("stopped")
+
+
+def _start_airflow(
+    sup: Supervisor, database_url: str, state: Path, port: int, env: dict[str, str]
+) -> list[str]:
+    """Airflow on an `airflow` database of the same PostgreSQL, AIRFLOW_HOME in the state folder,
+    the product's settings as its connections; returns the banner's lines."""
+    from loganalyzer.platform.airflow import (
+        AirflowSetup,
+        airflow_specs,
+        banner_lines,
+        metadata_url_for,
+        prepare_airflow,
+    )
+
+    setup = AirflowSetup(
+        home=state / "airflow",
+        port=port,
+        metadata_url=metadata_url_for(database_url),
+        product_env=dict(env),
+    )
+    console.print("Airflow: preparing its metadata database (the first start takes a minute)…")
+    try:
+        prepare_airflow(setup)
+    except RuntimeError as exc:
+        console.print(f"[red]Airflow could not start:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for spec in airflow_specs(setup):
+        sup.start(spec)
+    return banner_lines(setup)
 
 
 def _local_admin_key(database_url: str, state: Path) -> Path:
