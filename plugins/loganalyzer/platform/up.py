@@ -177,11 +177,7 @@ def up(
         alerts_line = "Slack alerts:        off (set SLACK_WEBHOOK_URL to send them; docs/alerts.md)"
         if os.environ.get("SLACK_WEBHOOK_URL"):
             sup.start(cli_spec("alerts", "alerts", env=env))
-            airflow_lines = ["Airflow:             not started (--no-airflow)"]
-        if airflow:
-            airflow_lines = _start_airflow(sup, settings.database_url, state, airflow_port, env)
-
-        alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
+            alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
 
         ground_truth = state / "ground_truth.jsonl"
         if generator:
