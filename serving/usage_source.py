@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from loganalyzer.costs.daily import LAMBDA_MEMORY_MB, DayMeasure, day_usages
+from loganalyzer.costs.daily import LAMBDA_ARCHITECTURE, LAMBDA_MEMORY_MB, DayMeasure, day_usages
 from loganalyzer.costs.usage import Usage
 
 #: zstd Parquet of log rows against PostgreSQL heap bytes of the same rows (typical for
@@ -32,7 +32,7 @@ ESTIMATE_ASSUMPTIONS = [
     "size (partition size x the tenant's share of that day's rows), kept all month",
     f"S3 PUT: one per (service, day) object plus one per {MULTIPART_PART_BYTES // 2**20} MiB part; "
     "GET: one per object (the summary function reads it)",
-    f"Lambda: one {LAMBDA_MEMORY_MB} MB arm64 run per object, {LAMBDA_BASE_SECONDS} s + "
+    f"Lambda: one {LAMBDA_MEMORY_MB} MB {LAMBDA_ARCHITECTURE} run per object, {LAMBDA_BASE_SECONDS} s + "
     f"{LAMBDA_SECONDS_PER_ROW * 1e6:g} us per row",
     f"DynamoDB: one {SUMMARY_ITEM_BYTES}-byte on-demand summary write per object",
     "month to date scaled to the whole month",

@@ -25,9 +25,10 @@ from loganalyzer.costs.pricebook import PriceBook
 from loganalyzer.costs.usage import DynamoDBUsage, S3Usage, Usage, parse_usage
 
 GIB = 1024**3  # AWS's "GB" of storage
-#: the summary function's configuration (lambda/), used where no invocation record says otherwise
+#: the summary function's deployed defaults (deploy/aws/template.yaml MemorySize, Architecture),
+#: used where no invocation record says otherwise
 LAMBDA_MEMORY_MB = 1024
-LAMBDA_ARCHITECTURE = "arm64"
+LAMBDA_ARCHITECTURE = "x86_64"
 
 
 @dataclass(frozen=True, slots=True)
