@@ -100,18 +100,14 @@ def keys_create(
     label: Annotated[str, typer.Option(help="What the key is for (shown by `keys list`).")] = "",
 ) -> None:
     """Create a key and print it once: only its SHA-256 is stored, so it cannot be shown again."""
-    from serving.keys import new_key
+    from serving.keys import store_new_key
 
     if not tenant.strip() or len(tenant) > 200:
         console.print("[red]--tenant must be 1 to 200 characters[/red]")
         raise typer.Exit(2)
-    key = new_key()
     with _connect() as conn:
         try:
-            conn.execute(
-                "INSERT INTO api_keys (id, tenant, is_admin, key_sha256, label) VALUES (%s, %s, %s, %s, %s)",
-                (key.key_id, tenant, admin, key.digest, label),
-            )
+            key = store_new_key(conn, tenant, admin, label)
         except psycopg.errors.UndefinedTable:
             raise _missing_table() from None
     console.print(

@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 _KEY = re.compile(r"^la_([a-z0-9]{8,32})_([A-Za-z0-9_-]{20,128})$")
 
@@ -51,3 +52,14 @@ def key_id_of(key: str) -> str | None:
 
 def matches(key: str, stored_digest: bytes) -> bool:
     return hmac.compare_digest(digest(key), stored_digest)
+
+
+def store_new_key(conn: Any, tenant: str, is_admin: bool, label: str) -> NewKey:
+    """Create a key and store its digest (the key itself is returned once, never stored).
+    `conn` is a psycopg connection; raises psycopg's UndefinedTable before migrations ran."""
+    key = new_key()
+    conn.execute(
+        "INSERT INTO api_keys (id, tenant, is_admin, key_sha256, label) VALUES (%s, %s, %s, %s, %s)",
+        (key.key_id, tenant, is_admin, key.digest, label),
+    )
+    return key

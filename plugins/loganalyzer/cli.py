@@ -9,24 +9,17 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import signal
-import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from loganalyzer.db.connection import connect, ensure_database
-from loganalyzer.db.migrate import MigrationError, migrate, pending
+from loganalyzer.db.connection import connect
+from loganalyzer.db.migrate import MigrationError, create_and_migrate, pending
 from loganalyzer.settings import (
-    DEFAULT_METRICS_PORT,
-    AwsResources,
     Settings,
     SettingsError,
-    kafka_client_config,
     load_settings,
 )
 
@@ -60,11 +53,10 @@ def _settings() -> Settings:
 
 
 def _migrate(settings: Settings) -> list[str]:
-    created = ensure_database(settings.database_url)
+    created, applied = create_and_migrate(settings.database_url)
     if created:
         console.print(f"created database for {settings.database_url}")
-    with connect(settings.database_url) as conn:
-        return migrate(conn)
+    return applied
 
 
 @db_app.command("migrate")
@@ -150,12 +142,10 @@ def model_train(
 
     Needs MLFLOW_TRACKING_URI. The consumer picks up a promoted version without a restart.
     """
-    from loganalyzer.db.minute_counts import minute_counts
+    from loganalyzer.batch.retrain import load_windows
     from loganalyzer.detection.features import FEATURE_NAMES
-    from loganalyzer.model.forest import calibrate, train_forest
-    from loganalyzer.model.profiles import fit_profiles, standardise
     from loganalyzer.model.registry import register_forest
-    from loganalyzer.model.training import feature_rows_by_service
+    from loganalyzer.model.training import NotEnoughData, fit_candidate
 
     settings = _settings()
     uri = settings.detection.mlflow_tracking_uri
@@ -167,25 +157,22 @@ def model_train(
     end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else datetime.now(UTC)
     start = end - timedelta(hours=hours)
     with connect(settings.database_url) as conn:
-        by_service = feature_rows_by_service(minute_counts(conn, start, end))
-    profiles = fit_profiles(by_service)
-    rows = [standardise(r, profiles[k]) for k, rs in by_service.items() if k in profiles for r in rs]
-    if len(rows) < 50:
-        console.print(
-            f"[red]only {len(rows)} feature windows between {start} and {end}[/red]: need 50 or more"
-        )
-        raise typer.Exit(1)
-    estimator = train_forest(rows)
-    threshold = calibrate(estimator, rows)
+        windows = load_windows(conn, start, end)
+    try:
+        candidate = fit_candidate({k: ws.features for k, ws in windows.items()})
+    except NotEnoughData as exc:
+        console.print(f"[red]{exc}[/red] between {start} and {end}")
+        raise typer.Exit(1) from None
+    rows, profiles = candidate.rows, candidate.profiles
     version = register_forest(
         uri,
-        estimator,
+        candidate.estimator,
         FEATURE_NAMES,
         rows,
         metrics={"windows": float(len(rows)), "services": float(len(profiles))},
         params={"from": start.isoformat(), "to": end.isoformat()},
         promote=promote,
-        threshold=threshold,
+        threshold=candidate.threshold,
         profiles=profiles,
     )
     console.print(
@@ -292,194 +279,6 @@ def consume(
     raise typer.Exit(consumer.run())
 
 
-@app.command()
-def up(
-    rate: Annotated[float, typer.Option(help="Generator: mean events per second of event time.")] = 200.0,
-    kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")] = 9092,
-    aws_port: Annotated[int, typer.Option(help="Port of the local S3/DynamoDB endpoint.")] = 5000,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Port of the consumer's /metrics (default: 9108, or the next free one)."),
-    ] = None,
-    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server / registry.")] = 5001,
-    mlflow: Annotated[bool, typer.Option(help="Start the MLflow tracking server.")] = True,
-    generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
-    exit_after: Annotated[
-        float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
-    ] = 0.0,
-) -> None:
-    """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
-    from loganalyzer.kafka_admin import ensure_topic
-    from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
-    from loganalyzer.platform.ports import first_free, is_free
-    from loganalyzer.platform.processes import Supervisor
-
-    def require_free(port: int, what: str, option: str) -> None:
-        """A port `up` binds for the user: taken means one line and exit code 2."""
-        taken = is_free(port)
-        if taken is not None:
-            console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
-            raise typer.Exit(2)
-
-    settings = _settings()
-    # Every port is checked before anything starts: a taken one is a line and exit code 2.
-    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        require_free(kafka_port, "the embedded Kafka broker", "--kafka-port")
-    if not settings.aws_endpoint_url:
-        require_free(aws_port, "the local AWS endpoint", "--aws-port")
-    if mlflow and "MLFLOW_TRACKING_URI" not in os.environ:
-        require_free(mlflow_port, "MLflow", "--mlflow-port")
-    chosen = settings.consumer
-    if metrics_port is not None:
-        require_free(metrics_port, "the consumer's /metrics", "--metrics-port")
-    elif chosen.metrics_port_explicit and chosen.metrics_port:
-        metrics_port = chosen.metrics_port
-        require_free(metrics_port, "the consumer's /metrics", "CONSUMER_METRICS_PORT")
-    else:
-        metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
-    state = settings.state_dir
-    sup = Supervisor(state / "logs")
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    env: dict[str, str] = {"DATABASE_URL": settings.database_url, "LOGANALYZER_STATE_DIR": str(state)}
-    try:
-        console.print(f"database: {settings.database_url}")
-        _migrate(settings)
-
-        if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-            bootstrap = settings.kafka.bootstrap_servers
-            console.print(f"Kafka: using {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
-        else:
-            sup.start(broker_spec(kafka_port))
-            bootstrap = f"127.0.0.1:{kafka_port}"
-            console.print(f"Kafka: embedded Tansu broker on {bootstrap}")
-        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-
-        if settings.aws_endpoint_url:
-            aws_url = settings.aws_endpoint_url
-            console.print(f"AWS: using {aws_url} (AWS_ENDPOINT_URL)")
-        else:
-            sup.start(moto_spec(aws_port))
-            aws_url = f"http://127.0.0.1:{aws_port}"
-            console.print(f"AWS: local S3/DynamoDB endpoint (moto) on {aws_url}")
-            env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-        env["AWS_ENDPOINT_URL"] = aws_url
-        aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
-
-        mlflow_line = "MLflow:              not started (--no-mlflow)"
-        if "MLFLOW_TRACKING_URI" in os.environ:
-            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-            mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
-        elif mlflow:
-            sup.start(mlflow_spec(mlflow_port, state))
-            env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
-            mlflow_line = f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start)"
-
-        kafka = settings.kafka
-        ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
-        env["CONSUMER_METRICS_PORT"] = str(metrics_port)
-        sup.start(cli_spec("consumer", "consume", env=env))
-        sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
-        ground_truth = state / "ground_truth.jsonl"
-        if generator:
-            sup.start(
-                cli_spec(
-                    "generator",
-                    "generate",
-                    "--rate",
-                    str(rate),
-                    "--speedup",
-                    "1",
-                    "--demo-incidents",
-                    "--ground-truth",
-                    str(ground_truth),
-                    "--quiet",
-                    env=env,
-                )
-            )
-        lines = [
-            f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
-            "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
-            f"dead letters:        psql '{settings.database_url}' -c "
-            "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
-            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
-            f"Kafka:               {bootstrap}  (topic {kafka.topic})",
-            f"local AWS endpoint:  {aws_url}",
-            f"daily export:        loganalyzer export day --date YYYY-MM-DD → s3://{aws_names.s3_bucket}/"
-            f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
-            f"{aws_names.dynamodb_table}",
-            mlflow_line,
-            f"incidents injected:  {ground_truth}" if generator else "generator:           off",
-            f"process logs:        {state / 'logs'}",
-            "stop:                Ctrl-C",
-        ]
-        console.rule("Smart Log Analyzer is up")
-        for line in lines:
-            console.print(line, soft_wrap=True, highlight=False)
-        console.rule()
-        started = time.monotonic()
-        last_status = 0.0
-        while not stopping:
-            for note in sup.poll():
-                console.print(f"[yellow]{note}[/yellow]")
-            now = time.monotonic()
-            if now - last_status >= 10:
-                last_status = now
-                _print_status(settings)
-            if exit_after and now - started >= exit_after:
-                break
-            time.sleep(0.5)
-    finally:
-        console.print("stopping…")
-        sup.stop()
-        console.print("stopped")
-
-
-def _bootstrap_aws(settings: Settings) -> AwsResources:
-    """The export bucket, event queues and summary table, before the lambda runner polls them."""
-    from loganalyzer.aws import clients
-    from loganalyzer.aws.provision import ensure_resources
-
-    try:
-        ensure_resources(
-            clients.s3(settings),
-            clients.sqs(settings),
-            clients.dynamodb(settings),
-            settings.aws,
-            settings.aws_region,
-        )
-    except Exception as exc:
-        console.print(f"[red]AWS resources could not be created:[/red] {clients.unreachable(settings, exc)}")
-        raise typer.Exit(1) from None
-    return settings.aws
-
-
-def _print_status(settings: Settings) -> None:
-    try:
-        with connect(settings.database_url) as conn:
-            row = conn.execute(
-                "SELECT (SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets),"
-                " (SELECT count(*) FROM dead_letters),"
-                " (SELECT count(*) FROM logs WHERE \"timestamp\" > now() - interval '1 minute')"
-            ).fetchone()
-    except Exception as exc:  # status is informative only; never stop the platform for it
-        console.print(f"status unavailable: {exc}")
-        return
-    assert row is not None
-    console.print(
-        f"{datetime.now(UTC):%H:%M:%S} records stored: {row[0]:,}  dead letters: {row[1]:,}  "
-        f"logs in the last minute of event time: {row[2]:,}",
-        soft_wrap=True,
-    )
-
-
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
     from loganalyzer.alerts.cli import alerts_app
@@ -489,6 +288,7 @@ def _register_subapps() -> None:
     from loganalyzer.generator.cli import generate_app
     from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
+    from loganalyzer.platform.up import up
     from serving.cli import register as register_serving
 
     app.add_typer(alerts_app, name="alerts")
@@ -499,6 +299,7 @@ def _register_subapps() -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(aws_app, name="aws")
     app.command("lambda-runner")(lambda_runner)
+    app.command("up")(up)
 
 
 def main() -> None:

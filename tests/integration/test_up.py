@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loganalyzer.platform.processes import free_port, port_open
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str, tmp_path: Path) -> None:
-    kafka, aws, metrics, mlflow = free_port(), free_port(), free_port(), free_port()
+    kafka, aws, metrics, mlflow, api = free_port(), free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AWS_ENDPOINT", "MLFLOW_"))}
     env.update(
         DATABASE_URL=database_url,
@@ -40,6 +41,8 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
             str(metrics),
             "--mlflow-port",
             str(mlflow),
+            "--api-port",
+            str(api),
             "--rate",
             "300",
         ],
@@ -52,7 +55,15 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
     try:
         wait_for(lambda: port_open("127.0.0.1", metrics), 90, "the consumer's metrics endpoint")
         wait_for(lambda: count(database_url) > 200, 90, "generated logs in PostgreSQL")
-        wait_for(lambda: port_open("127.0.0.1", mlflow), 90, "the MLflow server")
+        wait_for(lambda: port_open("127.0.0.1", mlflow), 240, "the MLflow server")
+        # the banner's API example works: the local admin key reads the anomalies
+        key = (tmp_path / "state" / "api-admin-key").read_text().strip()
+        answer = httpx.get(
+            f"http://127.0.0.1:{api}/api/v1/anomalies?limit=5", headers={"X-API-Key": key}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert "data" in answer.json()
+        assert httpx.get(f"http://127.0.0.1:{api}/api/v1/anomalies", timeout=30).status_code == 401
         assert port_open("127.0.0.1", kafka) and port_open("127.0.0.1", aws)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
@@ -66,7 +77,8 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
     assert "stopped" in text
     assert "daily export:" in text  # the bucket, queues and table exist and the lambda runner runs
     time.sleep(0.5)
-    for port in (kafka, aws, metrics, mlflow):
+    assert f"http://127.0.0.1:{api}/docs" in text
+    for port in (kafka, aws, metrics, mlflow, api):
         assert not port_open("127.0.0.1", port), f"something still listens on {port} after stop"
     logs = tmp_path / "state" / "logs"
     assert {p.name for p in logs.iterdir()} >= {
@@ -75,6 +87,7 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
         "mlflow.log",
         "consumer.log",
         "generator.log",
+        "api.log",
         "lambda-runner.log",
     }
     assert count(database_url, "SELECT count(DISTINCT service) FROM logs") >= 5

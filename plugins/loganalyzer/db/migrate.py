@@ -107,3 +107,13 @@ def pending(conn: psycopg.Connection, sql_dir: Path | None = None) -> list[str]:
         return [m.name for m in migrations]
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     return [m.name for m in migrations if m.version not in applied]
+
+
+def create_and_migrate(database_url: str) -> tuple[bool, list[str]]:
+    """Create the database when missing, then apply pending migrations: what every long-running
+    command does at start. Returns (created, names applied)."""
+    from loganalyzer.db.connection import connect, ensure_database
+
+    created = ensure_database(database_url)
+    with connect(database_url) as conn:
+        return created, migrate(conn)

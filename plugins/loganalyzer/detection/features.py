@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FEATURE_NAMES = (
     "log_count",
@@ -75,3 +79,35 @@ def window_features(buckets: Sequence[Counts]) -> tuple[float, ...]:
         w.duration_sum / w.duration_n if w.duration_n else 0.0,
         w.length_sum / n if n else 0.0,
     )
+
+
+def window_feature_matrix(counts: np.ndarray, duration_sum: np.ndarray, window: int) -> np.ndarray:
+    """`window_features` of every window of consecutive minutes at once, for training on weeks.
+
+    `counts` holds one row per minute (missing minutes are zero rows) with the integer fields of
+    Counts in this order: total, errors, warns, duration_n, length_sum; `duration_sum` the float
+    field. Row i of the result is `window_features` of minutes i .. i+window-1, computed with the
+    same arithmetic in the same order (integer sums, the float sum added oldest minute first
+    from 0.0, then the same divisions), so the values are bit-identical; a test holds the two
+    to that on arbitrary minutes.
+    """
+    import numpy as np
+
+    n = len(counts) - window + 1
+    if n <= 0:
+        return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float64)
+    ints = counts[0:n].copy()
+    dsum = 0.0 + duration_sum[0:n]
+    for k in range(1, window):
+        ints += counts[k : k + n]
+        dsum = dsum + duration_sum[k : k + n]
+    total, errors, warns, duration_n, length_sum = (ints[:, i] for i in range(5))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
+        out[:, 0] = total
+        out[:, 1] = errors
+        out[:, 2] = np.where(total > 0, errors / np.maximum(total, 1), 0.0)
+        out[:, 3] = np.where(total > 0, warns / np.maximum(total, 1), 0.0)
+        out[:, 4] = np.where(duration_n > 0, dsum / np.maximum(duration_n, 1), 0.0)
+        out[:, 5] = np.where(total > 0, length_sum / np.maximum(total, 1), 0.0)
+    return out

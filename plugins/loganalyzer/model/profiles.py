@@ -63,10 +63,22 @@ def standardise(row: Sequence[float], profile: Profile) -> tuple[float, ...]:
     return tuple((x - c) / d for x, c, d in zip(s, profile.center, profile.scale, strict=True))
 
 
-def fit_profile(rows: Sequence[Sequence[float]]) -> Profile:
+def shrunk_matrix(raw: np.ndarray, prior: Sequence[float], k: float = SHRINK_LOGS) -> np.ndarray:
+    """`shrunk` of every row at once (fitting only: serving applies `standardise` row by row, with
+    the fitted numbers)."""
+    n = raw[:, 0]
+    w = (n / (n + k))[:, None]
+    out = np.empty_like(raw)
+    out[:, 0] = np.log1p(n)
+    out[:, 1] = np.log1p(raw[:, 1])
+    out[:, 2:6] = w * raw[:, 2:6] + (1 - w) * np.asarray(prior[2:6])
+    return out
+
+
+def fit_profile(rows: Sequence[Sequence[float]] | np.ndarray) -> Profile:
     raw = np.asarray(rows, dtype=np.float64)
     prior = tuple(float(x) for x in np.median(raw, axis=0))
-    s = np.asarray([shrunk(r, prior) for r in rows], dtype=np.float64)
+    s = shrunk_matrix(raw, prior)
     center = np.median(s, axis=0)
     q1, q3 = np.percentile(s, 25, axis=0), np.percentile(s, 75, axis=0)
     floor = np.maximum(np.asarray(_FLOORS), _RELATIVE_FLOOR * np.abs(center))
@@ -75,7 +87,7 @@ def fit_profile(rows: Sequence[Sequence[float]]) -> Profile:
 
 
 def fit_profiles(
-    rows_by_service: Mapping[str, Sequence[Sequence[float]]], min_rows: int = 60
+    rows_by_service: Mapping[str, Sequence[Sequence[float]] | np.ndarray], min_rows: int = 60
 ) -> dict[str, Profile]:
     """A profile per service with at least `min_rows` windows (an hour): fewer say too little."""
     return {key: fit_profile(rows) for key, rows in rows_by_service.items() if len(rows) >= min_rows}

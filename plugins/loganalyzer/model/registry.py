@@ -39,8 +39,14 @@ def register_forest(
     experiment: str = MODEL_NAME,
     threshold: float | None = None,
     profiles: Mapping[str, Profile] | None = None,
+    tags: Mapping[str, str] | None = None,
+    documents: Mapping[str, Any] | None = None,
 ) -> str:
-    """Log the model in a run, register a new version, optionally point @champion at it."""
+    """Log the model in a run, register a new version, optionally point @champion at it.
+
+    The model is logged with a signature (six standardised features in, the forest's -1/1
+    verdict out) and an input example; `tags` go on the run (why it was or was not promoted),
+    `documents` are logged as JSON artifacts (the training data summary)."""
     import mlflow
     import mlflow.sklearn
     import numpy as np
@@ -48,12 +54,19 @@ def register_forest(
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
+    from mlflow.models import infer_signature
+
+    example = np.asarray(sample[:2], dtype=np.float64)
     with mlflow.start_run():
         mlflow.log_params({"features": ",".join(feature_names), **(params or {})})
         if metrics:
             mlflow.log_metrics(metrics)
+        if tags:
+            mlflow.set_tags(dict(tags))
         if profiles:
             mlflow.log_dict({k: p.to_doc() for k, p in profiles.items()}, PROFILES_ARTIFACT)
+        for artifact, doc in (documents or {}).items():
+            mlflow.log_dict(doc, artifact)
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",
@@ -61,7 +74,8 @@ def register_forest(
             skops_trusted_types=_TRUSTED_TYPES,
             pip_requirements=["scikit-learn", "skops"],  # explicit: inference takes 5 s otherwise
             registered_model_name=name,
-            input_example=np.asarray(sample[:2], dtype=np.float64),
+            input_example=example,
+            signature=infer_signature(example, estimator.predict(example)),
         )
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri)

@@ -70,6 +70,11 @@ def mlflow_spec(port: int, state_dir: Path) -> ChildSpec:
             f"sqlite:///{root / 'mlflow.db'}",
             "--default-artifact-root",
             str(root / "artifacts"),
+            # One server process: with uvicorn's default of several, its supervisor kills a
+            # worker that misses a health check, and on a busy 2-core machine they died in a
+            # loop and the server never answered; one process also holds a quarter of the memory.
+            "--workers",
+            "1",
         ],
         env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         # Started without waiting (it takes ~25 s); the consumer works without a model.

@@ -1,0 +1,101 @@
+"""hourly_metrics from logs: recompute whole hours, idempotently.
+
+Why recompute instead of adding increments: an hour's row is a pure function of the hour's logs,
+so a re-run, a backfill, or a run that overlaps the previous one all converge on the same rows.
+Late events (the consumer accepts events up to 30 days old) land in hours already rolled up;
+each run therefore also recomputes the hour before its own, which catches the usual lateness,
+and a backfill over older days catches the rest.
+
+A row is only rewritten when one of its values changed (`IS DISTINCT FROM`), so re-running an
+unchanged hour leaves no dead row versions and keeps `computed_at`. Rows of a (tenant, service)
+that has no logs in a recomputed hour any more (its partition was dropped) are deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+_UPSERT = """
+WITH fresh AS (
+    SELECT tenant, service, date_trunc('hour', "timestamp") AS hour,
+           count(*) AS log_count,
+           count(*) FILTER (WHERE level IN ('TRACE', 'DEBUG')) AS debug_count,
+           count(*) FILTER (WHERE level = 'INFO') AS info_count,
+           count(*) FILTER (WHERE level = 'WARN') AS warn_count,
+           count(*) FILTER (WHERE level = 'ERROR') AS error_count,
+           count(*) FILTER (WHERE level = 'FATAL') AS fatal_count,
+           count(DISTINCT host)::integer AS host_count,
+           avg(duration_ms) AS avg_duration_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_duration_ms
+    FROM logs
+    WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s
+    GROUP BY 1, 2, 3
+)
+INSERT INTO hourly_metrics AS h (tenant, service, hour, log_count, debug_count, info_count,
+                                 warn_count, error_count, fatal_count, host_count,
+                                 avg_duration_ms, p95_duration_ms)
+SELECT * FROM fresh
+ON CONFLICT (tenant, service, hour) DO UPDATE SET
+    log_count = excluded.log_count, debug_count = excluded.debug_count,
+    info_count = excluded.info_count, warn_count = excluded.warn_count,
+    error_count = excluded.error_count, fatal_count = excluded.fatal_count,
+    host_count = excluded.host_count, avg_duration_ms = excluded.avg_duration_ms,
+    p95_duration_ms = excluded.p95_duration_ms, computed_at = now()
+WHERE (h.log_count, h.debug_count, h.info_count, h.warn_count, h.error_count, h.fatal_count,
+       h.host_count, h.avg_duration_ms, h.p95_duration_ms)
+      IS DISTINCT FROM
+      (excluded.log_count, excluded.debug_count, excluded.info_count, excluded.warn_count,
+       excluded.error_count, excluded.fatal_count, excluded.host_count, excluded.avg_duration_ms,
+       excluded.p95_duration_ms)
+"""
+
+_DELETE_STALE = """
+DELETE FROM hourly_metrics h
+WHERE h.hour >= %(start)s AND h.hour < %(end)s
+  AND NOT EXISTS (
+      SELECT 1 FROM logs l
+      WHERE l.tenant = h.tenant AND l.service = h.service
+        AND l."timestamp" >= h.hour AND l."timestamp" < h.hour + interval '1 hour')
+"""
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    start: datetime
+    end: datetime
+    #: rows inserted or changed (0 when the hours were already up to date)
+    written: int
+    deleted: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "written": self.written,
+            "deleted": self.deleted,
+        }
+
+
+def hours_to_roll_up(interval_end: datetime, late_hours: int = 1) -> tuple[datetime, datetime]:
+    """[start, end) of whole UTC hours for a run whose interval ends at `interval_end`: the hour
+    that ends there plus `late_hours` before it (late events)."""
+    if interval_end.tzinfo is None:
+        raise ValueError(f"interval end {interval_end} has no time zone: pass an aware datetime")
+    end = interval_end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=1 + late_hours), end
+
+
+def roll_up(conn: psycopg.Connection, start: datetime, end: datetime) -> RollupResult:
+    """Recompute hourly_metrics for every whole hour in [start, end), in one transaction."""
+    if start.minute or start.second or start.microsecond or end.minute or end.second or end.microsecond:
+        raise ValueError(f"roll-up bounds must be whole hours, got {start} .. {end}")
+    if end <= start:
+        raise ValueError(f"empty roll-up interval {start} .. {end}")
+    params = {"start": start, "end": end}
+    with conn.transaction():
+        written = conn.execute(_UPSERT, params).rowcount
+        deleted = conn.execute(_DELETE_STALE, params).rowcount
+    return RollupResult(start, end, max(written, 0), max(deleted, 0))

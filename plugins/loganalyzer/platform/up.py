@@ -1,0 +1,293 @@
+"""`loganalyzer up`: the whole platform on one machine, supervised, stopped cleanly on Ctrl-C.
+
+What it starts, in order (each only when the user did not point at their own): the Tansu broker,
+moto (S3, SQS, DynamoDB) with the export bucket, event queues and summary table, the MLflow
+server, Airflow (api-server, scheduler, dag-processor), the consumer, the lambda runner, the REST
+API, the alerts process (when a Slack webhook is configured) and the log generator with
+incidents. Every port it binds is checked before anything starts: a taken one is one line that
+names it and the option to change, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from loganalyzer.settings import (
+    DEFAULT_METRICS_PORT,
+    AwsResources,
+    Settings,
+    SettingsError,
+    kafka_client_config,
+    load_settings,
+)
+
+console = Console(stderr=True)
+
+
+def up(
+    rate: Annotated[float, typer.Option(help="Generator: mean events per second of event time.")] = 200.0,
+    kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")] = 9092,
+    aws_port: Annotated[int, typer.Option(help="Port of the local S3/DynamoDB endpoint.")] = 5000,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the consumer's /metrics (default: 9108, or the next free one)."),
+    ] = None,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server / registry.")] = 5001,
+    api_port: Annotated[int, typer.Option(help="Port of the REST API (docs at /docs).")] = 8000,
+    mlflow: Annotated[bool, typer.Option(help="Start the MLflow tracking server.")] = True,
+    api: Annotated[bool, typer.Option(help="Start the REST API.")] = True,
+    generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
+    exit_after: Annotated[
+        float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
+    ] = 0.0,
+) -> None:
+    """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
+    from loganalyzer.db.migrate import MigrationError, create_and_migrate
+    from loganalyzer.kafka_admin import ensure_topic
+    from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
+    from loganalyzer.platform.ports import first_free, is_free
+    from loganalyzer.platform.processes import Supervisor
+
+    def require_free(port: int, what: str, option: str) -> None:
+        """A port `up` binds for the user: taken means one line and exit code 2."""
+        taken = is_free(port)
+        if taken is not None:
+            console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
+            raise typer.Exit(2)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    # Every port is checked before anything starts: a taken one is a line and exit code 2.
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        require_free(kafka_port, "the embedded Kafka broker", "--kafka-port")
+    if not settings.aws_endpoint_url:
+        require_free(aws_port, "the local AWS endpoint", "--aws-port")
+    if mlflow and "MLFLOW_TRACKING_URI" not in os.environ:
+        require_free(mlflow_port, "MLflow", "--mlflow-port")
+    if api:
+        require_free(api_port, "the REST API", "--api-port")
+    chosen = settings.consumer
+    if metrics_port is not None:
+        require_free(metrics_port, "the consumer's /metrics", "--metrics-port")
+    elif chosen.metrics_port_explicit and chosen.metrics_port:
+        metrics_port = chosen.metrics_port
+        require_free(metrics_port, "the consumer's /metrics", "CONSUMER_METRICS_PORT")
+    else:
+        metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
+    state = settings.state_dir
+    sup = Supervisor(state / "logs")
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    env: dict[str, str] = {"DATABASE_URL": settings.database_url, "LOGANALYZER_STATE_DIR": str(state)}
+    try:
+        console.print(f"database: {settings.database_url}")
+        try:
+            created, _ = create_and_migrate(settings.database_url)
+        except MigrationError as exc:
+            console.print(f"[red]migration error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        if created:
+            console.print(f"created database for {settings.database_url}")
+
+        if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+            bootstrap = settings.kafka.bootstrap_servers
+            console.print(f"Kafka: using {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+        else:
+            sup.start(broker_spec(kafka_port))
+            bootstrap = f"127.0.0.1:{kafka_port}"
+            console.print(f"Kafka: embedded Tansu broker on {bootstrap}")
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+
+        if settings.aws_endpoint_url:
+            aws_url = settings.aws_endpoint_url
+            console.print(f"AWS: using {aws_url} (AWS_ENDPOINT_URL)")
+        else:
+            sup.start(moto_spec(aws_port))
+            aws_url = f"http://127.0.0.1:{aws_port}"
+            console.print(f"AWS: local S3/DynamoDB endpoint (moto) on {aws_url}")
+            env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        env["AWS_ENDPOINT_URL"] = aws_url
+        aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
+
+        mlflow_line = "MLflow:              not started (--no-mlflow)"
+        if "MLFLOW_TRACKING_URI" in os.environ:
+            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+            mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
+        elif mlflow:
+            sup.start(mlflow_spec(mlflow_port, state))
+            env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
+            mlflow_line = (
+                f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start; "
+                "the model: /#/models/log-anomaly-detector)"
+            )
+
+        kafka = settings.kafka
+        ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
+        env["CONSUMER_METRICS_PORT"] = str(metrics_port)
+        sup.start(cli_spec("consumer", "consume", env=env))
+        sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
+
+        api_lines = ["REST API:            not started (--no-api)"]
+        if api:
+            api_url = f"http://127.0.0.1:{api_port}"
+            env["API_BASE_URL"] = api_url
+            sup.start(
+                replace(
+                    cli_spec("api", "serve", "--port", str(api_port), env={**env, "API_PUBLIC_URL": api_url}),
+                    ready_port=api_port,
+                )
+            )
+            key_file = _local_admin_key(settings.database_url, state)
+            api_lines = [
+                f"REST API docs:       {api_url}/docs",
+                f'try the API:         curl -s -H "X-API-Key: $(cat {key_file})" '
+                f"'{api_url}/api/v1/anomalies?limit=5'",
+            ]
+
+        alerts_line = "Slack alerts:        off (set SLACK_WEBHOOK_URL to send them; docs/alerts.md)"
+        if os.environ.get("SLACK_WEBHOOK_URL"):
+            sup.start(cli_spec("alerts", "alerts", env=env))
+            alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
+
+        ground_truth = state / "ground_truth.jsonl"
+        if generator:
+            sup.start(
+                cli_spec(
+                    "generator",
+                    "generate",
+                    "--rate",
+                    str(rate),
+                    "--speedup",
+                    "1",
+                    "--demo-incidents",
+                    "--ground-truth",
+                    str(ground_truth),
+                    "--quiet",
+                    env=env,
+                )
+            )
+        lines = [
+            *api_lines,
+            mlflow_line,
+            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
+            f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
+            "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
+            f"anomalies:           psql '{settings.database_url}' -c "
+            "'SELECT anomaly_type, service, severity, status, description FROM anomalies "
+            "ORDER BY window_start DESC LIMIT 10'",
+            f"dead letters:        psql '{settings.database_url}' -c "
+            "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
+            f"Kafka:               {bootstrap}  (topic {kafka.topic})",
+            f"local AWS endpoint:  {aws_url}",
+            f"daily export:        loganalyzer export day --date YYYY-MM-DD → s3://{aws_names.s3_bucket}/"
+            f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
+            f"{aws_names.dynamodb_table}",
+            alerts_line,
+            "Grafana:             dashboards and provisioning in grafana/ (point a Grafana at this database)",
+            f"incidents injected:  {ground_truth}" if generator else "generator:           off",
+            f"process logs:        {state / 'logs'}",
+            "stop:                Ctrl-C",
+        ]
+        console.rule("Smart Log Analyzer is up")
+        for line in lines:
+            console.print(line, soft_wrap=True, highlight=False)
+        console.rule()
+        started = time.monotonic()
+        last_status = 0.0
+        while not stopping:
+            for note in sup.poll():
+                console.print(f"[yellow]{note}[/yellow]")
+            now = time.monotonic()
+            if now - last_status >= 10:
+                last_status = now
+                _print_status(settings)
+            if exit_after and now - started >= exit_after:
+                break
+            time.sleep(0.5)
+    finally:
+        console.print("stopping…")
+        sup.stop()
+        console.print("stopped")
+
+
+def _local_admin_key(database_url: str, state: Path) -> Path:
+    """An admin API key for the local platform, created once and kept in the state folder
+    (mode 0600), so the banner's example works from the first start on."""
+    from loganalyzer.db.connection import connect
+    from serving.keys import key_id_of, store_new_key
+
+    path = state / "api-admin-key"
+    if path.exists():
+        key_id = key_id_of(path.read_text().strip())
+        with connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
+            ).fetchone()
+        if row is not None:
+            return path
+    with connect(database_url) as conn:
+        key = store_new_key(conn, "default", True, "loganalyzer up: local admin")
+    path.write_text(key.secret_key + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _bootstrap_aws(settings: Settings) -> AwsResources:
+    """The export bucket, event queues and summary table, before the lambda runner polls them."""
+    from loganalyzer.aws import clients
+    from loganalyzer.aws.provision import ensure_resources
+
+    try:
+        ensure_resources(
+            clients.s3(settings),
+            clients.sqs(settings),
+            clients.dynamodb(settings),
+            settings.aws,
+            settings.aws_region,
+        )
+    except Exception as exc:
+        console.print(f"[red]AWS resources could not be created:[/red] {clients.unreachable(settings, exc)}")
+        raise typer.Exit(1) from None
+    return settings.aws
+
+
+def _print_status(settings: Settings) -> None:
+    from loganalyzer.db.connection import connect
+
+    try:
+        with connect(settings.database_url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets),"
+                " (SELECT count(*) FROM dead_letters),"
+                " (SELECT count(*) FROM logs WHERE \"timestamp\" > now() - interval '1 minute'),"
+                " (SELECT count(*) FROM anomalies WHERE status = 'open')"
+            ).fetchone()
+    except Exception as exc:  # status is informative only; never stop the platform for it
+        console.print(f"status unavailable: {exc}")
+        return
+    assert row is not None
+    console.print(
+        f"{datetime.now(UTC):%H:%M:%S} records stored: {row[0]:,}  dead letters: {row[1]:,}  "
+        f"logs in the last minute of event time: {row[2]:,}  open anomalies: {row[3]:,}",
+        soft_wrap=True,
+    )

@@ -1,0 +1,162 @@
+"""A real Airflow for the DAG tests: one metadata DB per pytest session, real connections per test.
+
+Why here and not in tests/conftest.py: importing Airflow and migrating its metadata DB takes
+~15 s; only the tests in this folder pay it. Airflow reads its configuration when it is first
+imported, so the environment is set before any test in this folder imports it (the test modules
+import Airflow inside fixtures and tests only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.export_support import moto_server
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    # A migrated empty metadata DB is kept per Airflow version: migrating costs 10-180 s on a
+    # loaded machine, copying the template a few milliseconds.
+    from importlib.metadata import version
+
+    template = ROOT / ".state" / "test-airflow" / f"airflow-{version('apache-airflow-core')}.db"
+    if not template.exists():
+        airflow = Path(sys.executable).with_name("airflow")
+        done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=900)
+        if done.returncode:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(home / "airflow.db", template.with_suffix(".tmp"))
+        template.with_suffix(".tmp").replace(template)
+    else:
+        shutil.copyfile(template, home / "airflow.db")
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_home: Path) -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2's location
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    with moto_server(ROOT / ".state" / "test-logs") as url:
+        yield url
+
+
+def postgres_conn_uri(database_url: str) -> str:
+    """The Airflow connection URI of a libpq URL (postgresql:// -> postgres://)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    d = conninfo_to_dict(database_url)
+    user = d.get("user", "postgres")
+    return f"postgres://{user}@{d.get('host', '127.0.0.1')}:{d.get('port', 5432)}/{d['dbname']}"
+
+
+@pytest.fixture
+def platform(
+    airflow_home: Path, database_url: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> dict[str, Any]:
+    """Connections for one test: its fresh database, the shared moto endpoint, its own bucket and
+    DynamoDB table (created here, as the platform would), and an MLflow store in a temp folder."""
+    import boto3
+
+    bucket = f"la-test-{uuid.uuid4().hex[:10]}"
+    table = f"summaries-{uuid.uuid4().hex[:8]}"
+    kw: dict[str, Any] = {
+        "endpoint_url": aws_endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    s3 = boto3.client("s3", **kw)
+    s3.create_bucket(Bucket=bucket)
+    ddb = boto3.client("dynamodb", **kw)
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "date", "KeyType": "HASH"},
+            {"AttributeName": "tenant_service", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "date", "AttributeType": "S"},
+            {"AttributeName": "tenant_service", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", postgres_conn_uri(database_url))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LOGANALYZER_AWS",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": aws_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    monkeypatch.setenv("S3_BUCKET", bucket)
+    monkeypatch.setenv("DYNAMODB_TABLE", table)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) lands in the temp folder
+    return {
+        "database_url": database_url,
+        "s3": s3,
+        "dynamodb": ddb,
+        "bucket": bucket,
+        "table": table,
+        "mlflow_uri": mlflow_uri,
+        "kw": kw,
+    }
+
+
+def run_dag(dagbag: Any, dag_id: str, logical_date: Any, **conf: Any) -> Any:
+    """dag.test() for one logical date; fails the test with the failed tasks' ids."""
+    dag = dagbag.dags[dag_id]
+    run = dag.test(logical_date=logical_date, run_conf=conf or None)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state).endswith("success"), f"{dag_id} @ {logical_date}: {run.state} {states}"
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """dag.test() runs take seconds each, and many seconds on a loaded 2-core machine."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(1200))

@@ -1,0 +1,41 @@
+"""`loganalyzer model train` trains through the same code as the nightly retraining and registers
+a version with a signature, an input example and the champion alias."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loganalyzer.cli import app
+from tests.retrain_support import write_traffic
+
+pytestmark = pytest.mark.integration
+
+
+def test_model_train_registers_and_promotes(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    start = datetime(2026, 11, 10, tzinfo=UTC)
+    write_traffic(database_url, start, 6 * 60, services=3, logs_per_minute=4, incidents=[])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    until = (start + timedelta(hours=6)).isoformat()
+    result = CliRunner().invoke(app, ["model", "train", "--hours", "6", "--until", until])
+    assert result.exit_code == 0, result.output
+    assert "registered log-anomaly-detector version 1" in result.output
+    mv = MlflowClient(uri).get_model_version_by_alias("log-anomaly-detector", "champion")
+    assert str(mv.version) == "1" and mv.tags["profiles"] == "profiles.json"
+    mlflow.set_tracking_uri(uri)
+    info = mlflow.models.get_model_info("models:/log-anomaly-detector/1")
+    assert info.signature is not None and info.saved_input_example_info is not None
+
+    empty = CliRunner().invoke(app, ["model", "train", "--hours", "1", "--until", start.isoformat()])
+    assert empty.exit_code == 1 and "need 50" in empty.output
