@@ -118,23 +118,20 @@ def test_estimate_from_the_database_says_so(api: tuple[TestClient, Keys, str]) -
     assert eu["region"] == "eu-west-1" and eu["free_tier"] == "none"
 
 
-def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestClient, Keys, str]) -> None:
+def test_estimate_and_forecast_use_measured_snapshots_when_there_are_some(
+    api: tuple[TestClient, Keys, str],
+) -> None:
     c, keys, url = api
+    days = [NOW.date() - timedelta(days=d) for d in range(4, -1, -1)]
     with connect(url) as conn:
-        # the batch side's cost_snapshots (sql/011) where it is not merged: the columns this API reads
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS cost_snapshots (day date, tenant text, s3_bytes_stored bigint, "
-            "s3_put_requests bigint, s3_get_requests bigint, lambda_invocations bigint, "
-            "lambda_gb_seconds float8, dynamodb_read_units float8, dynamodb_write_units float8, "
-            "dynamodb_bytes_stored bigint, usage jsonb, source text, PRIMARY KEY (day, tenant))"
-        )
-        conn.execute(
-            "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
-            "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
-            "dynamodb_bytes_stored, usage, source) "
-            "VALUES (%s, 'globex', %s, 1000, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
-            (NOW.date(), 200 * 1024**3),
-        )
+        for i, day in enumerate(days):
+            conn.execute(
+                "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
+                "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
+                "dynamodb_bytes_stored, usage, source) "
+                "VALUES (%s, 'globex', %s, %s, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
+                (day, 200 * 1024**3, 1000 + 100 * i),
+            )
         conn.commit()
     try:
         body = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.globex}).json()
@@ -143,6 +140,17 @@ def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestCli
         # acme has no snapshot row: still estimated, and globex's usage is not in it
         acme = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.acme}).json()
         assert acme["source"] == "estimated_from_database"
+        assert acme["usage"]["s3"]["storage_gb"] < 1
+        fc = c.get(
+            "/api/v1/costs/forecast?free_tier=legacy_12_month", headers={"X-API-Key": keys.globex}
+        ).json()
+        assert fc["source"] == "cost_snapshots" and fc["history_days"] == len(days)
+        # 200 GB more stored each day, PUTs growing by 100 a day: both trends go on
+        assert fc["trend_per_day"]["s3.put_requests"] == pytest.approx(100)
+        assert fc["trend_per_day"]["s3.storage_gb"] == pytest.approx(200, rel=1e-6)
+        assert Decimal(fc["interval_80_usd"]["low"]) <= Decimal(fc["mean_usd"])
+        assert Decimal(fc["mean_usd"]) <= Decimal(fc["interval_80_usd"]["high"])
+        assert Decimal(fc["mean_usd"]) > 100  # over a terabyte stored at $0.023 per GB-month
     finally:
         with connect(url) as conn:
             conn.execute("DELETE FROM cost_snapshots")
