@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.api.cost_cache import CostCache
 from serving.api.deps import PageCache
 from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
 from serving.db import DatabaseUnavailable, Pool
@@ -65,7 +66,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.key_cache = {}
-    app.state.cost_cache = {}
+    app.state.cost_cache = CostCache(settings.cost_cache_seconds)
     app.state.page_cache = PageCache(settings.page_cache_seconds)
 
     @app.exception_handler(RequestValidationError)

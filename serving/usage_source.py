@@ -3,6 +3,8 @@
 Why an estimate at all: cost_snapshots is written by the daily cost DAG after each export; a
 fresh install, or one without the batch side, still deserves an order of magnitude. The
 estimate derives every quantity from the database's own figures and lists its assumptions.
+Only reading is here: a day's measures become a `Usage` through loganalyzer.costs.daily, the same
+translation the cost DAG stores, and combining, forecasting and pricing are the cost engine's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from serving.cost_model import LAMBDA_MEMORY_MB, DayUsage
+from loganalyzer.costs.daily import LAMBDA_ARCHITECTURE, LAMBDA_MEMORY_MB, DayMeasure, day_usages
+from loganalyzer.costs.usage import Usage
 
 #: zstd Parquet of log rows against PostgreSQL heap bytes of the same rows (typical for
 #: repetitive log lines; the real ratio is measured by the export and lands in cost_snapshots)
@@ -29,7 +32,7 @@ ESTIMATE_ASSUMPTIONS = [
     "size (partition size x the tenant's share of that day's rows), kept all month",
     f"S3 PUT: one per (service, day) object plus one per {MULTIPART_PART_BYTES // 2**20} MiB part; "
     "GET: one per object (the summary function reads it)",
-    f"Lambda: one {LAMBDA_MEMORY_MB} MB arm64 run per object, {LAMBDA_BASE_SECONDS} s + "
+    f"Lambda: one {LAMBDA_MEMORY_MB} MB {LAMBDA_ARCHITECTURE} run per object, {LAMBDA_BASE_SECONDS} s + "
     f"{LAMBDA_SECONDS_PER_ROW * 1e6:g} us per row",
     f"DynamoDB: one {SUMMARY_ITEM_BYTES}-byte on-demand summary write per object",
     "month to date scaled to the whole month",
@@ -39,9 +42,8 @@ MEASURED_ASSUMPTIONS = ["month to date (measured by the cost DAG) scaled to the 
 
 @dataclass
 class UsageHistory:
-    days: list[DayUsage]
-    #: (S3 bytes, DynamoDB bytes) stored before the first day
-    stored_before: tuple[float, float]
+    #: one Usage per day (loganalyzer.costs.daily), storage accumulated from before the first day
+    days: list[tuple[date, Usage]]
     source: str
     assumptions: list[str]
     #: each service's share of the log volume (for what-if multipliers)
@@ -66,9 +68,25 @@ async def service_shares(db: psycopg.AsyncConnection[dict[str, Any]], tenant: st
 
 
 async def history(
-    db: psycopg.AsyncConnection[dict[str, Any]], tenant: str | None, first: date, last: date
+    db: psycopg.AsyncConnection[dict[str, Any]],
+    tenant: str | None,
+    first: date,
+    last: date,
+    region: str,
+    free_tier: str,
 ) -> UsageHistory:
     """Daily usage of `tenant` (None: every tenant) from `first` to `last` inclusive."""
+    measured, stored_before, source, assumptions, shares = await _measures(db, tenant, first, last)
+    days = day_usages(measured, stored_before=stored_before, region=region, free_tier=free_tier)
+    return UsageHistory(days, source, assumptions, shares)
+
+
+Measures = tuple[list[tuple[date, DayMeasure]], tuple[float, float], str, list[str], dict[str, float]]
+
+
+async def _measures(
+    db: psycopg.AsyncConnection[dict[str, Any]], tenant: str | None, first: date, last: date
+) -> Measures:
     shares = await service_shares(db, tenant)
     has_snapshots = (await _rows(db, "SELECT to_regclass('cost_snapshots') IS NOT NULL AS x", {}))[0]["x"]
     if has_snapshots:
@@ -95,8 +113,8 @@ async def history(
                 "WHERE (%(t)s::text IS NULL OR tenant = %(t)s) AND day < %(a)s",
                 args,
             )
-            return UsageHistory(
-                [DayUsage(**d) for d in days],
+            return (
+                [(d.pop("day"), DayMeasure(**{k: float(v or 0) for k, v in d.items()})) for d in days],
                 (before[0]["s3"], before[0]["ddb"]),
                 "cost_snapshots",
                 list(MEASURED_ASSUMPTIONS),
@@ -111,7 +129,7 @@ async def _estimate(
     first: date,
     last: date,
     shares: dict[str, float],
-) -> UsageHistory:
+) -> Measures:
     parts = await _rows(
         db,
         "SELECT to_date(substr(c.relname, 7), 'YYYYMMDD') AS day, c.reltuples::float8 AS reltuples, "
@@ -144,7 +162,7 @@ async def _estimate(
         overall[0]["mine"] / overall[0]["total"] if overall[0]["total"] else (1.0 if not tenant else 0.0)
     )
     fallback_services = max(int(overall[0]["services"]), 1)
-    days: list[DayUsage] = []
+    days: list[tuple[date, DayMeasure]] = []
     before_s3 = before_ddb = 0.0
     for p in parts:
         heap = float(p["heap_bytes"])
@@ -157,8 +175,8 @@ async def _estimate(
         if heap <= 0 or share <= 0:
             services = 0
         s3_bytes = heap * share * PARQUET_RATIO
-        day = DayUsage(
-            day=p["day"],
+        day = p["day"]
+        measure = DayMeasure(
             s3_bytes_added=s3_bytes,
             s3_put_requests=services + math.ceil(s3_bytes / MULTIPART_PART_BYTES),
             s3_get_requests=services,
@@ -169,25 +187,23 @@ async def _estimate(
             dynamodb_write_units=services,
             dynamodb_bytes_added=services * SUMMARY_ITEM_BYTES,
         )
-        if day.day < first:
-            before_s3 += day.s3_bytes_added
-            before_ddb += day.dynamodb_bytes_added
+        if day < first:
+            before_s3 += measure.s3_bytes_added
+            before_ddb += measure.dynamodb_bytes_added
         else:
-            days.append(day)
+            days.append((day, measure))
     source = "estimated_from_database" if days else "none"
-    return UsageHistory(
-        _fill(days, first, last), (before_s3, before_ddb), source, list(ESTIMATE_ASSUMPTIONS), shares
-    )
+    return _fill(days, last), (before_s3, before_ddb), source, list(ESTIMATE_ASSUMPTIONS), shares
 
 
-def _fill(days: list[DayUsage], first: date, last: date) -> list[DayUsage]:
+def _fill(days: list[tuple[date, DayMeasure]], last: date) -> list[tuple[date, DayMeasure]]:
     """Days without a partition between the first measured day and `last` count as zero usage."""
     if not days:
         return []
-    by_day = {d.day: d for d in days}
+    by_day = dict(days)
     out = []
-    d = days[0].day
+    d = days[0][0]
     while d <= last:
-        out.append(by_day.get(d, DayUsage(d)))
+        out.append((d, by_day.get(d, DayMeasure())))
         d += timedelta(days=1)
     return out

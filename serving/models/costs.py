@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -64,30 +64,46 @@ class CostEstimate(QuotePublic):
     usage: dict[str, Any] = Field(description="The usage document that was priced (docs/costs.md)")
 
 
-class ForecastBand(BaseModel):
-    total_usd: str
-    usage: dict[str, Any]
+class Interval(BaseModel):
+    low: str = Field(description="10th percentile of the priced replicates, USD")
+    high: str = Field(description="90th percentile of the priced replicates, USD")
 
 
 class CostForecast(BaseModel):
+    """loganalyzer.costs.forecast.Forecast.to_dict() with where its history came from."""
+
     period: Period
     source: UsageSource
+    interval: str = Field(description="The interval's coverage: '80%'")
+    computed_at: datetime = Field(description="When this forecast was computed (answers are cached)")
+    month: str = Field(description="The forecast month, YYYY-MM")
+    days: int
+    history_days: int = Field(description="Days of usage the forecast was fitted on")
     method: str
-    interval: str = Field(description="The interval's coverage, e.g. '80%'")
-    mean: QuotePublic
-    low: ForecastBand = Field(description="10th percentile of next month's cost")
-    high: ForecastBand = Field(description="90th percentile of next month's cost")
+    replicates: int
+    seed: int
+    mean_usd: str = Field(description="Mean of the priced bootstrap replicates")
+    interval_80_usd: Interval
+    point_usd: str = Field(description="The price of the fitted trend itself")
+    point_usage: dict[str, Any] = Field(description="The usage document of the trend (docs/costs.md)")
+    point_quote: QuotePublic
+    trend_per_day: dict[str, float] = Field(description="Fitted slope per usage series, units per day")
+    notes: list[str]
     assumptions: list[str]
 
 
 class WhatIf(BaseModel):
+    """loganalyzer.costs.whatif.WhatIf.to_dict() on this month's estimate, with its inputs."""
+
     period: Period
     source: UsageSource
     traffic_multiplier: float
     service_multipliers: dict[str, float]
-    volume_multiplier: float = Field(description="What the multipliers do to the total log volume")
+    volume_multiplier: float = Field(description="The combined multiplier applied (as a number)")
+    multiplier: str = Field(description="The same, as an exact decimal")
     baseline_total_usd: str
     scenario_total_usd: str
     delta_usd: str
+    baseline: QuotePublic
     scenario: QuotePublic
     assumptions: list[str]

@@ -53,11 +53,12 @@ def create_key(url: str, tenant: str, admin: bool = False) -> str:
     return key.secret_key
 
 
-def seed(url: str, hours: int = 6, per_hour: int = 40) -> None:
+def seed(url: str, hours: int = 6, per_hour: int = 40, earlier_days: int = 0) -> None:
     """Each tenant: services svc-a/svc-b (and a service named after the tenant), logs in the last
-    `hours` hours (yesterday too, so a closed partition exists), rollups, patterns, anomalies."""
+    `hours` hours (yesterday too, so a closed partition exists, and one hour on each of
+    `earlier_days` days before: a forecast needs 3 days), rollups, patterns, anomalies."""
     with connect(url) as conn:
-        for day in {(NOW - timedelta(hours=h)).date() for h in range(-1, hours + 30)}:
+        for day in {(NOW - timedelta(hours=h)).date() for h in range(-1, hours + 30 + 24 * earlier_days)}:
             conn.execute("SELECT ensure_log_partition(%s)", (day,))
         offset = 0
         with conn.cursor().copy(
@@ -65,7 +66,7 @@ def seed(url: str, hours: int = 6, per_hour: int = 40) -> None:
             "kafka_offset) FROM STDIN"
         ) as cp:
             for tenant in TENANTS:
-                for h in [*range(hours), 26]:
+                for h in [*range(hours), 26, *(26 + 24 * k for k in range(1, earlier_days + 1))]:
                     for i in range(per_hour):
                         level = "ERROR" if i % 5 == 0 else "INFO"
                         service = ("svc-a", "svc-b", f"only-{tenant}")[i % 3]

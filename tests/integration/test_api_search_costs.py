@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[TestClient, Keys, str]]:
     with fresh_database() as url:
-        seed(url)
+        seed(url, earlier_days=1)
         keys = make_keys(url)
         with client(url) as c:
             yield c, keys, url
@@ -117,23 +118,20 @@ def test_estimate_from_the_database_says_so(api: tuple[TestClient, Keys, str]) -
     assert eu["region"] == "eu-west-1" and eu["free_tier"] == "none"
 
 
-def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestClient, Keys, str]) -> None:
+def test_estimate_and_forecast_use_measured_snapshots_when_there_are_some(
+    api: tuple[TestClient, Keys, str],
+) -> None:
     c, keys, url = api
+    days = [NOW.date() - timedelta(days=d) for d in range(4, -1, -1)]
     with connect(url) as conn:
-        # the batch side's cost_snapshots (sql/011) where it is not merged: the columns this API reads
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS cost_snapshots (day date, tenant text, s3_bytes_stored bigint, "
-            "s3_put_requests bigint, s3_get_requests bigint, lambda_invocations bigint, "
-            "lambda_gb_seconds float8, dynamodb_read_units float8, dynamodb_write_units float8, "
-            "dynamodb_bytes_stored bigint, usage jsonb, source text, PRIMARY KEY (day, tenant))"
-        )
-        conn.execute(
-            "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
-            "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
-            "dynamodb_bytes_stored, usage, source) "
-            "VALUES (%s, 'globex', %s, 1000, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
-            (NOW.date(), 200 * 1024**3),
-        )
+        for i, day in enumerate(days):
+            conn.execute(
+                "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
+                "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
+                "dynamodb_bytes_stored, usage, source) "
+                "VALUES (%s, 'globex', %s, %s, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
+                (day, 200 * 1024**3, 1000 + 100 * i),
+            )
         conn.commit()
     try:
         body = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.globex}).json()
@@ -142,6 +140,17 @@ def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestCli
         # acme has no snapshot row: still estimated, and globex's usage is not in it
         acme = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.acme}).json()
         assert acme["source"] == "estimated_from_database"
+        assert acme["usage"]["s3"]["storage_gb"] < 1
+        fc = c.get(
+            "/api/v1/costs/forecast?free_tier=legacy_12_month", headers={"X-API-Key": keys.globex}
+        ).json()
+        assert fc["source"] == "cost_snapshots" and fc["history_days"] == len(days)
+        # 200 GB more stored each day, PUTs growing by 100 a day: both trends go on
+        assert fc["trend_per_day"]["s3.put_requests"] == pytest.approx(100)
+        assert fc["trend_per_day"]["s3.storage_gb"] == pytest.approx(200, rel=1e-6)
+        assert Decimal(fc["interval_80_usd"]["low"]) <= Decimal(fc["mean_usd"])
+        assert Decimal(fc["mean_usd"]) <= Decimal(fc["interval_80_usd"]["high"])
+        assert Decimal(fc["mean_usd"]) > 100  # over a terabyte stored at $0.023 per GB-month
     finally:
         with connect(url) as conn:
             conn.execute("DELETE FROM cost_snapshots")
@@ -152,11 +161,32 @@ def test_forecast_has_a_mean_inside_an_80_percent_interval(api: tuple[TestClient
     c, keys, _ = api
     body = c.get("/api/v1/costs/forecast?free_tier=none", headers={"X-API-Key": keys.admin}).json()
     low, mean, high = (
-        Decimal(x) for x in (body["low"]["total_usd"], body["mean"]["total_usd"], body["high"]["total_usd"])
+        Decimal(x)
+        for x in (body["interval_80_usd"]["low"], body["mean_usd"], body["interval_80_usd"]["high"])
     )
     assert low <= mean <= high
+    assert body["point_usage"]["s3"]["storage_gb"] > 0  # storage accumulates
+    assert any("only 3 days" in n or "only 4 days" in n for n in body["notes"])
+    assert Decimal(body["point_usd"]) == Decimal(body["point_quote"]["total_usd"])
     assert body["interval"] == "80%" and "least-squares" in body["method"].lower()
-    assert body["period"]["start"] > NOW.date().isoformat()
+    assert body["replicates"] == 400 and body["history_days"] >= 3
+    assert body["period"]["start"] > NOW.date().isoformat() and body["month"] == body["period"]["start"][:7]
+
+
+def test_a_forecast_is_computed_once_per_cache_period_even_when_asked_at_once(
+    api: tuple[TestClient, Keys, str],
+) -> None:
+    c, keys, _ = api
+    cache = c.app.state.cost_cache  # type: ignore[attr-defined]
+    before = cache.computations
+    path = "/api/v1/costs/forecast?region=eu-west-1"
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: c.get(path, headers={"X-API-Key": keys.globex}).json(), range(4)))
+    again = c.get(path, headers={"X-API-Key": keys.globex}).json()
+    assert cache.computations == before + 1
+    assert len({b["computed_at"] for b in [*bodies, again]}) == 1
+    acme = c.get(path, headers={"X-API-Key": keys.acme}).json()  # another tenant: its own forecast
+    assert cache.computations == before + 2 and acme["point_usage"] != again["point_usage"]
 
 
 def test_what_if_scales_with_traffic(api: tuple[TestClient, Keys, str]) -> None:
@@ -164,15 +194,33 @@ def test_what_if_scales_with_traffic(api: tuple[TestClient, Keys, str]) -> None:
     h = {"X-API-Key": keys.acme}
     base = c.get("/api/v1/costs/what-if?free_tier=none", headers=h).json()
     assert base["volume_multiplier"] == 1 and base["delta_usd"] == "0.00"
-    big = c.get("/api/v1/costs/what-if?free_tier=none&traffic_multiplier=1000", headers=h).json()
-    assert Decimal(big["scenario_total_usd"]) >= Decimal(big["baseline_total_usd"])
+    double = c.get("/api/v1/costs/what-if?free_tier=none&traffic_multiplier=2", headers=h).json()
+    assert double["multiplier"] == "2"
+
+    def quantities(quote: dict[str, Any]) -> dict[tuple[str, str], Decimal]:
+        return {(li["service"], li["item"]): Decimal(li["quantity"]) for li in quote["line_items"]}
+
+    before, after = quantities(double["baseline"]), quantities(double["scenario"])
+    # without free tier and within the first tier, every line is linear in its quantity
+    for line in [
+        ("s3", "put_copy_post_list_requests"),
+        ("s3", "get_select_requests"),
+        ("lambda", "requests"),
+    ]:
+        assert before[line] > 0 and after[line] == 2 * before[line]
+    assert Decimal(double["scenario_total_usd"]) == Decimal(double["baseline_total_usd"]) + Decimal(
+        double["delta_usd"]
+    )
+    assert Decimal(double["baseline"]["total_usd"]) == Decimal(base["baseline_total_usd"])
     mixed = c.get(
         "/api/v1/costs/what-if?service_multipliers=svc-a:3&service_multipliers=svc-b:0,only-acme:1", headers=h
     ).json()
     assert mixed["service_multipliers"] == {"svc-a": 3, "svc-b": 0, "only-acme": 1}
-    assert mixed["volume_multiplier"] == pytest.approx((3 + 0 + 1) / 3)
+    assert mixed["volume_multiplier"] == pytest.approx((3 + 0 + 1) / 3)  # equal shares of the logs
     bad = c.get("/api/v1/costs/what-if?service_multipliers=svc-a", headers=h)
     assert bad.status_code == 422 and "svc-a" in bad.json()["detail"]
+    unknown = c.get("/api/v1/costs/what-if?service_multipliers=only-globex:2", headers=h)
+    assert unknown.status_code == 422 and "only-globex: unknown service" in unknown.json()["detail"]
 
 
 def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:

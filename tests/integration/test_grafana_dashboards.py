@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import psycopg
 import pytest
 import yaml
 
+from loganalyzer.costs.daily import DayMeasure, day_document, day_usages, price_day, read_day_document
 from loganalyzer.db.connection import connect
 from tests.grafana_sql import Variable, interval_seconds, render
 
@@ -402,35 +403,53 @@ def _generate(conn: psycopg.Connection) -> None:
 
 
 def _generate_cost_snapshots(conn: psycopg.Connection) -> None:
-    """45 days of two tenants' measured usage, growing ~1 % a day, in the columns of sql/011."""
-    for d in range(45):
-        day = NOW.date() - timedelta(days=44 - d)
-        for k, tenant in enumerate(TENANTS):
+    """45 days of two tenants' measured usage, growing ~1 % a day, in the columns of sql/011, with
+    the day's usage document and price (sql/017) from loganalyzer.costs.daily, as the DAG writes."""
+    for k, tenant in enumerate(TENANTS):
+        measured = []
+        for d in range(45):
             g = (1 + 0.01 * d) * (k + 1)
-            usage = {
-                "s3": {"storage_gb": 0.3 * g, "put_requests": int(900 * g), "get_requests": int(400 * g)}
-            }
+            measured.append(
+                (
+                    NOW.date() - timedelta(days=44 - d),
+                    DayMeasure(
+                        s3_bytes_added=int(3e8 * g),
+                        s3_put_requests=int(900 * g),
+                        s3_get_requests=int(400 * g),
+                        lambda_invocations=int(400 * g),
+                        lambda_gb_seconds=1200.0 * g,
+                        dynamodb_read_units=50.0 * g,
+                        dynamodb_write_units=4000.0 * g,
+                        dynamodb_bytes_added=int(2e5 * g),
+                    ),
+                )
+            )
+        for (day, m), (_, usage) in zip(measured, day_usages(measured, region="us-east-1"), strict=True):
+            quote = price_day(usage)
             conn.execute(
                 """
                 INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_objects, s3_put_requests,
                     s3_get_requests, lambda_invocations, lambda_gb_seconds, dynamodb_read_units,
-                    dynamodb_write_units, dynamodb_bytes_stored, dynamodb_items, usage, source)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'local')
+                    dynamodb_write_units, dynamodb_bytes_stored, dynamodb_items, usage, source,
+                    cost_usd, priced)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'local', %s, %s)
                 """,
                 (
                     day,
                     tenant,
-                    int(3e8 * g),
-                    int(40 * g),
-                    int(900 * g),
-                    int(400 * g),
-                    int(400 * g),
-                    1200.0 * g,
-                    50.0 * g,
-                    4000.0 * g,
-                    int(2e5 * g),
-                    int(50 * g),
-                    json.dumps(usage),
+                    int(m.s3_bytes_added),
+                    40,
+                    int(m.s3_put_requests),
+                    int(m.s3_get_requests),
+                    int(m.lambda_invocations),
+                    m.lambda_gb_seconds,
+                    m.dynamodb_read_units,
+                    m.dynamodb_write_units,
+                    int(m.dynamodb_bytes_added),
+                    50,
+                    json.dumps(day_document(usage)),
+                    quote.total,
+                    json.dumps(quote.to_dict()),
                 ),
             )
 
@@ -444,32 +463,28 @@ def _panel_rows(url: str, board: dict[str, Any], title: str) -> list[dict[str, A
     return [dict(zip(columns, r, strict=True)) for r in rows]
 
 
-def test_the_cost_panels_agree_with_each_other(filled_database: str) -> None:
-    """Month to date is the sum of this month's daily bars; forecasts sit inside their intervals."""
+def test_the_cost_panels_show_the_engines_prices(filled_database: str) -> None:
+    """Month to date is the sum of this month's daily bars, and both are the cost engine's price of
+    each stored day (no price lives in the dashboard)."""
     if not _has_table(filled_database, "cost_snapshots"):
         pytest.skip("cost_snapshots is not created by any migration in sql/ yet (it comes with the cost DAG)")
     board = _load(GRAFANA / "dashboards" / "costs.json")
+    assert [v["name"] for v in board["templating"]["list"]] == ["tenant"]
     (mtd,) = _panel_rows(filled_database, board, "Month to date")
     daily = _panel_rows(filled_database, board, "Daily cost by AWS service")
     month = NOW.date().replace(day=1)
-    this_month = sum(
-        float(r["S3"]) + float(r["Lambda"]) + float(r["DynamoDB"]) for r in daily if r["time"].date() >= month
-    )
-    assert float(mtd["month_to_date"]) == pytest.approx(this_month, rel=1e-9)
-
-    (nxt,) = _panel_rows(filled_database, board, "Next month: forecast and 80 % interval")
-    assert 0 <= nxt["lower"] <= nxt["forecast"] <= nxt["upper"]
-    # the generated usage grows every day, so next month costs more than any 30 days so far
-    (what_if,) = _panel_rows(filled_database, board, "What-if: last 30 days at the chosen traffic")
-    assert nxt["forecast"] > what_if["last_30_days"]
-    assert what_if["at_traffic_multiplier"] == pytest.approx(2 * what_if["last_30_days"])  # the default x2
-
-    trend = _panel_rows(filled_database, board, "Daily cost: trend and forecast with 80 % interval")
-    future = [r for r in trend if r["actual"] is None]
-    assert len(future) == 30
-    assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in future)
-    widths = [r["upper"] - r["lower"] for r in future]
-    assert widths == sorted(widths), "the interval widens with the distance from the data"
+    bars = {r["time"].date(): Decimal(str(r["S3"] + r["Lambda"] + r["DynamoDB"])) for r in daily}
+    with connect(filled_database) as conn:
+        stored = conn.execute("SELECT day, usage FROM cost_snapshots ORDER BY day, tenant").fetchall()
+    engine: dict[date, Decimal] = {}
+    for day, doc in stored:
+        engine[day] = engine.get(day, Decimal(0)) + price_day(read_day_document(doc)).total
+    assert bars and all(abs(v - engine[d]) < Decimal("0.000001") for d, v in bars.items())
+    this_month = sum((v for d, v in engine.items() if d >= month), Decimal(0))
+    assert Decimal(str(mtd["month_to_date"])) == pytest.approx(this_month, abs=Decimal("0.000001"))
+    assert this_month > 0
+    (last,) = _panel_rows(filled_database, board, "Last measured day")
+    assert Decimal(str(last["last_day"])) == pytest.approx(engine[max(engine)], abs=Decimal("0.000001"))
 
 
 def test_the_overview_and_anomaly_stats_count_the_generated_data(filled_database: str) -> None:

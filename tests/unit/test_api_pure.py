@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
-import pytest
 from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loganalyzer.costs.daily import GIB, DayMeasure, day_document, day_usages, price_day, read_day_document
 from loganalyzer.costs.engine import price
-from loganalyzer.costs.usage import parse_usage
+from loganalyzer.costs.monthly import combine_days
 from serving.api import cursor
-from serving.cost_model import (
-    STORAGE_GB,
-    DayUsage,
-    forecast_days,
-    next_month,
-    usage_document,
-    volume_multiplier,
-)
 from serving.keys import key_id_of, matches, new_key
 
 KINDS = (datetime, str, int)
@@ -51,50 +44,33 @@ def test_keys_carry_their_id_and_match_only_themselves() -> None:
     assert key_id_of("la_short_x") is None and key_id_of("") is None
 
 
-def _day(i: int, **kw: float) -> DayUsage:
-    return DayUsage(date(2026, 12, 1) + timedelta(days=i), **kw)
+def _days(n: int, **kw: float) -> list[tuple[date, DayMeasure]]:
+    return [(date(2026, 11, 1) + timedelta(days=i), DayMeasure(**kw)) for i in range(n)]
 
 
-def test_storage_is_cumulative_and_the_month_is_scaled() -> None:
-    days = [_day(i, s3_bytes_added=STORAGE_GB, lambda_invocations=10, lambda_gb_seconds=5) for i in range(10)]
-    doc = usage_document(days, (0.0, 0.0), 30, "us-east-1", "none")
-    # stored: 1..30 GB over the month's 30 days (growth continues at 1 GB/day) -> mean 15.5 GB-months
-    assert doc["s3"]["storage_gb"] == pytest.approx(15.5)
-    assert doc["lambda"]["requests"] == 300
-    assert doc["lambda"]["duration_ms"] == pytest.approx(500.0)  # 5 GB-s / 10 runs at 1 GB
-    quote = price(parse_usage(doc))  # the engine accepts what the model produces
-    assert quote.total > 0
+def test_storage_accumulates_and_combine_days_extends_the_month() -> None:
+    days = day_usages(
+        _days(10, s3_bytes_added=GIB, lambda_invocations=10, lambda_gb_seconds=5),
+        stored_before=(5 * GIB, 0.0),
+        region="us-east-1",
+    )
+    assert [u.s3.storage_gb for _, u in days if u.s3] == [5 + i for i in range(1, 11)]
+    month = combine_days([u for _, u in days], days_in_month=30)
+    assert month.s3 is not None and month.s3.storage_gb == 10.5  # mean of 6..15 GB stored
+    assert month.lambda_ is not None and month.lambda_.requests == 300
+    assert month.lambda_.duration_ms == 500  # 5 GB-s / 10 runs at 1 GB
+    assert price(month).total > 0
 
 
-def test_no_days_price_to_zero() -> None:
-    doc = usage_document([], (0.0, 0.0), 31, "eu-west-1", "always_free")
-    assert str(price(parse_usage(doc)).total) in ("0", "0.00")
+def test_a_stored_day_reads_back_as_the_same_usage() -> None:
+    (_, usage), *_ = day_usages(
+        _days(1, s3_bytes_added=3 * GIB, s3_put_requests=7, dynamodb_write_units=2.5), region="eu-west-1"
+    )
+    assert read_day_document(day_document(usage)) == usage
 
 
-@pytest.mark.parametrize(
-    ("shares", "traffic", "per_service", "expected"),
-    [
-        ({"a": 1, "b": 3}, 2.0, {}, 2.0),
-        ({"a": 1, "b": 3}, 1.0, {"b": 0.0}, 0.25),
-        ({"a": 1, "b": 1}, 1.0, {"a": 3.0}, 2.0),
-        ({}, 5.0, {"a": 3.0}, 5.0),
-    ],
-)
-def test_volume_multiplier(
-    shares: dict[str, float], traffic: float, per_service: dict[str, float], expected: float
-) -> None:
-    assert volume_multiplier(shares, traffic, per_service) == pytest.approx(expected)
-
-
-def test_a_linear_trend_is_extended_and_noise_widens_the_interval() -> None:
-    first, last = next_month(date(2026, 12, 6))
-    assert (first, last) == (date(2027, 1, 1), date(2027, 1, 31))
-    exact = [_day(i, lambda_invocations=100 + 10 * i) for i in range(20)]
-    fc = forecast_days(exact, first, last)
-    assert fc.mean[0].lambda_invocations == pytest.approx(100 + 10 * 31)
-    assert fc.low[0].lambda_invocations == pytest.approx(fc.high[0].lambda_invocations)  # no residuals
-    noisy = [_day(i, lambda_invocations=100 + (50 if i % 2 else -50)) for i in range(20)]
-    fc = forecast_days(noisy, first, last)
-    assert sum(d.lambda_invocations for d in fc.low) < sum(d.lambda_invocations for d in fc.mean)
-    assert sum(d.lambda_invocations for d in fc.mean) < sum(d.lambda_invocations for d in fc.high)
-    assert all(d.lambda_invocations >= 0 for d in fc.low)
+def test_a_months_days_priced_one_by_one_add_up_to_the_month_without_free_tier() -> None:
+    days = day_usages(_days(30, s3_bytes_added=1000 * GIB, s3_put_requests=1_000_000), region="us-east-1")
+    daily = sum((price_day(u).total for _, u in days), Decimal(0))
+    month = price(combine_days([u for _, u in days]))
+    assert month.total > 0 and abs(daily - month.total) <= Decimal("0.01") * 3 * 30  # cents per line

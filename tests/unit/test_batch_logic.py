@@ -17,10 +17,10 @@ from loganalyzer.batch.cost_snapshot import (
     Invocation,
     TenantUsage,
     combine,
+    day_usage_of,
     dynamodb_item_size,
     item_tenant_service,
     tenant_of_key,
-    usage_document,
 )
 from loganalyzer.batch.maintenance import retention_plan
 from loganalyzer.batch.retrain import (
@@ -220,10 +220,11 @@ def test_usage_of_a_day_from_objects_items_and_invocations() -> None:
     size = dynamodb_item_size(items[0])
     assert t.dynamodb_write_units == math.ceil(size / 1024) * 2  # two parts: written twice
     assert usage["*"].s3_put_requests == 2 and usage["*"].dynamodb_read_units == 0.5
-    doc = usage_document(day, t, "us-east-1")
-    assert doc["lambda"] == {"requests": 2, "duration_ms": 250.0, "memory_mb": 1024}
-    assert doc["s3"]["storage_gb"] == pytest.approx(4000 / 1024**3 * 24 / 730)
-    assert usage_document(day, TenantUsage(), "us-east-1").get("lambda") is None
+    doc = day_usage_of(day, t, "us-east-1", stored_before=(2000.0, 0.0)).to_dict()
+    assert doc["lambda"]["requests"] == 2 and doc["lambda"]["memory_mb"] == 1024
+    assert doc["lambda"]["duration_ms"] == pytest.approx(250.0)
+    assert doc["s3"]["storage_gb"] == pytest.approx(6000 / 1024**3, abs=1e-9)  # earlier days stay stored
+    assert day_usage_of(day, TenantUsage(), "us-east-1", (0.0, 0.0)).to_dict()["lambda"]["requests"] == 0
 
 
 def test_calibration_through_the_compiled_forest_equals_sklearns_scores() -> None:

@@ -21,9 +21,11 @@ ConsumedRead/WriteCapacityUnits) or from the Cost and Usage Report (line items b
 the `tenant` cost-allocation tag); docs/airflow.md says how. Only `measure_*` functions talk to
 AWS; turning measurements into rows and usage documents is pure.
 
-The usage document is the cost engine's (loganalyzer.costs): storage quantities are GB-months, so
-one day of storage is GB x 24 / 730 (AWS's 730-hour month); free tiers are monthly and therefore
-not applied to a day (`free_tier: none`).
+The usage document is the cost engine's, built by loganalyzer.costs.daily (the one translation
+the cost API applies to these rows too): a day's requests as measured, its `storage_gb` what the
+tenant has stored at the end of the day (earlier days' exports stay). Each row also stores the
+day's price by the engine (`cost_usd`, `priced`: loganalyzer.costs.daily.price_day, storage as
+one day of the month, no monthly free tier), which the Grafana Costs dashboard shows.
 """
 
 from __future__ import annotations
@@ -33,16 +35,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 import psycopg
 
+from loganalyzer.costs.daily import LAMBDA_MEMORY_MB, DayMeasure, day_document, day_usage, price_day
+from loganalyzer.costs.usage import Usage
+
 SHARED_TENANT = "*"
-GIB = 1024**3
-DAY_SHARE_OF_MONTH = 24 / 730
 
 
 @dataclass
@@ -183,32 +185,28 @@ def combine(
     return dict(usage)
 
 
-def usage_document(day: date, u: TenantUsage, region: str) -> dict[str, Any]:
-    """The cost engine's usage document for one tenant's day (see the module docstring)."""
-    doc: dict[str, Any] = {"region": region, "as_of": day.isoformat(), "free_tier": "none"}
-    if u.lambda_invocations:
-        doc["lambda"] = {
-            "requests": u.lambda_invocations,
-            "duration_ms": round(u.lambda_billed_ms / u.lambda_invocations, 3),
-            "memory_mb": max(128, u.lambda_memory_mb or 128),
-        }
-    doc["s3"] = {
-        "storage_gb": _round(u.s3_bytes_stored / GIB * DAY_SHARE_OF_MONTH),
-        "put_requests": u.s3_put_requests,
-        "get_requests": u.s3_get_requests,
-    }
-    doc["dynamodb"] = {
-        "mode": "on_demand",
-        "write_request_units": _round(u.dynamodb_write_units),
-        "read_request_units": _round(u.dynamodb_read_units),
-        "storage_gb": _round(u.dynamodb_bytes_stored / GIB * DAY_SHARE_OF_MONTH),
-    }
-    return doc
-
-
-def _round(x: float) -> float | int:
-    d = Decimal(repr(x)).quantize(Decimal("1e-12"))
-    return int(d) if d == d.to_integral_value() else float(d)
+def day_usage_of(day: date, u: TenantUsage, region: str, stored_before: tuple[float, float]) -> Usage:
+    """The tenant's day as the cost engine's Usage, through loganalyzer.costs.daily (the same
+    translation the cost API applies to these rows). `stored_before`: the tenant's (S3, DynamoDB)
+    bytes from earlier days, still stored."""
+    return day_usage(
+        day,
+        DayMeasure(
+            s3_bytes_added=u.s3_bytes_stored,
+            s3_put_requests=u.s3_put_requests,
+            s3_get_requests=u.s3_get_requests,
+            lambda_invocations=u.lambda_invocations,
+            lambda_gb_seconds=u.lambda_gb_seconds,
+            dynamodb_read_units=u.dynamodb_read_units,
+            dynamodb_write_units=u.dynamodb_write_units,
+            dynamodb_bytes_added=u.dynamodb_bytes_stored,
+        ),
+        s3_bytes_stored=stored_before[0] + u.s3_bytes_stored,
+        dynamodb_bytes_stored=stored_before[1] + u.dynamodb_bytes_stored,
+        region=region,
+        free_tier="none",
+        memory_mb=max(128, u.lambda_memory_mb or LAMBDA_MEMORY_MB),
+    )
 
 
 # -- adapters ------------------------------------------------------------------------------------
@@ -257,15 +255,16 @@ def measure_summaries(
 _UPSERT = """
 INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_objects, s3_put_requests, s3_get_requests,
     lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units,
-    dynamodb_bytes_stored, dynamodb_items, usage, source, measured_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, now())
+    dynamodb_bytes_stored, dynamodb_items, usage, source, cost_usd, priced, measured_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb, now())
 ON CONFLICT (day, tenant) DO UPDATE SET
     s3_bytes_stored = excluded.s3_bytes_stored, s3_objects = excluded.s3_objects,
     s3_put_requests = excluded.s3_put_requests, s3_get_requests = excluded.s3_get_requests,
     lambda_invocations = excluded.lambda_invocations, lambda_gb_seconds = excluded.lambda_gb_seconds,
     dynamodb_read_units = excluded.dynamodb_read_units, dynamodb_write_units = excluded.dynamodb_write_units,
     dynamodb_bytes_stored = excluded.dynamodb_bytes_stored, dynamodb_items = excluded.dynamodb_items,
-    usage = excluded.usage, source = excluded.source, measured_at = now()
+    usage = excluded.usage, source = excluded.source, cost_usd = excluded.cost_usd,
+    priced = excluded.priced, measured_at = now()
 """
 
 
@@ -277,8 +276,18 @@ def write_snapshot(
         conn.execute(
             "DELETE FROM cost_snapshots WHERE day = %s AND NOT (tenant = ANY(%s))", (day, list(usage))
         )
+        before = {
+            str(r[0]): (float(r[1]), float(r[2]))
+            for r in conn.execute(
+                "SELECT tenant, sum(s3_bytes_stored)::float8, sum(dynamodb_bytes_stored)::float8 "
+                "FROM cost_snapshots WHERE day < %s GROUP BY tenant",
+                (day,),
+            )
+        }
         for tenant, u in sorted(usage.items()):
-            doc = usage_document(day, u, region)
+            day_use = day_usage_of(day, u, region, before.get(tenant, (0.0, 0.0)))
+            quote = price_day(day_use)
+            doc = day_document(day_use)
             note = "; ".join(f"{k}: {v}" for k, v in sorted(u.extra.items()))
             conn.execute(
                 _UPSERT,
@@ -297,6 +306,8 @@ def write_snapshot(
                     u.dynamodb_items,
                     orjson.dumps(doc).decode(),
                     f"{source} ({note})" if note else source,
+                    quote.total,
+                    orjson.dumps(quote.to_dict()).decode(),
                 ),
             )
     return len(usage)

@@ -1,28 +1,25 @@
 """What the platform costs on AWS: this month's estimate, next month's forecast, what-ifs, and
-pricing of any usage document. Pricing is loganalyzer.costs (one engine for API, CLI and DAG)."""
+pricing of any usage document. All of it is loganalyzer.costs (one engine for API, CLI and DAG):
+this module only reads the days (serving.usage_source) and renders the engine's answers."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import calendar
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 
+from loganalyzer.costs.daily import LAMBDA_ARCHITECTURE, LAMBDA_MEMORY_MB
 from loganalyzer.costs.engine import price
-from loganalyzer.costs.usage import UsageError, parse_usage
+from loganalyzer.costs.forecast import ForecastError, WhatIfError, forecast_month, what_if
+from loganalyzer.costs.monthly import combine_days
+from loganalyzer.costs.usage import DynamoDBUsage, LambdaUsage, S3Usage, Usage, UsageError, parse_usage
+from serving.api.cost_cache import CostCache
 from serving.api.deps import CurrentPrincipal, DbDep, tenant_scope
 from serving.api.render import JSONBytes
-from serving.cost_model import (
-    DayUsage,
-    forecast_days,
-    month_bounds,
-    next_month,
-    usage_document,
-    volume_multiplier,
-)
 from serving.models.common import Problem
 from serving.models.costs import CostEstimate, CostForecast, QuotePublic, WhatIf
 from serving.usage_source import UsageHistory, history
@@ -30,12 +27,8 @@ from serving.usage_source import UsageHistory, history
 router = APIRouter(prefix="/api/v1/costs", tags=["costs"])
 
 FORECAST_HISTORY_DAYS = 60
-FORECAST_METHOD = (
-    "Least-squares linear trend of each daily usage quantity over up to the last 60 days measured, "
-    "summed over next month's days; the 80% interval is +/- 1.2816 x the residual standard deviation "
-    "x sqrt(days) on each quantity (independent daily residuals), priced at the low, mean and high usage "
-    "(pricing is monotone in usage). S3 and DynamoDB storage accumulate from what is stored today."
-)
+#: the engine's default; the answer is cached, so one tenant pays for it once per cache period
+FORECAST_REPLICATES = 400
 
 
 class Region(StrEnum):
@@ -64,18 +57,12 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def month_bounds(day: date) -> tuple[date, date]:
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
 def _period(first: date, last: date, measured: int) -> dict[str, Any]:
     return {"start": first, "end": last, "days_in_period": (last - first).days + 1, "days_measured": measured}
-
-
-def _quote(doc: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return price(parse_usage(doc)).to_dict()
-    except UsageError as exc:  # a derived document out of the engine's range: say which field
-        raise HTTPException(
-            422,
-            f"the usage derived from the database is out of range: {exc}",
-        ) from None
 
 
 class _Raw(JSONBytes):
@@ -83,35 +70,33 @@ class _Raw(JSONBytes):
         return content if isinstance(content, bytes) else super().render(content)
 
 
-def _remember(request: Request, key: tuple[Any, ...], body: dict[str, Any]) -> _Raw:
-    response = _Raw(body)
-    ttl = request.app.state.settings.cost_cache_seconds
-    if ttl > 0:
-        cache: dict[tuple[Any, ...], tuple[float, bytes]] = request.app.state.cost_cache
-        if len(cache) > 1000:
-            cache.clear()
-        cache[key] = (time.monotonic() + ttl, bytes(response.body))
-    return response
+def _cache(request: Request) -> CostCache:
+    cache: CostCache = request.app.state.cost_cache
+    return cache
 
 
-def _hit(request: Request, key: tuple[Any, ...]) -> _Raw | None:
-    cache: dict[tuple[Any, ...], tuple[float, bytes]] = request.app.state.cost_cache
-    hit = cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return _Raw(hit[1])
-    return None
+def _month_usage(hist: UsageHistory, today: date, region: Region, free_tier: FreeTier) -> Usage:
+    """The month so far extended to the whole month at its run rate (combine_days); no days: zero."""
+    first, last = month_bounds(today)
+    if hist.days:
+        return combine_days([u for _, u in hist.days], days_in_month=(last - first).days + 1)
+    return Usage(
+        region=region.value,
+        as_of=today,
+        free_tier=free_tier.value,
+        lambda_=LambdaUsage(memory_mb=LAMBDA_MEMORY_MB, architecture=LAMBDA_ARCHITECTURE),
+        s3=S3Usage(),
+        dynamodb=DynamoDBUsage(),
+    )
 
 
 async def _month(
     db: DbDep, scope: str | None, region: Region, free_tier: FreeTier
-) -> tuple[UsageHistory, dict[str, Any], dict[str, Any]]:
+) -> tuple[UsageHistory, Usage, dict[str, Any]]:
     today = _today()
     first, last = month_bounds(today)
-    hist = await history(db, scope, first, today)
-    doc = usage_document(
-        hist.days, hist.stored_before, (last - first).days + 1, region.value, free_tier.value
-    )
-    return hist, doc, _period(first, last, len(hist.days))
+    hist = await history(db, scope, first, today, region.value, free_tier.value)
+    return hist, _month_usage(hist, today, region, free_tier), _period(first, last, len(hist.days))
 
 
 @router.get("/estimate", response_model=CostEstimate, summary="This month's AWS cost, from measured usage")
@@ -123,25 +108,34 @@ async def estimate(
     free_tier: FreeTierQ = FreeTier.always_free,
     tenant: TenantQ = None,
 ) -> Any:
-    """The current calendar month: the days measured so far scaled to the whole month, priced line
-    by line to the cent. `source` says whether the usage was measured (cost_snapshots) or estimated
-    from the database's own figures (then `assumptions` lists how). Cached for a minute."""
+    """The current calendar month: the days measured so far extended to the whole month
+    (loganalyzer.costs.monthly.combine_days: flows at their run rate, storage averaged), priced
+    line by line to the cent. `source` says whether the usage was measured (cost_snapshots) or
+    estimated from the database's own figures (then `assumptions` lists how). Cached for
+    API_COST_CACHE_SECONDS."""
     scope = tenant_scope(principal, tenant)
+
+    async def compute() -> bytes:
+        hist, usage, period = await _month(db, scope, region, free_tier)
+        body = {
+            **price(usage).to_dict(),
+            "period": period,
+            "source": hist.source,
+            "assumptions": hist.assumptions,
+            "usage": usage.to_dict(),
+        }
+        return bytes(JSONBytes(body).body)
+
     key = ("estimate", scope, principal.is_admin, region, free_tier, _today())
-    if (hit := _hit(request, key)) is not None:
-        return hit
-    hist, doc, period = await _month(db, scope, region, free_tier)
-    body = {
-        **_quote(doc),
-        "period": period,
-        "source": hist.source,
-        "assumptions": hist.assumptions,
-        "usage": doc,
-    }
-    return _remember(request, key, body)
+    return _Raw(await _cache(request).get_or_compute(key, compute))
 
 
-@router.get("/forecast", response_model=CostForecast, summary="Next month's AWS cost: mean and 80% interval")
+@router.get(
+    "/forecast",
+    response_model=CostForecast,
+    responses={422: {"model": Problem, "description": "Fewer than 3 days of usage to forecast from"}},
+    summary="Next month's AWS cost: mean and 80% interval",
+)
 async def forecast(
     request: Request,
     db: DbDep,
@@ -150,43 +144,36 @@ async def forecast(
     free_tier: FreeTierQ = FreeTier.always_free,
     tenant: TenantQ = None,
 ) -> Any:
-    """Next calendar month's cost: `mean` and the `low`/`high` bounds of an 80 % interval; `method`
-    says how (a linear trend per daily usage quantity, residual spread). Cached for a minute."""
+    """Next calendar month's cost by loganalyzer.costs.forecast.forecast_month over up to the
+    last 60 days: `mean_usd` and `interval_80_usd` (P10..P90 of 400 priced bootstrap replicates),
+    `point_usd` of the trend itself, `method` and `notes`. Computed at most once per tenant and
+    parameters per API_COST_CACHE_SECONDS (concurrent callers wait for the one computation)."""
     scope = tenant_scope(principal, tenant)
-    key = ("forecast", scope, principal.is_admin, region, free_tier, _today())
-    if (hit := _hit(request, key)) is not None:
-        return hit
     today = _today()
-    first, last = next_month(today)
-    hist = await history(db, scope, today - timedelta(days=FORECAST_HISTORY_DAYS), today)
-    # storage already there when next month starts: before the history plus what it added,
-    # plus the trend's growth from today to the 1st
-    s3_now = hist.stored_before[0] + sum(d.s3_bytes_added for d in hist.days)
-    ddb_now = hist.stored_before[1] + sum(d.dynamodb_bytes_added for d in hist.days)
-    bridge = (
-        forecast_days(hist.days, today + timedelta(days=1), first - timedelta(days=1)) if hist.days else None
-    )
-    if bridge is not None and bridge.mean:
-        s3_now += sum(d.s3_bytes_added for d in bridge.mean)
-        ddb_now += sum(d.dynamodb_bytes_added for d in bridge.mean)
-    fc = forecast_days(hist.days, first, last)
-    days = (last - first).days + 1
+    first, last = month_bounds(month_bounds(today)[1] + timedelta(days=1))
 
-    def doc(ds: list[DayUsage]) -> dict[str, Any]:
-        return usage_document(ds, (s3_now, ddb_now), days, region.value, free_tier.value)
+    async def compute() -> bytes:
+        hist = await history(
+            db, scope, today - timedelta(days=FORECAST_HISTORY_DAYS), today, region.value, free_tier.value
+        )
+        try:
+            fc = await asyncio.to_thread(
+                forecast_month, hist.days, month=first, replicates=FORECAST_REPLICATES
+            )
+        except ForecastError as exc:
+            raise HTTPException(422, f"cannot forecast {first:%Y-%m} ({hist.source}): {exc}") from None
+        body = {
+            "period": _period(first, last, len(hist.days)),
+            "source": hist.source,
+            "interval": "80%",
+            "computed_at": datetime.now(UTC).isoformat(),
+            **fc.to_dict(),
+            "assumptions": hist.assumptions,
+        }
+        return bytes(JSONBytes(body).body)
 
-    low, mean, high = doc(fc.low), doc(fc.mean), doc(fc.high)
-    body = {
-        "period": _period(first, last, len(hist.days)),
-        "source": hist.source,
-        "method": FORECAST_METHOD,
-        "interval": "80%",
-        "mean": _quote(mean),
-        "low": {"total_usd": _quote(low)["total_usd"], "usage": low},
-        "high": {"total_usd": _quote(high)["total_usd"], "usage": high},
-        "assumptions": hist.assumptions,
-    }
-    return _remember(request, key, body)
+    key = ("forecast", scope, principal.is_admin, region, free_tier, today)
+    return _Raw(await _cache(request).get_or_compute(key, compute))
 
 
 def parse_multipliers(raw: list[str]) -> dict[str, float]:
@@ -210,7 +197,7 @@ def parse_multipliers(raw: list[str]) -> dict[str, float]:
 
 
 @router.get("/what-if", response_model=WhatIf, summary="This month's cost at another traffic level")
-async def what_if(
+async def what_if_route(
     db: DbDep,
     principal: CurrentPrincipal,
     traffic_multiplier: Annotated[
@@ -221,43 +208,39 @@ async def what_if(
         list[str] | None,
         Query(
             max_length=100,
-            description="Per-service multipliers overriding traffic_multiplier: `svc:2,svc2:0.5` or the "
-            "parameter repeated. Services are weighted by their share of the log volume.",
+            description="Per-service multipliers, on top of traffic_multiplier: `svc:2,svc2:0.5` or the "
+            "parameter repeated. Services are weighted by their share of the log volume; a service "
+            "without logs is refused (422).",
         ),
     ] = None,
     region: RegionQ = Region.us_east_1,
     free_tier: FreeTierQ = FreeTier.always_free,
     tenant: TenantQ = None,
 ) -> Any:
-    """Every billed quantity grows with log volume, so the month's usage is scaled by the volume
-    multiplier (each service's share times its multiplier) and priced again."""
+    """loganalyzer.costs.whatif.what_if on this month's estimate: every volume-driven quantity
+    (requests, request units, storage) times traffic_multiplier x the services' share-weighted
+    multipliers, configuration kept, priced again."""
     per_service = parse_multipliers(service_multipliers or [])
     scope = tenant_scope(principal, tenant)
-    hist, base_doc, period = await _month(db, scope, region, free_tier)
-    factor = volume_multiplier(hist.service_shares, traffic_multiplier, per_service)
-    today = _today()
-    first, last = month_bounds(today)
-    scaled = usage_document(
-        [d.scaled(factor) for d in hist.days],
-        (hist.stored_before[0], hist.stored_before[1]),
-        (last - first).days + 1,
-        region.value,
-        free_tier.value,
-    )
-    base, scenario = _quote(base_doc), _quote(scaled)
-    delta = Decimal(scenario["total_usd"]) - Decimal(base["total_usd"])
+    hist, usage, period = await _month(db, scope, region, free_tier)
+    try:
+        wi = what_if(
+            usage,
+            traffic_multiplier=traffic_multiplier,
+            service_shares=hist.service_shares,
+            service_multipliers=per_service,
+        )
+    except WhatIfError as exc:
+        raise HTTPException(422, str(exc)) from None
     return JSONBytes(
         {
             "period": period,
             "source": hist.source,
             "traffic_multiplier": traffic_multiplier,
             "service_multipliers": per_service,
-            "volume_multiplier": factor,
-            "baseline_total_usd": base["total_usd"],
-            "scenario_total_usd": scenario["total_usd"],
-            "delta_usd": f"{delta:.2f}",
-            "scenario": scenario,
-            "assumptions": [*hist.assumptions, "storage kept from before this month is not scaled"],
+            "volume_multiplier": float(wi.multiplier),
+            **wi.to_dict(),
+            "assumptions": hist.assumptions,
         }
     )
 

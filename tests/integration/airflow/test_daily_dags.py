@@ -111,6 +111,8 @@ def put_summaries(platform: dict[str, Any], day: date, keys: list[tuple[str, str
 
 def test_cost_snapshot_measures_the_exported_day(dagbag: Any, platform: dict[str, Any]) -> None:
     from loganalyzer.batch.cost_snapshot import dynamodb_item_size
+    from loganalyzer.costs.daily import price_day, read_day_document
+    from loganalyzer.costs.usage import parse_usage
 
     url = platform["database_url"]
     insert_logs(url, DAY, 6_000, tenants=2, services=2)
@@ -138,21 +140,20 @@ def test_cost_snapshot_measures_the_exported_day(dagbag: Any, platform: dict[str
         usage = row["usage"]
         assert usage["as_of"] == DAY.isoformat() and usage["free_tier"] == "none"
         assert usage["s3"]["put_requests"] == 2
-        assert usage["s3"]["storage_gb"] == pytest.approx(row["s3_bytes_stored"] / 1024**3 * 24 / 730)
+        # the first day measured: what is stored is that day's export
+        assert usage["s3"]["storage_gb"] == pytest.approx(row["s3_bytes_stored"] / 1024**3, abs=1e-9)
         assert usage["dynamodb"]["write_request_units"] == row["dynamodb_write_units"]
+        # the day's price is the engine's, of the same stored document
+        quote = price_day(read_day_document(usage))
+        assert row["cost_usd"] == quote.total and row["priced"] == quote.to_dict()
     shared = rows["*"]
     manifest_size = objects[f"logs/date={DAY}/_manifest.json"][0]
     assert (
         shared["s3_bytes_stored"] == manifest_size and shared["s3_put_requests"] == 2
     )  # manifest PUT + LIST
 
-    try:  # the cost engine validates the documents when it is on the path
-        from loganalyzer.costs.usage import parse_usage
-    except ImportError:
-        pass
-    else:
-        for row in rows.values():
-            parse_usage(row["usage"])
+    for row in rows.values():  # the documents are valid usage documents
+        parse_usage(row["usage"])
 
     before = {t: {k: v for k, v in r.items() if k != "measured_at"} for t, r in rows.items()}
     run_dag(dagbag, "cost_snapshot", datetime(2026, 11, 21, 2, tzinfo=UTC), day=DAY.isoformat())
