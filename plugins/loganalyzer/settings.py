@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loganalyzer.events import ParseLimits
+from loganalyzer.kafka_security import KafkaSecurityError, check, redacted, secret_properties
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -68,12 +69,21 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class KafkaSettings:
+    """Where and how to reach Kafka; its repr masks secret properties (kafka_security)."""
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     topic: str = "logs"
     group_id: str = "loganalyzer-consumer"
     #: Extra librdkafka properties (security.protocol, sasl.*, ...) from KAFKA_* variables.
     extra: Mapping[str, str] = field(default_factory=dict)
     session_timeout_ms: int = 10_000
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
+            f"group_id={self.group_id!r}, extra={redacted(self.extra)!r}, "
+            f"session_timeout_ms={self.session_timeout_ms})"
+        )
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if key.startswith("KAFKA_PROPERTY_"):
             # KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL -> security.protocol
             extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
+    try:
+        extra.update(secret_properties(env, extra))
+        check(extra)
+    except KafkaSecurityError as exc:
+        raise SettingsError(str(exc)) from None
     limits = ParseLimits(
         max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
         max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001)),
