@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state fmt clean
+.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export lambda-zip fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ audit: $(PIP_AUDIT) ## pip-audit over uv.lock: fails on vulnerabilities with a f
 	$(UV) export --locked --no-hashes --no-emit-project --format requirements-txt --quiet > .tools/audit-requirements.txt
 	.tools/bin/python scripts/dependency_audit.py $(PIP_AUDIT) .tools/audit-requirements.txt
 
-bench: bench-ingest bench-miner bench-detection bench-latency bench-state ## Run every benchmark (each prints its figure next to a same-run reference)
+bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export ## Run every benchmark (each prints its figure next to a same-run reference)
 
 bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
 	$(PY) bench/bench_ingest.py
@@ -64,6 +64,12 @@ bench-latency: setup ## Wall-clock detection lag at 50,000 logs/s (arrival -> co
 
 bench-state: setup ## Detection state of 10,000 services: memory, checkpoint size and cost
 	$(PY) bench/bench_detection_state.py
+
+bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's own binary COPY (rows/s, peak RSS)
+	$(PY) bench/bench_export.py
+
+lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
+	$(PY) lambda/build.py
 
 fmt: ## Format and auto-fix
 	.venv/bin/ruff format .

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from loganalyzer.events import EventParser, ParseLimits, Rejection
+from loganalyzer.events import EventParser, ParseLimits, Rejection, unparseable
 
 #: Index of each column in a row tuple (the order of streaming.sink.LOG_COLUMNS).
 TS, TENANT, SERVICE, HOST, LEVEL, MESSAGE, METADATA, DURATION, TOPIC, PARTITION, OFFSET = range(11)
@@ -87,7 +87,11 @@ class Batch:
 
 
 def build_batch(topic: str, records: Iterable[KafkaRecord], limits: ParseLimits, now: datetime) -> Batch:
-    """Parse every record; invalid ones become dead letters, never exceptions."""
+    """Parse every record; invalid ones become dead letters, never exceptions.
+
+    EventParser.fields already turns any error into a dead letter (`unparseable`); the guard
+    here keeps the promise for this loop itself, whatever parser it runs. A record that raised
+    would otherwise stop the consumer at the same offset after every restart."""
     batch = Batch(topic)
     parse = EventParser(limits, now).fields
     parts = batch.partitions
@@ -111,7 +115,10 @@ def build_batch(topic: str, records: Iterable[KafkaRecord], limits: ParseLimits,
                 )
         pb.last_offset = offset
         raw = rec.value()
-        result = parse(raw)
+        try:
+            result = parse(raw)
+        except Exception as exc:  # one record's problem, whatever it is
+            result = unparseable(exc)
         if type(result) is tuple:
             pb.rows.append((*result, topic, partition, offset))
             pb.raws.append(raw)
