@@ -24,7 +24,7 @@ def test_statistics_watermarks_give_the_exact_lag_mid_stream(broker: str) -> Non
     topic = new_topic(broker, partitions=2)
     ends: dict[int, int] = {}
 
-    def delivered(err: Any, msg: Any) -> None:
+    def delivered(err: Any, msg: Any) -> None:  # msg: confluent_kafka.Message
         assert err is None, err
         ends[msg.partition()] = max(ends.get(msg.partition(), 0), msg.offset() + 1)
 
@@ -51,7 +51,9 @@ def test_statistics_watermarks_give_the_exact_lag_mid_stream(broker: str) -> Non
         position: dict[int, int] = {}
         while sum(position.values()) < 3000:
             for msg in consumer.consume(100, 0.5):
-                position[msg.partition()] = msg.offset() + 1
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None
+                position[partition] = offset + 1
         consumer.pause(consumer.assignment())  # poll() now serves callbacks only
         seen = len(stats)
         wait_for(lambda: consumer.poll(0.1) is None and len(stats) > seen + 1, 10, "fresh statistics")
