@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export lambda-zip fmt clean
+.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-soak lambda-zip fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's o
 
 lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
 	$(PY) lambda/build.py
+
+bench-soak: setup ## Soak: steady traffic with incidents for 30 min (MINUTES=3 for a short run): RSS slope, throughput, completeness
+	$(PY) bench/bench_soak.py --minutes $(or $(MINUTES),30)
 
 fmt: ## Format and auto-fix
 	.venv/bin/ruff format .
