@@ -2,8 +2,7 @@
 
 Why per partition: offsets, fencing and (later) detection state are all per Kafka partition, so
 the batch keeps each partition's accepted rows, its dead letters and its offset range.
-Why rows are plain tuples in `logs` COPY column order: this is the consumer's hot loop, and a
-tuple built once here goes straight into the binary COPY without being touched again.
+Rows are plain tuples whose shape (columns, types, indices) is defined in `streaming.log_row`.
 """
 
 from __future__ import annotations
@@ -14,9 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from loganalyzer.events import EventParser, ParseLimits, Rejection, unparseable
-
-#: Index of each column in a row tuple (the order of streaming.sink.LOG_COLUMNS).
-TS, TENANT, SERVICE, HOST, LEVEL, MESSAGE, METADATA, DURATION, TOPIC, PARTITION, OFFSET = range(11)
 
 
 class KafkaRecord(Protocol):

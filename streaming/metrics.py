@@ -93,6 +93,12 @@ class ConsumerMetrics:
             "Services whose detection state this consumer holds (bounded by max_services per partition)",
             registry=r,
         )
+        self.split_services = Gauge(
+            "loganalyzer_services_on_several_partitions",
+            "Services whose events this consumer sees on more than one partition (records not "
+            "keyed by tenant/service): their detection state is split",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )
