@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from loganalyzer.consumer_lag import high_watermarks, lag
-from tests.support import new_topic, valid_values, wait_for
+from streaming.consumer import LogConsumer
+from tests.integration.consumer_harness import consumer_env, running_consumer
+from tests.support import count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,25 @@ def test_statistics_watermarks_give_the_exact_lag_mid_stream(broker: str) -> Non
     stored = {p: position.get(p, 0) for p in ends}
     assert lag(watermarks, stored) == {p: ends[p] - stored[p] for p in ends}
     assert sum(lag(watermarks, stored).values()) == 20_000 - sum(stored.values())
+
+
+def _lag_total(consumer: LogConsumer) -> float:
+    return sum(sample.value for metric in consumer.metrics.lag.collect() for sample in metric.samples)
+
+
+def test_the_lag_gauge_counts_exactly_what_is_not_yet_stored(broker: str, database_url: str) -> None:
+    """Caught up: 0. While PostgreSQL holds every write back, exactly the records produced since."""
+    topic = new_topic(broker, partitions=2)
+    produce(broker, topic, valid_values(5000))
+    env = consumer_env(database_url, broker, topic, KAFKA_PROPERTY_STATISTICS_INTERVAL_MS="200")
+    with running_consumer(env) as consumer:
+        wait_for(lambda: count(database_url) == 5000, 60, "the first rows")
+        wait_for(lambda: _lag_total(consumer) == 0, 15, "a lag of 0 once caught up")
+        with psycopg.connect(database_url) as blocker:
+            blocker.execute("LOCK TABLE ingest_offsets IN ACCESS EXCLUSIVE MODE")  # every write waits
+            produce(broker, topic, valid_values(3000, start=5000))
+            # the batch in flight waits for the lock while consume() goes on serving statistics
+            wait_for(lambda: _lag_total(consumer) == 3000, 30, "a lag of exactly 3,000")
+            blocker.rollback()
+        wait_for(lambda: count(database_url) == 8000, 60, "the rows after the stall")
+        wait_for(lambda: _lag_total(consumer) == 0, 15, "the lag back to 0")
