@@ -84,15 +84,17 @@ def incidents_found(url: str, truth: Path) -> tuple[int, int, int]:
 
 def records_in(bootstrap: str, topic: str) -> int:
     """How many records the topic holds, read back from the start (Tansu's watermarks lie)."""
-    from confluent_kafka import Consumer
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "soak-count", "auto.offset.reset": "earliest"}
+        {"bootstrap.servers": bootstrap, "group.id": "soak-count", "enable.auto.commit": False}
     )
-    consumer.subscribe([topic])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    # assigned, not subscribed: no group join to wait for
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     seen, idle = 0, 0
     try:
-        while idle < 10:
+        while idle < 5:
             batch = consumer.consume(10_000, 1.0)
             seen += sum(1 for m in batch if m.error() is None)
             idle = 0 if batch else idle + 1
