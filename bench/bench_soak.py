@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_latency import quantile, scrape  # noqa: E402
 
+from loganalyzer.db.connection import connect  # noqa: E402
 from loganalyzer.generator.incidents import EXPECTED_ANOMALY  # noqa: E402
 from loganalyzer.platform.processes import free_port  # noqa: E402
 from tests.support import consumer_env, count, fresh_database, start_consumer, tansu_broker  # noqa: E402
@@ -71,13 +72,13 @@ def incidents_found(url: str, truth: Path) -> tuple[int, int, int]:
         inc = json.loads(line)
         start = datetime.fromisoformat(inc["start"].replace("Z", "+00:00"))
         end = datetime.fromisoformat(inc["end"].replace("Z", "+00:00"))
-        n = count(
-            url,
-            "SELECT count(*) FROM anomalies WHERE service = '{}' AND anomaly_type = '{}' "
-            "AND window_start BETWEEN '{}' AND '{}'".format(
-                inc["service"], EXPECTED_ANOMALY[inc["type"]], start - timedelta(minutes=5), end
-            ),
-        )
+        with connect(url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM anomalies WHERE service = %s AND anomaly_type = %s "
+                "AND window_start BETWEEN %s AND %s",
+                (inc["service"], EXPECTED_ANOMALY[inc["type"]], start - timedelta(minutes=5), end),
+            ).fetchone()
+        n = int(row[0]) if row else 0
         once, more, missed = once + (n == 1), more + (n > 1), missed + (n == 0)
     return once, more, missed
 
