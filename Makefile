@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-soak lambda-zip fmt clean
+.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-soak lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ audit: $(PIP_AUDIT) ## pip-audit over uv.lock: fails on vulnerabilities with a f
 	$(UV) export --locked --no-hashes --no-emit-project --format requirements-txt --quiet > .tools/audit-requirements.txt
 	.tools/bin/python scripts/dependency_audit.py $(PIP_AUDIT) .tools/audit-requirements.txt
 
-bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export ## Run every benchmark (each prints its figure next to a same-run reference)
+bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api ## Run every benchmark (each prints its figure next to a same-run reference)
 
 bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
 	$(PY) bench/bench_ingest.py
@@ -70,6 +70,12 @@ bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's o
 
 lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
 	$(PY) lambda/build.py
+
+bench-api: setup ## REST API: p50/p99 and req/s at 32 connections, 10M logs, vs a trivial endpoint (~15 min)
+	$(PY) bench/bench_api.py
+
+serve: setup ## Run the REST API on 127.0.0.1:8000 (docs at /docs; DATABASE_URL as for every command)
+	.venv/bin/loganalyzer serve
 
 bench-soak: setup ## Soak: steady traffic with incidents for 30 min (MINUTES=3 for a short run): RSS slope, throughput, completeness
 	$(PY) bench/bench_soak.py --minutes $(or $(MINUTES),30)

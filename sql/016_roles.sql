@@ -64,6 +64,8 @@ ALTER FUNCTION drop_log_partitions_before(date) SECURITY DEFINER SET search_path
 REVOKE EXECUTE ON FUNCTION ensure_log_partition(date) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION index_closed_log_partitions(date) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drop_log_partitions_before(date) FROM PUBLIC;
+ALTER FUNCTION rebuild_log_partition_for_search(text) SECURITY DEFINER SET search_path = public, pg_temp;
+REVOKE EXECUTE ON FUNCTION rebuild_log_partition_for_search(text) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public
     TO loganalyzer_consumer, loganalyzer_api, loganalyzer_grafana, loganalyzer_airflow, loganalyzer_alerts;
@@ -80,9 +82,13 @@ GRANT SELECT, INSERT, UPDATE ON anomalies, log_patterns, ingest_offsets, detecto
 GRANT USAGE ON SEQUENCE dead_letters_id_seq TO loganalyzer_consumer;
 GRANT EXECUTE ON FUNCTION ensure_log_partition(date) TO loganalyzer_consumer;
 
--- The API: reads what it serves; its only write is the anomaly actions (status changes).
-GRANT SELECT ON logs, anomalies, hourly_metrics, log_patterns, dead_letters TO loganalyzer_api;
-GRANT UPDATE (status, resolved_at) ON anomalies TO loganalyzer_api;
+-- The API: reads what it serves and the key hashes it authenticates with; its only writes are
+-- the anomaly actions (an operator state on the anomaly, a feedback row). Keys are created and
+-- revoked by `loganalyzer api-key` run as the owner, not by the serving process.
+GRANT SELECT ON logs, anomalies, hourly_metrics, log_patterns, dead_letters, api_keys, suppressions
+    TO loganalyzer_api;
+GRANT UPDATE (operator_state, operator_state_at, operator_state_until) ON anomalies TO loganalyzer_api;
+GRANT SELECT, INSERT ON anomaly_feedback TO loganalyzer_api;
 
 -- Grafana: read-only, on the tables its dashboards query (grafana/dashboards).
 GRANT SELECT ON logs, anomalies, hourly_metrics, log_patterns, dead_letters TO loganalyzer_grafana;
@@ -92,7 +98,7 @@ GRANT SELECT ON logs, anomalies, hourly_metrics, log_patterns, dead_letters TO l
 GRANT SELECT ON logs, anomalies, log_patterns TO loganalyzer_airflow;
 GRANT SELECT, INSERT, UPDATE, DELETE ON hourly_metrics TO loganalyzer_airflow;
 GRANT EXECUTE ON FUNCTION ensure_log_partition(date), index_closed_log_partitions(date),
-    drop_log_partitions_before(date) TO loganalyzer_airflow;
+    drop_log_partitions_before(date), rebuild_log_partition_for_search(text) TO loganalyzer_airflow;
 
 -- The alerts process: follows anomalies, records each delivery.
 GRANT SELECT ON anomalies TO loganalyzer_alerts;

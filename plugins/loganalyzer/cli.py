@@ -95,7 +95,10 @@ def db_maintain(
         int, typer.Option(min=0, help="Also drop partitions older than this many days (0: keep all).")
     ] = 0,
 ) -> None:
-    """Build the full service/time index on closed days (and optionally apply retention).
+    """Closed days: full service/time index and full-text search (and optionally retention).
+
+    Each closed day is rebuilt once with its search column and GIN (sql/014: a copy, then a swap
+    of seconds under a lock on `logs`); later runs make late-arriving rows searchable.
 
     Today's partition has only the cheap indexes (see docs/schema.md); run this once a day
     (the platform's maintenance DAG will), so that yesterday's logs get the full index.
@@ -108,7 +111,7 @@ def db_maintain(
         if keep_days:
             before = today - timedelta(days=keep_days)
             dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
-    console.print(f"indexed {len(built)} closed day(s): {', '.join(built) or '-'}")
+    console.print(f"closed days: {len(built)} index(es) built or updates: {', '.join(built) or '-'}")
     if keep_days:
         console.print(f"dropped {len(dropped)} partition(s): {', '.join(dropped) or '-'}")
 
@@ -486,10 +489,12 @@ def _register_subapps() -> None:
     from loganalyzer.generator.cli import generate_app
     from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
+    from serving.cli import register as register_serving
 
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
+    register_serving(app)
     app.add_typer(costs_app, name="costs")
     app.add_typer(export_app, name="export")
     app.add_typer(aws_app, name="aws")

@@ -7,6 +7,7 @@ must succeed. The consumer is also run for real, logged in as a member of its ro
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -72,6 +73,10 @@ DELIVERY = (
     "VALUES ('a1', 'opened', 'ops', now(), now())"
 )
 
+FEEDBACK = (
+    "INSERT INTO anomaly_feedback (tenant, anomaly_id, action, service) "
+    "VALUES ('t', 'a1', 'acknowledge', 's')"
+)
 READS = [
     f"SELECT count(*) FROM {t}"
     for t in ("logs", "anomalies", "hourly_metrics", "log_patterns", "dead_letters")
@@ -100,7 +105,12 @@ ALLOWED: dict[str, list[str]] = {
     ],
     "loganalyzer_api": [
         *READS,
-        "UPDATE anomalies SET status = 'resolved', resolved_at = now() WHERE id = 'a1'",
+        "SELECT count(*) FROM api_keys",
+        "SELECT count(*) FROM suppressions",
+        "UPDATE anomalies SET operator_state = 'acknowledged', operator_state_at = now(), "
+        "operator_state_until = NULL WHERE id = 'a1'",
+        "SELECT count(*) FROM anomaly_feedback",
+        FEEDBACK,
     ],
     "loganalyzer_grafana": READS,
     "loganalyzer_airflow": [
@@ -123,6 +133,7 @@ ALLOWED: dict[str, list[str]] = {
 FORBIDDEN: dict[str, list[str]] = {
     "loganalyzer_consumer": [
         "DELETE FROM anomalies",
+        "SELECT count(*) FROM api_keys",
         "DELETE FROM logs",
         "UPDATE logs SET message = 'rewritten'",
         "DELETE FROM dead_letters",
@@ -135,6 +146,10 @@ FORBIDDEN: dict[str, list[str]] = {
         LOG_ROW,
         ANOMALY_ROW,
         "DELETE FROM anomalies",
+        "UPDATE anomalies SET status = 'resolved'",
+        "DELETE FROM anomaly_feedback",
+        "UPDATE api_keys SET revoked_at = now()",
+        "DELETE FROM api_keys",
         "UPDATE anomalies SET description = 'rewritten'",
         "UPDATE logs SET message = 'rewritten'",
         DEAD_LETTER,
@@ -146,6 +161,8 @@ FORBIDDEN: dict[str, list[str]] = {
     ],
     "loganalyzer_grafana": [
         LOG_ROW,
+        FEEDBACK,
+        "SELECT count(*) FROM api_keys",
         "UPDATE anomalies SET status = 'resolved'",
         "DELETE FROM anomalies",
         HOURLY,
@@ -260,7 +277,6 @@ def test_the_real_consumer_runs_logged_in_as_a_member_of_its_role_only(
         topic = new_topic(broker, partitions=2)
         base = datetime.now(UTC) - timedelta(days=2)  # a day with no partition yet: the consumer creates it
         values: list[bytes | None] = [orjson.dumps(event_doc(i, base)) for i in range(500)]
-        values += [b"not json"] * 5
         produce(broker, topic, values)
         env = consumer_env(
             as_consumer, broker, topic, DETECTION_CHECKPOINT_SECONDS="0.1", MLFLOW_TRACKING_URI=""
@@ -268,6 +284,8 @@ def test_the_real_consumer_runs_logged_in_as_a_member_of_its_role_only(
         log = tmp_path / "consumer.log"
         with consumer_process(env, log) as proc:  # `loganalyzer consume`: its start-up checks included
             wait_for(lambda: count(database_url) == 500, 60, "the rows, written as the consumer role")
+            time.sleep(0.5)  # a checkpoint is due with the next batch (DETECTION_CHECKPOINT_SECONDS)
+            produce(broker, topic, [b"not json"] * 5)
             wait_for(
                 lambda: count(database_url, "SELECT count(*) FROM dead_letters") == 5, 30, "the dead letters"
             )
