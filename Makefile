@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts lambda-zip serve fmt clean
+.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,16 @@ unit: ## Fast tests of pure logic only
 
 integration: ## Tests against real PostgreSQL and a real Kafka-protocol broker
 	.venv/bin/pytest -q tests/integration
+
+PIP_AUDIT_VERSION := 2.10.1
+PIP_AUDIT := .tools/bin/pip-audit
+
+$(PIP_AUDIT): $(UV)
+	.tools/bin/pip install --quiet "pip-audit==$(PIP_AUDIT_VERSION)"
+
+audit: $(PIP_AUDIT) ## pip-audit over uv.lock: fails on vulnerabilities with a fix; exit 3 = source unreachable, NOT audited
+	$(UV) export --locked --no-hashes --no-emit-project --format requirements-txt --quiet > .tools/audit-requirements.txt
+	.tools/bin/python scripts/dependency_audit.py $(PIP_AUDIT) .tools/audit-requirements.txt
 
 bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts ## Run every benchmark (each prints its figure next to a same-run reference)
 
@@ -75,6 +85,9 @@ bench-costs: setup ## Cost forecast accuracy on simulated histories vs a naive f
 
 bench-alerts: setup ## Ingest rate with and without the alerts process against a failing receiver
 	$(PY) bench/bench_alerts_ingest.py
+
+bench-soak: setup ## Soak: steady traffic with incidents for 30 min (MINUTES=3 for a short run): RSS slope, throughput, completeness
+	$(PY) bench/bench_soak.py --minutes $(or $(MINUTES),30)
 
 fmt: ## Format and auto-fix
 	.venv/bin/ruff format .

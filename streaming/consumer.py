@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import signal
 import threading
@@ -40,6 +41,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from loganalyzer.consumer_lag import high_watermarks, lag
 from loganalyzer.db.connection import connect
 from loganalyzer.settings import Settings, kafka_client_config
 from streaming.batch import Batch, build_batch
@@ -154,6 +156,8 @@ class LogConsumer:
             "fetch.wait.max.ms": 50,
             "queued.min.messages": 50_000,
             "queued.max.messages.kbytes": 64 * 1024,
+            # the lag gauge's source: each fetch's high watermark (loganalyzer.consumer_lag)
+            "statistics.interval.ms": 5000,
             **kafka_client_config(k),
             "group.id": k.group_id,
             # only for an offset the broker no longer has (retention): read what is left
@@ -162,6 +166,7 @@ class LogConsumer:
             "enable.auto.offset.store": False,
             "on_commit": self._on_commit,
             "error_cb": self._on_kafka_error,
+            "stats_cb": self._on_stats,
         }
 
     def run(self) -> int:
@@ -500,6 +505,8 @@ class LogConsumer:
         for p in revoked:
             self._committed.pop(p, None)
             self._assigned_at.pop(p, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(str(p))  # another consumer reports it now
         if self.detection is not None:
             for p in revoked:
                 self.detection.revoke(p)
@@ -513,6 +520,19 @@ class LogConsumer:
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:
             log.debug("Kafka offset commit failed (harmless, offsets live in PostgreSQL): %s", err)
+
+    def _on_stats(self, document: str) -> None:
+        """Lag per owned partition, from librdkafka's statistics (served by consume(), on this
+        thread, so the offsets read here are the ones the write path keeps)."""
+        try:
+            stats = json.loads(document)
+        except ValueError:
+            return
+        stored = {
+            p: o for p in self._assigned if (o := self._committed.get(p, self._assigned_at.get(p, -1))) >= 0
+        }
+        for partition, records in lag(high_watermarks(stats, self.settings.kafka.topic), stored).items():
+            self.metrics.lag.labels(partition=str(partition)).set(records)
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         log.warning("Kafka: %s", err)

@@ -102,6 +102,13 @@ class ConsumerMetrics:
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )
+        self.lag = Gauge(
+            "loganalyzer_consumer_lag",
+            "Records in Kafka not yet stored in PostgreSQL, per owned partition: the high watermark "
+            "of the latest fetch minus the next offset stored with the rows (loganalyzer.consumer_lag)",
+            ["partition"],
+            registry=r,
+        )
 
     def serve(self, port: int | None, *, fallback: bool = False) -> int | None:
         """Expose /metrics on 127.0.0.1 and return the port it listens on (None: `port` is None,

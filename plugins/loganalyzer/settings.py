@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from loganalyzer.events import DEFAULT_MAX_METADATA_DEPTH, MAX_METADATA_DEPTH_LIMIT, ParseLimits
+from loganalyzer.kafka_security import KafkaSecurityError, check, redacted, secret_properties
 from loganalyzer.platform.ports import parse_port
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
@@ -82,12 +83,21 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class KafkaSettings:
+    """Where and how to reach Kafka; its repr masks secret properties (kafka_security)."""
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     topic: str = "logs"
     group_id: str = "loganalyzer-consumer"
     #: Extra librdkafka properties (security.protocol, sasl.*, ...) from KAFKA_* variables.
     extra: Mapping[str, str] = field(default_factory=dict)
     session_timeout_ms: int = 10_000
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
+            f"group_id={self.group_id!r}, extra={redacted(self.extra)!r}, "
+            f"session_timeout_ms={self.session_timeout_ms})"
+        )
 
 
 @dataclass(frozen=True)
@@ -208,6 +218,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if key.startswith("KAFKA_PROPERTY_"):
             # KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL -> security.protocol
             extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
+    try:
+        extra.update(secret_properties(env, extra))
+        check(extra)
+    except KafkaSecurityError as exc:
+        raise SettingsError(str(exc)) from None
     limits = ParseLimits(
         max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
         # bounded so that the accepted window stays inside datetime's range (years 1-9999)

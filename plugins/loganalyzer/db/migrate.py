@@ -61,6 +61,11 @@ def migrate(conn: psycopg.Connection, sql_dir: Path | None = None) -> list[str]:
     """Apply pending migrations, each in its own transaction. Returns the names applied."""
     migrations = discover(sql_dir or default_sql_dir())
     conn.autocommit = True
+    if _up_to_date(conn, migrations):
+        # Nothing to do: return before CREATE TABLE IF NOT EXISTS, which needs CREATE on the
+        # schema, so that a process logged in with an application role (sql/016_roles.sql)
+        # starts on an up-to-date database; the checksums were verified read-only.
+        return []
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         conn.execute(
@@ -97,6 +102,27 @@ def migrate(conn: psycopg.Connection, sql_dir: Path | None = None) -> list[str]:
         return done
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _up_to_date(conn: psycopg.Connection, migrations: list[Migration]) -> bool:
+    """Every migration applied, unchanged (raises MigrationError on an edited one); reads only."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+    if not exists or exists[0] is None:
+        return False
+    applied = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+    }
+    for m in migrations:
+        if m.version not in applied:
+            return False
+        name, checksum = applied[m.version]
+        if checksum != m.checksum:
+            raise MigrationError(
+                f"{m.name} changed after it was applied (as {name}); add a new numbered "
+                "migration instead of editing an applied one"
+            )
+    return True
 
 
 def pending(conn: psycopg.Connection, sql_dir: Path | None = None) -> list[str]:

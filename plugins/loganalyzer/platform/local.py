@@ -23,7 +23,9 @@ class LocalPorts:
     metrics: int = 9108
 
 
-def broker_spec(port: int) -> ChildSpec:
+def broker_spec(port: int, storage: str = "memory://tansu/") -> ChildSpec:
+    """Tansu on loopback; `storage` s3://BUCKET/ keeps topics and offsets across restarts (the
+    S3 endpoint and credentials come from AWS_ENDPOINT / AWS_ACCESS_KEY_ID / ... in its env)."""
     url = f"tcp://127.0.0.1:{port}"
     return ChildSpec(
         name="broker",
@@ -35,7 +37,7 @@ def broker_spec(port: int) -> ChildSpec:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ],
         ready_port=port,
     )

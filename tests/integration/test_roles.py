@@ -1,0 +1,304 @@
+"""Least privilege (sql/016_roles.sql): each role can do what its process needs and nothing more.
+
+Every statement runs inside one transaction under `SET ROLE`, in a savepoint, and is rolled
+back: forbidden ones must fail with PostgreSQL's insufficient-privilege error, allowed ones
+must succeed. The consumer is also run for real, logged in as a member of its role only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from loganalyzer.db.connection import connect
+from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
+from tests.support import count, event_doc, new_topic, produce, wait_for
+
+pytestmark = pytest.mark.integration
+
+ROLES = (
+    "loganalyzer_owner",
+    "loganalyzer_consumer",
+    "loganalyzer_api",
+    "loganalyzer_grafana",
+    "loganalyzer_airflow",
+    "loganalyzer_alerts",
+)
+DAY = "2026-01-15"
+LOG_ROW = (
+    "INSERT INTO logs (timestamp, tenant, service, host, level, message, "
+    "kafka_topic, kafka_partition, kafka_offset) "
+    f"VALUES ('{DAY}T10:00:00Z', 't', 's', 'h', 'INFO', 'm', 'x', 0, 99)"
+)
+ANOMALY_ROW = (
+    "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, "
+    "window_start, window_end, description) "
+    f"VALUES ('new', 't', 's', 'error_rate_spike', 'high', '{DAY}T10:00Z', '{DAY}T10:05Z', 'd')"
+)
+DEAD_LETTER = (
+    "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, raw_size, reason, detail) "
+    "VALUES ('x', 0, 7, 1, 'r', 'd')"
+)
+PATTERN = (
+    "INSERT INTO log_patterns (tenant, service, pattern_id, template, first_seen, last_seen, "
+    "count, sample_message) "
+    "VALUES ('t', 's', 'p2', 'x <*>', now(), now(), 1, 'x 1') "
+    "ON CONFLICT (tenant, service, pattern_id) DO UPDATE SET count = log_patterns.count + 1"
+)
+OFFSETS = (
+    "INSERT INTO ingest_offsets (kafka_topic, kafka_partition, next_offset) VALUES ('x', 1, 5) "
+    "ON CONFLICT (kafka_topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset"
+)
+CHECKPOINT = (
+    "INSERT INTO detector_checkpoints (kafka_topic, kafka_partition, next_offset, state) "
+    "VALUES ('x', 1, 5, 'x') "
+    "ON CONFLICT (kafka_topic, kafka_partition) DO UPDATE SET state = excluded.state"
+)
+HOURLY = (
+    "INSERT INTO hourly_metrics (tenant, service, hour, log_count) "
+    "VALUES ('t', 's2', '2026-01-15T11:00Z', 1) "
+    "ON CONFLICT (tenant, service, hour) DO UPDATE SET log_count = excluded.log_count"
+)
+DELIVERY = (
+    "INSERT INTO alert_deliveries (anomaly_id, event, route, created_at, next_attempt_at) "
+    "VALUES ('a1', 'opened', 'ops', now(), now())"
+)
+
+FEEDBACK = (
+    "INSERT INTO anomaly_feedback (tenant, anomaly_id, action, service) "
+    "VALUES ('t', 'a1', 'acknowledge', 's')"
+)
+READS = [
+    f"SELECT count(*) FROM {t}"
+    for t in ("logs", "anomalies", "hourly_metrics", "log_patterns", "dead_letters")
+]
+SCHEMA_CHANGES = [
+    "CREATE TABLE intruder (x int)",
+    "ALTER TABLE logs ADD COLUMN intruder int",
+    "DROP TABLE anomalies",
+    "TRUNCATE logs",
+    f"SELECT drop_log_partitions_before('{DAY}')",
+]
+
+ALLOWED: dict[str, list[str]] = {
+    "loganalyzer_consumer": [
+        LOG_ROW,
+        DEAD_LETTER,
+        ANOMALY_ROW,
+        "UPDATE anomalies SET window_end = window_end, status = 'resolved' WHERE id = 'a1'",
+        PATTERN,
+        OFFSETS,
+        CHECKPOINT,
+        "SELECT next_offset FROM ingest_offsets ORDER BY kafka_partition FOR UPDATE",
+        f"SELECT ensure_log_partition('{DAY}'::date + 1)",
+        "SELECT count(*) FROM logs",
+        "CREATE TEMP TABLE logs_staging (LIKE logs INCLUDING DEFAULTS)",
+    ],
+    "loganalyzer_api": [
+        *READS,
+        "SELECT count(*) FROM api_keys",
+        "SELECT count(*) FROM suppressions",
+        "UPDATE anomalies SET operator_state = 'acknowledged', operator_state_at = now(), "
+        "operator_state_until = NULL WHERE id = 'a1'",
+        "SELECT count(*) FROM anomaly_feedback",
+        FEEDBACK,
+    ],
+    "loganalyzer_grafana": READS,
+    "loganalyzer_airflow": [
+        "SELECT count(*) FROM logs",
+        "SELECT count(*) FROM anomalies",
+        HOURLY,
+        "DELETE FROM hourly_metrics WHERE hour = '2026-01-15T10:00Z'",
+        f"SELECT ensure_log_partition('{DAY}'::date + 2)",
+        f"SELECT * FROM index_closed_log_partitions('{DAY}'::date + 1)",
+        f"SELECT * FROM drop_log_partitions_before('{DAY}')",
+    ],
+    "loganalyzer_alerts": [
+        "SELECT count(*) FROM anomalies",
+        DELIVERY,
+        "UPDATE alert_deliveries SET attempts = attempts + 1",
+        "SELECT count(*) FROM alert_deliveries",
+    ],
+}
+
+FORBIDDEN: dict[str, list[str]] = {
+    "loganalyzer_consumer": [
+        "DELETE FROM anomalies",
+        "SELECT count(*) FROM api_keys",
+        "DELETE FROM logs",
+        "UPDATE logs SET message = 'rewritten'",
+        "DELETE FROM dead_letters",
+        "DELETE FROM ingest_offsets",
+        HOURLY,
+        DELIVERY,
+        *SCHEMA_CHANGES,
+    ],
+    "loganalyzer_api": [
+        LOG_ROW,
+        ANOMALY_ROW,
+        "DELETE FROM anomalies",
+        "UPDATE anomalies SET status = 'resolved'",
+        "DELETE FROM anomaly_feedback",
+        "UPDATE api_keys SET revoked_at = now()",
+        "DELETE FROM api_keys",
+        "UPDATE anomalies SET description = 'rewritten'",
+        "UPDATE logs SET message = 'rewritten'",
+        DEAD_LETTER,
+        OFFSETS,
+        "SELECT count(*) FROM detector_checkpoints",
+        "SELECT count(*) FROM alert_deliveries",
+        f"SELECT ensure_log_partition('{DAY}')",
+        *SCHEMA_CHANGES,
+    ],
+    "loganalyzer_grafana": [
+        LOG_ROW,
+        FEEDBACK,
+        "SELECT count(*) FROM api_keys",
+        "UPDATE anomalies SET status = 'resolved'",
+        "DELETE FROM anomalies",
+        HOURLY,
+        "SELECT count(*) FROM detector_checkpoints",
+        "SELECT count(*) FROM ingest_offsets",
+        f"SELECT ensure_log_partition('{DAY}')",
+        *SCHEMA_CHANGES,
+    ],
+    "loganalyzer_airflow": [
+        LOG_ROW,
+        "DELETE FROM logs",
+        ANOMALY_ROW,
+        "UPDATE anomalies SET status = 'resolved'",
+        "DELETE FROM anomalies",
+        OFFSETS,
+        "SELECT count(*) FROM detector_checkpoints",
+        *SCHEMA_CHANGES[:4],
+    ],
+    "loganalyzer_alerts": [
+        LOG_ROW,
+        "UPDATE anomalies SET status = 'resolved'",
+        "DELETE FROM anomalies",
+        "DELETE FROM alert_deliveries",
+        "SELECT count(*) FROM logs",
+        *SCHEMA_CHANGES,
+    ],
+}
+
+
+def _seed(url: str) -> None:
+    with connect(url) as conn:
+        conn.execute(f"SELECT ensure_log_partition('{DAY}')")
+        conn.execute(LOG_ROW.replace("99", "1"))
+        conn.execute(ANOMALY_ROW.replace("'new'", "'a1'"))
+        conn.execute(HOURLY.replace("11:00Z", "10:00Z"))
+        conn.execute(DELIVERY.replace("'opened'", "'resolved'"))
+
+
+def _attempt(conn: psycopg.Connection[tuple[object, ...]], role: str, statement: str) -> Exception | None:
+    """Run one statement as `role` in a savepoint; the error it raised, if any. Rolled back."""
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        return exc
+    return None
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    _seed(database_url)
+    with psycopg.connect(database_url, autocommit=True) as c:
+        yield c
+
+
+def test_every_role_exists_cannot_log_in_and_is_no_superuser(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    rows = conn.execute(
+        "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication "
+        "FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname",
+        (list(ROLES),),
+    ).fetchall()
+    assert [r[0] for r in rows] == sorted(ROLES)
+    assert all(r[1:] == (False,) * 6 for r in rows), rows
+    owners = conn.execute(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = relnamespace "
+        "WHERE nspname = 'public' AND relkind IN ('r', 'p')"
+    ).fetchall()
+    assert owners == [("loganalyzer_owner",)]
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+def test_each_role_can_do_what_its_process_needs(
+    conn: psycopg.Connection[tuple[object, ...]], role: str
+) -> None:
+    failures = {
+        s: str(e).splitlines()[0] for s in ALLOWED[role] if (e := _attempt(conn, role, s)) is not None
+    }
+    assert failures == {}
+
+
+@pytest.mark.parametrize("role", sorted(FORBIDDEN))
+def test_each_forbidden_action_is_refused(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+    outcomes = {s: _attempt(conn, role, s) for s in FORBIDDEN[role]}
+    allowed = [s for s, e in outcomes.items() if e is None]
+    assert allowed == [], f"{role} was allowed: {allowed}"
+    other = {
+        s: str(e).splitlines()[0]
+        for s, e in outcomes.items()
+        if not isinstance(e, errors.InsufficientPrivilege)
+    }
+    assert other == {}, f"{role}: failed for another reason than privileges: {other}"
+
+
+def test_the_real_consumer_runs_logged_in_as_a_member_of_its_role_only(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    """Grants enough for the real thing: rows, dead letters, a new day's partition, offsets,
+    patterns and detector checkpoints, written by a LOGIN user that has only the consumer role."""
+    user = f"la_test_consumer_{uuid.uuid4().hex[:8]}"
+    with connect(database_url) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE loganalyzer_consumer").format(sql.Identifier(user))
+        )
+    try:
+        params = conninfo_to_dict(database_url)
+        as_consumer = make_conninfo(database_url, user=user)
+        assert params.get("user") != user
+        topic = new_topic(broker, partitions=2)
+        base = datetime.now(UTC) - timedelta(days=2)  # a day with no partition yet: the consumer creates it
+        values: list[bytes | None] = [orjson.dumps(event_doc(i, base)) for i in range(500)]
+        produce(broker, topic, values)
+        env = consumer_env(
+            as_consumer, broker, topic, DETECTION_CHECKPOINT_SECONDS="0.1", MLFLOW_TRACKING_URI=""
+        )
+        log = tmp_path / "consumer.log"
+        with consumer_process(env, log) as proc:  # `loganalyzer consume`: its start-up checks included
+            wait_for(lambda: count(database_url) == 500, 60, "the rows, written as the consumer role")
+            time.sleep(0.5)  # a checkpoint is due with the next batch (DETECTION_CHECKPOINT_SECONDS)
+            produce(broker, topic, [b"not json"] * 5)
+            wait_for(
+                lambda: count(database_url, "SELECT count(*) FROM dead_letters") == 5, 30, "the dead letters"
+            )
+            wait_for(
+                lambda: count(database_url, "SELECT count(*) FROM detector_checkpoints") > 0,
+                30,
+                "a checkpoint",
+            )
+            stop_gracefully(proc, log)
+        assert b"permission denied" not in log.read_bytes()
+        assert count(database_url, "SELECT count(*) FROM ingest_offsets") == 2
+        assert count(database_url, "SELECT sum(count) FROM log_patterns") == 500
+    finally:
+        with connect(database_url) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
