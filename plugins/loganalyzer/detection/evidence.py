@@ -121,7 +121,7 @@ class ErrorCusum:
     errors: float = 0.0
     expected: float = 0.0
 
-    def update(self, errors: float, expected: float, factor: float, memory: int = 10) -> float:
+    def update(self, errors: float, expected: float, factor: float, memory: int = 5) -> float:
         llr = errors * math.log(factor) - (factor - 1.0) * expected
         self.statistic = max(0.0, self.statistic + llr)
         if self.statistic == 0.0:
