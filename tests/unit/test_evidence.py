@@ -155,3 +155,24 @@ def _poisson(rng: random.Random, lam: float) -> int:
         if p <= threshold:
             return k
         k += 1
+
+
+@pytest.mark.parametrize(
+    ("expected_per_minute", "at_most"), [(0.1, 0.10), (0.3, 0.08), (1.0, 0.06), (5.0, 0.02), (30.0, 0.001)]
+)
+def test_normal_traffic_rarely_holds_the_cusum_where_learning_stops(
+    expected_per_minute: float, at_most: float
+) -> None:
+    """The engine stops learning a minute at a statistic of 2 (engine.LEARN_BLOCK_CUSUM): under
+    normal traffic that must be rare, or the error baseline would learn only the quiet minutes.
+    Where errors are rare it is not (two errors in a row do it): there the error-rate floor, not
+    the learned rate, is the expectation."""
+    from loganalyzer.detection.engine import LEARN_BLOCK_CUSUM
+
+    rng = random.Random(5)
+    c = ErrorCusum()
+    held = 0
+    for _ in range(20_000):
+        c.update(_poisson(rng, expected_per_minute), expected_per_minute, 3.0)
+        held += c.statistic >= LEARN_BLOCK_CUSUM
+    assert held / 20_000 < at_most

@@ -75,6 +75,11 @@ FOREST_DECISIVE_Z = 6.0
 #: every one of its false alarms and none of its incidents
 FOREST_MIN_Z = 3.0
 STATE_VERSION = 2
+#: error CUSUM at which a minute is no longer learned: about two minutes at twice the expected
+#: errors. Under normal traffic: ~5 % of minutes at one expected error a minute, under 2 % from
+#: five on, up to ~9 % where errors are rarer and the error-rate floor is the expectation anyway
+#: (tests/unit/test_evidence.py)
+LEARN_BLOCK_CUSUM = 2.0
 #: scores window-feature rows of the services named by the keys ("tenant/service"); returns
 #: None when no model is loaded (scores are NaN for a service the model does not know)
 ForestScorer = Callable[[Sequence[tuple[float, ...]], Sequence[str]], "ForestScores | None"]
@@ -631,8 +636,9 @@ class DetectionEngine:
         episodes = state.episodes
         t = state.thresholds or self.config.thresholds
         blocked = (bool(episodes) and any(k in episodes for k in _LEARNING_BLOCKERS)) or (
-            # evidence building up: a ramp or a silence is not learned before it alarms
-            state.drop.score >= t.drop_evidence / 4 or state.cusum.statistic >= t.error_cusum / 2
+            # evidence building up: a ramp or a silence is not learned before it alarms (else
+            # the expectation follows the rise and the evidence never reaches the threshold)
+            state.drop.score >= t.drop_evidence / 4 or state.cusum.statistic >= LEARN_BLOCK_CUSUM
         )
         total = minute.total
         vol = exp.volume
