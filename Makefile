@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner bench-detection bench-latency bench-state fmt clean
+.PHONY: help setup up test lint typecheck unit integration bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ unit: ## Fast tests of pure logic only
 integration: ## Tests against real PostgreSQL and a real Kafka-protocol broker
 	.venv/bin/pytest -q tests/integration
 
-bench: bench-ingest bench-miner bench-detection bench-latency bench-state ## Run every benchmark (each prints its figure next to a same-run reference)
+bench: bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api ## Run every benchmark (each prints its figure next to a same-run reference)
 
 bench-ingest: setup ## Ingestion throughput vs raw binary COPY (N=1,000,000 by default)
 	$(PY) bench/bench_ingest.py
@@ -54,6 +54,18 @@ bench-latency: setup ## Wall-clock detection lag at 50,000 logs/s (arrival -> co
 
 bench-state: setup ## Detection state of 10,000 services: memory, checkpoint size and cost
 	$(PY) bench/bench_detection_state.py
+
+bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's own binary COPY (rows/s, peak RSS)
+	$(PY) bench/bench_export.py
+
+lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
+	$(PY) lambda/build.py
+
+bench-api: setup ## REST API: p50/p99 and req/s at 32 connections, 10M logs, vs a trivial endpoint (~15 min)
+	$(PY) bench/bench_api.py
+
+serve: setup ## Run the REST API on 127.0.0.1:8000 (docs at /docs; DATABASE_URL as for every command)
+	.venv/bin/loganalyzer serve
 
 fmt: ## Format and auto-fix
 	.venv/bin/ruff format .

@@ -38,7 +38,7 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.events import EventParser, ParseLimits  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
-from streaming.sink import copy_log_rows, use_c_bytea_dumper  # noqa: E402
+from streaming.log_row import copy_log_rows, use_c_bytea_dumper  # noqa: E402
 from tests.support import (  # noqa: E402
     ADMIN_URL,
     CpuSplit,

@@ -2,8 +2,7 @@
 
 Why per partition: offsets, fencing and (later) detection state are all per Kafka partition, so
 the batch keeps each partition's accepted rows, its dead letters and its offset range.
-Why rows are plain tuples in `logs` COPY column order: this is the consumer's hot loop, and a
-tuple built once here goes straight into the binary COPY without being touched again.
+Rows are plain tuples whose shape (columns, types, indices) is defined in `streaming.log_row`.
 """
 
 from __future__ import annotations
@@ -13,10 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from loganalyzer.events import EventParser, ParseLimits, Rejection
-
-#: Index of each column in a row tuple (the order of streaming.sink.LOG_COLUMNS).
-TS, TENANT, SERVICE, HOST, LEVEL, MESSAGE, METADATA, DURATION, TOPIC, PARTITION, OFFSET = range(11)
+from loganalyzer.events import EventParser, ParseLimits, Rejection, unparseable
 
 
 class KafkaRecord(Protocol):
@@ -87,7 +83,11 @@ class Batch:
 
 
 def build_batch(topic: str, records: Iterable[KafkaRecord], limits: ParseLimits, now: datetime) -> Batch:
-    """Parse every record; invalid ones become dead letters, never exceptions."""
+    """Parse every record; invalid ones become dead letters, never exceptions.
+
+    EventParser.fields already turns any error into a dead letter (`unparseable`); the guard
+    here keeps the promise for this loop itself, whatever parser it runs. A record that raised
+    would otherwise stop the consumer at the same offset after every restart."""
     batch = Batch(topic)
     parse = EventParser(limits, now).fields
     parts = batch.partitions
@@ -111,7 +111,10 @@ def build_batch(topic: str, records: Iterable[KafkaRecord], limits: ParseLimits,
                 )
         pb.last_offset = offset
         raw = rec.value()
-        result = parse(raw)
+        try:
+            result = parse(raw)
+        except Exception as exc:  # one record's problem, whatever it is
+            result = unparseable(exc)
         if type(result) is tuple:
             pb.rows.append((*result, topic, partition, offset))
             pb.raws.append(raw)

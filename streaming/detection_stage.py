@@ -32,19 +32,20 @@ from typing import Any
 
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
-from loganalyzer.detection.episodes import EpisodeEvent
+from loganalyzer.detection.episodes import EpisodeEvent, partition_episode_id
 from loganalyzer.detection.windows import minute_of, minute_start
-from streaming.batch import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS, Batch
+from streaming.batch import Batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta, WarmHistory
+from streaming.log_row import DURATION, LEVEL, MESSAGE, OFFSET, SERVICE, TENANT, TS
 
 log = logging.getLogger(__name__)
 
 
-def anomaly_row(event: EpisodeEvent) -> AnomalyRow:
+def anomaly_row(event: EpisodeEvent, partition: int) -> AnomalyRow:
     ep = event.episode
     extra = ep.extra
     return AnomalyRow(
-        id=ep.id,
+        id=partition_episode_id(ep.id, partition),
         tenant=ep.tenant,
         service=ep.service,
         anomaly_type=ep.type,
@@ -97,6 +98,8 @@ class _Owned:
     last_data: float = 0.0
     #: the newest event was this far behind the wall clock when it arrived
     behind: timedelta = timedelta(0)
+    #: how many services the engine tracked when they were last compared across partitions
+    services_seen: int = 0
 
 
 def _not_ahead_of(rows: list[tuple[Any, ...]], now: datetime) -> tuple[list[tuple[Any, ...]], int]:
@@ -136,6 +139,10 @@ class DetectionStage:
         self._wall_clock = wall_clock
         self._owned: dict[int, _Owned] = {}
         self._last_idle: float | None = None
+        #: (tenant, service) -> the owned partitions whose engines track it
+        self._partitions_of: dict[tuple[str, str], set[int]] = {}
+        #: services already reported as arriving on several partitions (one log line each)
+        self._reported: set[tuple[str, str]] = set()
 
     def assign(
         self,
@@ -186,6 +193,40 @@ class DetectionStage:
 
     def revoke(self, partition: int) -> None:
         self._owned.pop(partition, None)
+        for key in [k for k, parts in self._partitions_of.items() if partition in parts]:
+            parts = self._partitions_of[key]
+            parts.discard(partition)
+            if not parts:
+                del self._partitions_of[key]
+
+    def services_on_several_partitions(self) -> int:
+        """Services that this consumer's engines track on more than one partition: events not
+        keyed by tenant and service (docs/ingestion.md, "Keys")."""
+        return sum(1 for parts in self._partitions_of.values() if len(parts) > 1)
+
+    def _note_services(self, partition: int, owned: _Owned) -> None:
+        """Compare the partition's services with the other partitions' when its engine started
+        tracking new ones (cheap: not per batch once the services are known); say once per
+        service when one turns up on several partitions."""
+        services = owned.engine.services
+        if len(services) == owned.services_seen:
+            return
+        owned.services_seen = len(services)
+        for key in services:
+            parts = self._partitions_of.setdefault(key, set())
+            if partition in parts:
+                continue
+            parts.add(partition)
+            if len(parts) > 1 and key not in self._reported:
+                self._reported.add(key)
+                log.warning(
+                    "service %s/%s arrives on partitions %s: its detection state is split between "
+                    "them (each sees part of its traffic); key records by tenant/service "
+                    "(docs/ingestion.md)",
+                    key[0],
+                    key[1],
+                    sorted(parts),
+                )
 
     def tracked_services(self) -> int:
         """Services whose state this consumer holds, over every partition it owns."""
@@ -239,9 +280,10 @@ class DetectionStage:
                         row[DURATION],
                         row[OFFSET] >= floor,
                     )
+            self._note_services(p, owned)
             derived = PartitionDerived(
-                patterns=[PatternDelta(*p) for p in engine.drain_patterns()],
-                anomalies=[anomaly_row(e) for e in engine.advance(owned.newest)],
+                patterns=[PatternDelta(*d) for d in engine.drain_patterns()],
+                anomalies=[anomaly_row(e, p) for e in engine.advance(owned.newest)],
                 dropped_late=engine.dropped_late - late_before,
                 ahead=ahead,
             )
@@ -275,5 +317,5 @@ class DetectionStage:
                 continue
             events = owned.engine.advance(owned.newest + timedelta(seconds=quiet))
             if events:
-                out[p] = PartitionDerived(patterns=[], anomalies=[anomaly_row(e) for e in events])
+                out[p] = PartitionDerived(patterns=[], anomalies=[anomaly_row(e, p) for e in events])
         return out

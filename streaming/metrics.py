@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from loganalyzer.platform.ports import bind
+
 
 @dataclass
 class ConsumerMetrics:
@@ -91,11 +93,24 @@ class ConsumerMetrics:
             "Services whose detection state this consumer holds (bounded by max_services per partition)",
             registry=r,
         )
+        self.split_services = Gauge(
+            "loganalyzer_services_on_several_partitions",
+            "Services whose events this consumer sees on more than one partition (records not "
+            "keyed by tenant/service): their detection state is split",
+            registry=r,
+        )
         self.assigned_partitions = Gauge(
             "loganalyzer_assigned_partitions", "Kafka partitions owned by this consumer", registry=r
         )
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on 127.0.0.1:port (0 disables)."""
-        if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+    def serve(self, port: int | None, *, fallback: bool = False) -> int | None:
+        """Expose /metrics on 127.0.0.1 and return the port it listens on (None: `port` is None,
+        the endpoint is off; 0: any free port). With `fallback` (the port was not chosen by
+        the user) a taken port is followed by the next free one: a second consumer on one host
+        must not die for a port. Raises loganalyzer.platform.ports.PortUnavailable otherwise."""
+        if port is None:
+            return None
+        server, _thread = bind(
+            lambda p: start_http_server(p, addr="127.0.0.1", registry=self.registry), port, fallback=fallback
+        )
+        return int(server.server_port)

@@ -9,12 +9,20 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
+import psycopg.errors
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: Errors that mean "the database is not reachable right now", worth waiting for.
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection loss, a server restart, a deadlock: waiting helps. psycopg files "program
+    limit exceeded" (SQLSTATE class 54, e.g. a value over a b-tree index's row size) under
+    OperationalError too, but the same value fails the same way every time: never waited for."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, psycopg.errors.ProgramLimitExceeded)
 
 
 @dataclass
@@ -56,6 +64,8 @@ def retry_transient(
         try:
             return action()
         except TRANSIENT as exc:
+            if not is_transient(exc):
+                raise
             delay = next(delays)
             log.warning("PostgreSQL unavailable (%s); retrying in %.1fs", str(exc).strip(), delay)
             if should_stop():

@@ -180,7 +180,7 @@ def consumer_env(url: str, bootstrap: str, topic: str, group: str, **overrides: 
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP_ID": group,
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "CONSUMER_METRICS_PORT": "0",
+        "CONSUMER_METRICS_PORT": "off",
         "LOG_LEVEL": "INFO",
         **overrides,
     }

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +21,14 @@ from rich.console import Console
 
 from loganalyzer.db.connection import connect, ensure_database
 from loganalyzer.db.migrate import MigrationError, migrate, pending
-from loganalyzer.settings import Settings, SettingsError, kafka_client_config, load_settings
+from loganalyzer.settings import (
+    DEFAULT_METRICS_PORT,
+    AwsResources,
+    Settings,
+    SettingsError,
+    kafka_client_config,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from streaming.detection_stage import DetectionStage
@@ -87,7 +95,10 @@ def db_maintain(
         int, typer.Option(min=0, help="Also drop partitions older than this many days (0: keep all).")
     ] = 0,
 ) -> None:
-    """Build the full service/time index on closed days (and optionally apply retention).
+    """Closed days: full service/time index and full-text search (and optionally retention).
+
+    Each closed day is rebuilt once with its search column and GIN (sql/014: a copy, then a swap
+    of seconds under a lock on `logs`); later runs make late-arriving rows searchable.
 
     Today's partition has only the cheap indexes (see docs/schema.md); run this once a day
     (the platform's maintenance DAG will), so that yesterday's logs get the full index.
@@ -100,7 +111,7 @@ def db_maintain(
         if keep_days:
             before = today - timedelta(days=keep_days)
             dropped = [r[0] for r in conn.execute("SELECT drop_log_partitions_before(%s)", (before,))]
-    console.print(f"indexed {len(built)} closed day(s): {', '.join(built) or '-'}")
+    console.print(f"closed days: {len(built)} index(es) built or updates: {', '.join(built) or '-'}")
     if keep_days:
         console.print(f"dropped {len(dropped)} partition(s): {', '.join(dropped) or '-'}")
 
@@ -225,15 +236,59 @@ def _detection_stage(settings: Settings) -> DetectionStage | None:
 
 
 @app.command()
-def consume() -> None:
+def consume(
+    metrics_port: Annotated[
+        str | None,
+        typer.Option(
+            help="Port of the Prometheus /metrics endpoint on 127.0.0.1 (overrides "
+            "CONSUMER_METRICS_PORT): 0 for any free port, -1 or off for no endpoint. When neither "
+            "is set, 9108 or the next free port is used (several consumers on one host), and the "
+            "log says which; a port set here or in CONSUMER_METRICS_PORT that is taken stops the "
+            "consumer (exit code 2) before it joins the group.",
+        ),
+    ] = None,
+) -> None:
     """Run the always-on consumer: Kafka topic → validated events → PostgreSQL (exactly once)."""
+    from loganalyzer.platform.ports import PortUnavailable, parse_port
     from streaming.consumer import LogConsumer
+    from streaming.metrics import ConsumerMetrics
 
     settings = _settings()
+    port, explicit = settings.consumer.metrics_port, settings.consumer.metrics_port_explicit
+    setting = "CONSUMER_METRICS_PORT"
+    if metrics_port is not None:
+        try:
+            port, explicit = parse_port(metrics_port, "--metrics-port"), True
+        except ValueError as exc:
+            console.print(f"[red]configuration error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        setting = "--metrics-port"
+    # Bound first, before the database and the group: a consumer that cannot serve the port it
+    # was told to serve stops here, and the group never sees it.
+    metrics = ConsumerMetrics()
+    try:
+        served = metrics.serve(port, fallback=not explicit)
+    except PortUnavailable as exc:
+        console.print(exc.explain("the consumer's /metrics", setting), soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    log = logging.getLogger("loganalyzer.consume")
+    if served is None:
+        log.info("metrics endpoint off (%s)", setting)
+    elif port == 0:
+        log.info("metrics: http://127.0.0.1:%d/metrics (any free port, %s=0)", served, setting)
+    elif served != port:
+        log.info(
+            "metrics: http://127.0.0.1:%d/metrics (port %d was taken: another consumer on this "
+            "host?; set %s to choose one)",
+            served,
+            port,
+            setting,
+        )
+    else:
+        log.info("metrics: http://127.0.0.1:%d/metrics", served)
     _migrate(settings)
-    consumer = LogConsumer(settings, detection=_detection_stage(settings))
+    consumer = LogConsumer(settings, metrics=metrics, detection=_detection_stage(settings))
     consumer.install_signal_handlers()
-    consumer.metrics.serve(settings.consumer.metrics_port)
     raise typer.Exit(consumer.run())
 
 
@@ -242,7 +297,10 @@ def up(
     rate: Annotated[float, typer.Option(help="Generator: mean events per second of event time.")] = 200.0,
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")] = 9092,
     aws_port: Annotated[int, typer.Option(help="Port of the local S3/DynamoDB endpoint.")] = 5000,
-    metrics_port: Annotated[int, typer.Option(help="Port of the consumer's /metrics.")] = 9108,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the consumer's /metrics (default: 9108, or the next free one)."),
+    ] = None,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server / registry.")] = 5001,
     mlflow: Annotated[bool, typer.Option(help="Start the MLflow tracking server.")] = True,
     generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
@@ -253,9 +311,32 @@ def up(
     """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
     from loganalyzer.kafka_admin import ensure_topic
     from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
-    from loganalyzer.platform.processes import Supervisor, port_open
+    from loganalyzer.platform.ports import first_free, is_free
+    from loganalyzer.platform.processes import Supervisor
+
+    def require_free(port: int, what: str, option: str) -> None:
+        """A port `up` binds for the user: taken means one line and exit code 2."""
+        taken = is_free(port)
+        if taken is not None:
+            console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
+            raise typer.Exit(2)
 
     settings = _settings()
+    # Every port is checked before anything starts: a taken one is a line and exit code 2.
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        require_free(kafka_port, "the embedded Kafka broker", "--kafka-port")
+    if not settings.aws_endpoint_url:
+        require_free(aws_port, "the local AWS endpoint", "--aws-port")
+    if mlflow and "MLFLOW_TRACKING_URI" not in os.environ:
+        require_free(mlflow_port, "MLflow", "--mlflow-port")
+    chosen = settings.consumer
+    if metrics_port is not None:
+        require_free(metrics_port, "the consumer's /metrics", "--metrics-port")
+    elif chosen.metrics_port_explicit and chosen.metrics_port:
+        metrics_port = chosen.metrics_port
+        require_free(metrics_port, "the consumer's /metrics", "CONSUMER_METRICS_PORT")
+    else:
+        metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
     state = settings.state_dir
     sup = Supervisor(state / "logs")
     stopping = False
@@ -276,11 +357,6 @@ def up(
             bootstrap = settings.kafka.bootstrap_servers
             console.print(f"Kafka: using {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
         else:
-            if port_open("127.0.0.1", kafka_port):
-                console.print(
-                    f"[red]port {kafka_port} is taken[/red]: stop what runs there or pass --kafka-port"
-                )
-                raise typer.Exit(1)
             sup.start(broker_spec(kafka_port))
             bootstrap = f"127.0.0.1:{kafka_port}"
             console.print(f"Kafka: embedded Tansu broker on {bootstrap}")
@@ -290,25 +366,18 @@ def up(
             aws_url = settings.aws_endpoint_url
             console.print(f"AWS: using {aws_url} (AWS_ENDPOINT_URL)")
         else:
-            if port_open("127.0.0.1", aws_port):
-                console.print(f"[red]port {aws_port} is taken[/red]: stop what runs there or pass --aws-port")
-                raise typer.Exit(1)
             sup.start(moto_spec(aws_port))
             aws_url = f"http://127.0.0.1:{aws_port}"
             console.print(f"AWS: local S3/DynamoDB endpoint (moto) on {aws_url}")
             env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         env["AWS_ENDPOINT_URL"] = aws_url
+        aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
 
         mlflow_line = "MLflow:              not started (--no-mlflow)"
         if "MLFLOW_TRACKING_URI" in os.environ:
             env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
             mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
         elif mlflow:
-            if port_open("127.0.0.1", mlflow_port):
-                console.print(
-                    f"[red]port {mlflow_port} is taken[/red]: stop what runs there or pass --mlflow-port"
-                )
-                raise typer.Exit(1)
             sup.start(mlflow_spec(mlflow_port, state))
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             mlflow_line = f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start)"
@@ -317,6 +386,7 @@ def up(
         ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
         sup.start(cli_spec("consumer", "consume", env=env))
+        sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
         ground_truth = state / "ground_truth.jsonl"
         if generator:
             sup.start(
@@ -342,6 +412,9 @@ def up(
             f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
             f"Kafka:               {bootstrap}  (topic {kafka.topic})",
             f"local AWS endpoint:  {aws_url}",
+            f"daily export:        loganalyzer export day --date YYYY-MM-DD → s3://{aws_names.s3_bucket}/"
+            f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
+            f"{aws_names.dynamodb_table}",
             mlflow_line,
             f"incidents injected:  {ground_truth}" if generator else "generator:           off",
             f"process logs:        {state / 'logs'}",
@@ -369,6 +442,25 @@ def up(
         console.print("stopped")
 
 
+def _bootstrap_aws(settings: Settings) -> AwsResources:
+    """The export bucket, event queues and summary table, before the lambda runner polls them."""
+    from loganalyzer.aws import clients
+    from loganalyzer.aws.provision import ensure_resources
+
+    try:
+        ensure_resources(
+            clients.s3(settings),
+            clients.sqs(settings),
+            clients.dynamodb(settings),
+            settings.aws,
+            settings.aws_region,
+        )
+    except Exception as exc:
+        console.print(f"[red]AWS resources could not be created:[/red] {clients.unreachable(settings, exc)}")
+        raise typer.Exit(1) from None
+    return settings.aws
+
+
 def _print_status(settings: Settings) -> None:
     try:
         with connect(settings.database_url) as conn:
@@ -390,13 +482,23 @@ def _print_status(settings: Settings) -> None:
 
 def _register_subapps() -> None:
     """Sub-apps live next to their domain code; they are imported when the command runs."""
+    from loganalyzer.alerts.cli import alerts_app
+    from loganalyzer.aws.cli import aws_app
     from loganalyzer.costs.cli import costs_app
+    from loganalyzer.export.cli import export_app
     from loganalyzer.generator.cli import generate_app
+    from loganalyzer.lambda_fn.cli import lambda_runner
     from loganalyzer.patterns.cli import patterns_app
+    from serving.cli import register as register_serving
 
+    app.add_typer(alerts_app, name="alerts")
     app.add_typer(generate_app, name="generate")
     app.add_typer(patterns_app, name="patterns")
+    register_serving(app)
     app.add_typer(costs_app, name="costs")
+    app.add_typer(export_app, name="export")
+    app.add_typer(aws_app, name="aws")
+    app.command("lambda-runner")(lambda_runner)
 
 
 def main() -> None:

@@ -30,6 +30,12 @@ import orjson
 
 DEFAULT_TENANT = "default"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+#: How deep `metadata` may nest (metadata itself is level 1). Both decoders recurse once per
+#: level, and orjson's encoder stops at 255 levels: a bound well below both keeps a hostile
+#: record a dead letter instead of a RecursionError.
+DEFAULT_MAX_METADATA_DEPTH = 64
+#: The largest depth the settings accept (orjson encodes at most 255 levels, the record adds one).
+MAX_METADATA_DEPTH_LIMIT = 250
 
 #: Canonical levels, in increasing severity.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
@@ -84,6 +90,9 @@ _decode_wire = msgspec.json.Decoder(_WireEvent).decode
 #: Metadata is decoded in full although only duration_ms is read: a skipped value is not checked
 #: (1e400, or bad UTF-8, would reach PostgreSQL), and the result must be what orjson would accept.
 _decode_metadata = msgspec.json.Decoder(dict[str, Any]).decode
+#: A run of digits at least as long as a double's largest integer part (309 digits): such a
+#: number may be beyond what orjson accepts, so its record goes the general path.
+_LONG_NUMBER = re.compile(rb"\d{309}")
 #: Integers a float8 column (and orjson) take as they are; larger ones go the general path.
 _MAX_EXACT_INT = 1 << 63
 
@@ -115,6 +124,7 @@ class ParseLimits:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_age: timedelta = timedelta(days=30)
     max_future_skew: timedelta = timedelta(hours=2)
+    max_metadata_depth: int = DEFAULT_MAX_METADATA_DEPTH
 
 
 #: The stable reason codes a dead-letter row can carry.
@@ -130,6 +140,8 @@ REASONS = (
     "unknown_level",
     "bad_timestamp",
     "timestamp_out_of_range",
+    "too_deeply_nested",
+    "unparseable",
     "db_rejected",
 )
 
@@ -180,7 +192,7 @@ def parse_timestamp(raw: str) -> datetime | None:
                 ts = datetime.fromisoformat(raw)
             except ValueError:  # e.g. month 13, hour 25, a letter where a digit belongs
                 return None
-            return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+            return ts if ts.tzinfo is UTC else _to_utc(ts)
     s = raw.strip()
     if RFC3339.fullmatch(s) is None:
         return None
@@ -192,9 +204,21 @@ def parse_timestamp(raw: str) -> datetime | None:
         ts = datetime.fromisoformat(s)
     except ValueError:
         return None
-    if ts.tzinfo is not UTC:
-        ts = ts.astimezone(UTC)
-    return ts
+    return ts if ts.tzinfo is UTC else _to_utc(ts)
+
+
+_UTC_MIN = datetime.min.replace(tzinfo=UTC)
+_UTC_MAX = datetime.max.replace(tzinfo=UTC)
+
+
+def _to_utc(ts: datetime) -> datetime:
+    """UTC of an aware datetime. An offset can carry a valid local time past year 1 or 9999
+    ("0001-01-01T00:00:00+01:00"), which has no datetime in UTC: it becomes that end of the range,
+    outside every accepted window, so the record is `timestamp_out_of_range` and not a crash."""
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        return _UTC_MIN if ts.year == 1 else _UTC_MAX
 
 
 #: Exact spellings seen in practice, looked up before the case-insensitive path (hot loop).
@@ -212,12 +236,15 @@ class EventParser:
     hostile producer cannot create partitions for arbitrary days.
     """
 
-    __slots__ = ("_earliest", "_latest", "_names", "limits")
+    __slots__ = ("_earliest", "_latest", "_names", "_scan_from", "limits")
 
     def __init__(self, limits: ParseLimits, now: datetime) -> None:
         self.limits = limits
         self._earliest = now - limits.max_age
         self._latest = now + limits.max_future_skew
+        #: metadata (with jsonb's version byte) this long or shorter cannot nest deeper than the
+        #: bound: each level takes an opening and a closing bracket
+        self._scan_from = 2 * limits.max_metadata_depth + 2
         #: raw tenant/service/host spelling -> validated, trimmed name. Names repeat in almost
         #: every record, so each spelling is validated once per batch instead of once per record.
         self._names: dict[str, str] = {}
@@ -245,36 +272,69 @@ class EventParser:
         """The event as a plain tuple in `logs` COPY column order (the consumer's hot path: a
         NamedTuple costs a Python-level __new__ per event; a tuple concatenates in C):
         (timestamp, tenant, service, host, level, message, metadata as jsonb binary bytes,
-        duration_ms as a float or None)."""
-        if raw is None:
-            return Rejection("not_an_object", "record has no value (tombstone)")
-        if len(raw) > self.limits.max_message_bytes:
-            return Rejection(
-                "oversized", f"record is {len(raw)} bytes; the limit is {self.limits.max_message_bytes}"
-            )
-        # msgspec keeps metadata raw without checking its UTF-8, and an escape may be a NUL or a
-        # lone surrogate: such records take the general path.
-        if (b"\\" not in raw or b"\\u" not in raw) and (raw.isascii() or _is_utf8(raw)):
-            try:
-                wire = _decode_wire(raw)
-                metadata = wire.metadata
-                d = _decode_metadata(metadata).get("duration_ms")
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                pass
-            else:
-                if type(d) is float:
-                    duration: float | None = d
-                elif type(d) is int:  # (`type is`: a bool is not a number here, as in jsonb)
-                    if not -_MAX_EXACT_INT < d < _MAX_EXACT_INT:
-                        return self._fields_general(raw)  # orjson's rule for huge integers
-                    duration = float(d)
+        duration_ms as a float or None).
+
+        Never raises: one record must not stop the consumer (a stopped consumer reads the same
+        offset again when restarted, so one record would stop its partition for good). An error
+        no rule foresaw becomes `unparseable` with the exception in the detail; the `try` costs
+        nothing until something raises."""
+        try:
+            if raw is None:
+                return Rejection("not_an_object", "record has no value (tombstone)")
+            if len(raw) > self.limits.max_message_bytes:
+                return Rejection(
+                    "oversized", f"record is {len(raw)} bytes; the limit is {self.limits.max_message_bytes}"
+                )
+            # msgspec keeps metadata raw without checking its UTF-8, and an escape may be a NUL or
+            # a lone surrogate: such records take the general path.
+            if (b"\\" not in raw or b"\\u" not in raw) and (raw.isascii() or _is_utf8(raw)):
+                try:
+                    # Only `metadata` can nest here (the other fields must be strings, unknown
+                    # fields are refused). msgspec recurses as it skips it, under the interpreter's
+                    # recursion limit: past that limit it raises RecursionError (a clean
+                    # exception, never a stack overflow) and the general path, which checks the
+                    # depth before orjson decodes anything, says why.
+                    wire = _decode_wire(raw)
+                    metadata = wire.metadata
+                    encoded = JSONB_VERSION + metadata
+                    # Nesting deeper than the bound needs twice as many brackets: short metadata
+                    # (almost all of it) costs one comparison here, not a scan.
+                    if len(encoded) > self._scan_from and _deeper_than(
+                        encoded, self.limits.max_metadata_depth
+                    ):
+                        return self._too_deep()
+                    d = _decode_metadata(metadata).get("duration_ms")
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                    pass
                 else:
-                    duration = None
-                identity = self._identity(wire.timestamp, wire.level, wire.tenant, wire.service, wire.host)
-                if isinstance(identity, Rejection):
-                    return identity
-                return (*identity, wire.message, JSONB_VERSION + metadata, duration)
-        return self._fields_general(raw)
+                    if len(metadata) > 308 and _LONG_NUMBER.search(metadata) is not None:
+                        # msgspec takes an integer of any size; beyond a double's range orjson
+                        # (the contract) rejects it: let the general path decide.
+                        return self._fields_general(raw)
+                    if type(d) is float:
+                        duration: float | None = d
+                    elif type(d) is int:  # (`type is`: a bool is not a number here, as in jsonb)
+                        if not -_MAX_EXACT_INT < d < _MAX_EXACT_INT:
+                            return self._fields_general(raw)  # orjson's rule for huge integers
+                        duration = float(d)
+                    else:
+                        duration = None
+                    identity = self._identity(
+                        wire.timestamp, wire.level, wire.tenant, wire.service, wire.host
+                    )
+                    if isinstance(identity, Rejection):
+                        return identity
+                    return (*identity, wire.message, encoded, duration)
+            return self._fields_general(raw)
+        except Exception as exc:  # whatever it is, it is one record's problem
+            return unparseable(exc)
+
+    def _too_deep(self) -> Rejection:
+        return Rejection(
+            "too_deeply_nested",
+            f"objects or arrays nest more than {self.limits.max_metadata_depth} levels below the "
+            "record (LOG_MAX_METADATA_DEPTH)",
+        )
 
     def _identity(
         self, ts_raw: str, level_raw: str, tenant: Any, service: Any, host: Any
@@ -289,7 +349,7 @@ class EventParser:
         if ts < self._earliest or ts > self._latest:
             return Rejection(
                 "timestamp_out_of_range",
-                f"'timestamp' {ts.isoformat()} is outside [now - {self.limits.max_age}, "
+                f"'timestamp' {ts_raw[:64]!r} is outside [now - {self.limits.max_age}, "
                 f"now + {self.limits.max_future_skew}]",
             )
         level = _LEVEL_FAST.get(level_raw) or normalise_level(level_raw)
@@ -318,6 +378,8 @@ class EventParser:
     def _fields_general(self, raw: bytes) -> tuple[Any, ...] | Rejection:
         """Every record the fast path does not take; the one place that says why a record is
         rejected."""
+        if _deeper_than(raw, self.limits.max_metadata_depth + 1):  # +1: the record's own object
+            return self._too_deep()
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -366,6 +428,51 @@ class EventParser:
 def parse_event(raw: bytes | None, limits: ParseLimits, now: datetime) -> LogEvent | Rejection:
     """Validate and normalise one Kafka record value (see EventParser for batches)."""
     return EventParser(limits, now)(raw)
+
+
+def unparseable(exc: BaseException) -> Rejection:
+    """The dead letter of a record that raised where no rule expected it (a bug to report, not a
+    reason to stop): the exception's type and message, bounded."""
+    return Rejection("unparseable", f"{type(exc).__name__}: {exc}"[:1000])
+
+
+#: What changes nesting in JSON text, and what changes whether a bracket is inside a string.
+_STRUCTURE = re.compile(rb'["\\\[\]{}]')
+
+
+def _deeper_than(raw: bytes, max_depth: int) -> bool:
+    """Whether `raw` nests deeper than `max_depth`: two C-speed counts decide almost every text
+    (fewer brackets than the bound cannot nest deeper than it); the exact scan runs on the rest."""
+    return raw.count(b"{") + raw.count(b"[") > max_depth and nesting_exceeds(raw, max_depth)
+
+
+def nesting_exceeds(raw: bytes, max_depth: int) -> bool:
+    """True when objects and arrays in `raw` nest deeper than `max_depth` (the outermost value
+    is level 1). Brackets inside strings do not count. Not a validator: it only has to be right
+    about depth for text the decoders would otherwise accept, and it must not recurse. Linear in
+    the number of quotes, backslashes and brackets; stops at the first level past the bound."""
+    depth = 0
+    in_string = False
+    skip = -1  # the byte after a backslash inside a string: escaped, whatever it is
+    for m in _STRUCTURE.finditer(raw):
+        pos = m.start()
+        if pos == skip:
+            continue
+        c = raw[pos]
+        if in_string:
+            if c == 0x5C:  # backslash
+                skip = pos + 1
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c == 0x7B or c == 0x5B:  # { [
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif c == 0x7D or c == 0x5D:  # } ]
+            depth -= 1
+    return False
 
 
 def _is_utf8(raw: bytes) -> bool:

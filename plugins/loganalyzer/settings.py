@@ -8,16 +8,22 @@ values change. docs/configuration.md lists every variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from loganalyzer.events import ParseLimits
+from loganalyzer.events import DEFAULT_MAX_METADATA_DEPTH, MAX_METADATA_DEPTH_LIMIT, ParseLimits
+from loganalyzer.platform.ports import parse_port
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/loganalyzer"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_METRICS_PORT = 9108
+#: a year: a producer's clock further ahead than that is not skew
+MAX_FUTURE_MINUTES = 525_600.0
 
 
 class SettingsError(ValueError):
@@ -29,7 +35,9 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -39,10 +47,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float = 0.0, maximum: float | None = None
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -50,8 +62,10 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
+    if not value >= minimum:  # (also NaN)
         raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be <= {maximum}")
     return value
 
 
@@ -89,7 +103,11 @@ class ConsumerSettings:
     #: here: a crash can only lose the newest commits, rows and offsets together, and the
     #: consumer notices and reads them again from Kafka (streaming/consumer.py, docs/ingestion.md)
     async_commit: bool = True
-    metrics_port: int = 9108
+    #: /metrics on 127.0.0.1: a port, 0 for any free one, None for no endpoint
+    metrics_port: int | None = DEFAULT_METRICS_PORT
+    #: whether CONSUMER_METRICS_PORT chose the port: a taken port chosen by the user stops the
+    #: consumer; the default one is only a first guess (several consumers on one host)
+    metrics_port_explicit: bool = False
     parse_limits: ParseLimits = field(default_factory=ParseLimits)
 
 
@@ -106,6 +124,25 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class AwsResources:
+    """Names of the platform's AWS resources (created by `loganalyzer aws bootstrap`)."""
+
+    s3_bucket: str = "loganalyzer-logs"
+    #: key prefix of the daily export: PREFIX/date=YYYY-MM-DD/...
+    export_prefix: str = "logs"
+    dynamodb_table: str = "anomaly_summaries"
+    #: the queue the bucket notifies of new export objects, read by the lambda runner
+    lambda_queue: str = "loganalyzer-logs-events"
+    lambda_dlq: str = "loganalyzer-logs-events-dlq"
+    #: receives of one message before SQS moves it to the dead-letter queue
+    lambda_max_receives: int = 3
+    #: how long a received message stays hidden: a failed one comes back after this
+    lambda_visibility_timeout_seconds: int = 60
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -113,6 +150,7 @@ class Settings:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
+    aws: AwsResources = field(default_factory=AwsResources)
     state_dir: Path = field(default_factory=lambda: project_root() / ".state")
 
     def with_database(self, url: str) -> Settings:
@@ -128,6 +166,40 @@ _KAFKA_OWN = {
 }
 
 
+def _endpoint_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("AWS_ENDPOINT_URL") or None
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(
+            f"AWS_ENDPOINT_URL={raw!r} is not an http(s) URL (e.g. http://127.0.0.1:5000); "
+            "unset it to use AWS itself"
+        )
+    return raw
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", raw):
+        raise SettingsError(f"{name}={raw!r} is not a valid AWS resource name (letters, digits, . _ -)")
+    return raw
+
+
+def _aws_resources(env: Mapping[str, str]) -> AwsResources:
+    return AwsResources(
+        s3_bucket=_name(env, "S3_BUCKET", "loganalyzer-logs"),
+        export_prefix=(env.get("S3_EXPORT_PREFIX") or "logs").strip("/"),
+        dynamodb_table=_name(env, "DYNAMODB_TABLE", "anomaly_summaries"),
+        lambda_queue=_name(env, "LAMBDA_QUEUE", "loganalyzer-logs-events"),
+        lambda_dlq=_name(env, "LAMBDA_DLQ", "loganalyzer-logs-events-dlq"),
+        lambda_max_receives=_int(env, "LAMBDA_MAX_RECEIVES", 3, minimum=1),
+        lambda_visibility_timeout_seconds=_int(env, "LAMBDA_VISIBILITY_TIMEOUT_SECONDS", 60, minimum=1),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment (or an explicit mapping, for tests)."""
     env = os.environ if env is None else env
@@ -138,9 +210,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             extra[key.removeprefix("KAFKA_PROPERTY_").lower().replace("_", ".")] = value
     limits = ParseLimits(
         max_message_bytes=_int(env, "LOG_MAX_MESSAGE_BYTES", 64 * 1024, minimum=256),
-        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001)),
-        max_future_skew=timedelta(minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0)),
+        # bounded so that the accepted window stays inside datetime's range (years 1-9999)
+        max_age=timedelta(days=_float(env, "LOG_MAX_AGE_DAYS", 30.0, minimum=0.001, maximum=36_500)),
+        max_future_skew=timedelta(
+            minutes=_float(env, "LOG_MAX_FUTURE_MINUTES", 120.0, maximum=MAX_FUTURE_MINUTES)
+        ),
+        max_metadata_depth=_int(
+            env,
+            "LOG_MAX_METADATA_DEPTH",
+            DEFAULT_MAX_METADATA_DEPTH,
+            minimum=1,
+            maximum=MAX_METADATA_DEPTH_LIMIT,
+        ),
     )
+    metrics_raw = env.get("CONSUMER_METRICS_PORT") or ""
+    try:
+        metrics_port = (
+            parse_port(metrics_raw, "CONSUMER_METRICS_PORT")
+            if metrics_raw
+            else _int(env, "CONSUMER_METRICS_FIRST_PORT", DEFAULT_METRICS_PORT, minimum=1, maximum=65535)
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     state_dir = env.get("LOGANALYZER_STATE_DIR")
     return Settings(
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -156,7 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             batch_max_seconds=_float(env, "CONSUMER_BATCH_MAX_SECONDS", 0.5, minimum=0.001),
             batch_target_wait_seconds=_float(env, "CONSUMER_BATCH_TARGET_WAIT_SECONDS", 0.1, minimum=0.001),
             async_commit=_bool(env, "CONSUMER_ASYNC_COMMIT", True),
-            metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9108),
+            metrics_port=metrics_port,
+            metrics_port_explicit=bool(metrics_raw),
             parse_limits=limits,
         ),
         detection=DetectionSettings(
@@ -167,8 +259,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             model_refresh_seconds=_float(env, "MODEL_REFRESH_SECONDS", 30.0, minimum=1.0),
             warm_start_hours=_float(env, "DETECTION_WARM_START_HOURS", 2.0, minimum=0.0),
         ),
-        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        aws_endpoint_url=_endpoint_url(env),
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+        aws=_aws_resources(env),
         state_dir=Path(state_dir) if state_dir else project_root() / ".state",
     )
 

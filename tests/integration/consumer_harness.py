@@ -27,7 +27,7 @@ def consumer_env(
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP_ID": group or f"g-{uuid.uuid4().hex[:8]}",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "CONSUMER_METRICS_PORT": "0",
+        "CONSUMER_METRICS_PORT": "off",
         "CONSUMER_BATCH_MAX_SECONDS": "0.2",
         **extra,
     }

@@ -18,7 +18,7 @@ from loganalyzer.events import EventParser, ParseLimits
 from loganalyzer.generator.incidents import Incident
 from loganalyzer.generator.services import CATALOGUE, service_by_name
 from loganalyzer.generator.traffic import TrafficModel
-from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS
+from streaming.log_row import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS
 from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
 from tests.support import count, event_doc, new_topic, produce, wait_for
 

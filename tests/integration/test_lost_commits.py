@@ -109,3 +109,25 @@ def test_lost_commits_with_detection_on_are_read_again(
     assert count(database_url) == 4000
     assert count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs") == 4000
     assert "starting over" in log.read_text()
+
+
+def test_commits_lost_right_after_an_assignment_are_read_again(broker: str, database_url: str) -> None:
+    """The member that is assigned the partitions has committed nothing there yet: its first
+    write must compare the stored offsets with those it was assigned at, or the range PostgreSQL
+    lost after the assignment would never be read again."""
+    topic = new_topic(broker, partitions=2)
+    produce(broker, topic, valid_values(3000))
+    env = consumer_env(database_url, broker, topic, CONSUMER_BATCH_MAX_MESSAGES="500")
+    with running_consumer(env):
+        wait_for(lambda: count(database_url) == 3000, 60, "the first 3,000 rows")
+    with running_consumer(env) as successor:
+        wait_for(lambda: successor.metrics.assigned_partitions._value.get() == 2, 60, "the assignment")
+        lost = _lose_newest_commits(database_url, topic)  # after it read the stored offsets
+        assert lost >= LOST
+        produce(broker, topic, valid_values(1000, start=3000))
+        wait_for(lambda: count(database_url) == 4000, 90, "every row, the lost ones included")
+        time.sleep(1)
+        restarts = successor.metrics.restarts._value.get()
+    assert count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs") == 4000
+    assert count(database_url) == 4000
+    assert restarts >= 1

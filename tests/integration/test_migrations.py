@@ -91,5 +91,10 @@ def test_closed_days_get_the_full_service_index(database_url: str) -> None:
         conn.execute("SELECT ensure_log_partition('2026-01-03')")
         built = [r[0] for r in conn.execute("SELECT index_closed_log_partitions('2026-01-03')")]
         again = [r[0] for r in conn.execute("SELECT index_closed_log_partitions('2026-01-03')")]
-    assert built == ["logs_p20260102_service_time_idx"]
+    # sql/014: a closed day is rebuilt once with its search column, GIN and time index too
+    assert built == [
+        "logs_p20260102_service_time_idx",
+        "logs_p20260102_search_gin",
+        "logs_p20260102_time_idx",
+    ]
     assert again == []

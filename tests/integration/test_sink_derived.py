@@ -12,7 +12,7 @@ from loganalyzer.db.connection import connect
 from loganalyzer.events import ParseLimits
 from streaming.batch import build_batch
 from streaming.derived import AnomalyRow, PartitionDerived, PatternDelta
-from streaming.sink import PostgresSink
+from streaming.sink import PostgresSink, Unwritable
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -117,14 +117,14 @@ def test_derived_data_commits_with_the_rows(database_url: str) -> None:
 
 
 def test_a_failed_write_leaves_no_derived_data(database_url: str) -> None:
+    """A server-side problem (here a missing table) is no row's fault: the batch fails whole,
+    with a message naming its records and what to do, and leaves nothing behind."""
     with connect(database_url) as conn:
         sink = PostgresSink(conn, "logs")
-        bad = _derived(3)
-        bad.anomalies[0] = AnomalyRow(
-            "ep-2", "default", "payments", "not-a-type", "high", "open", NOW, NOW, None, None, None, None, "x"
-        )
-        with pytest.raises(Exception, match="anomalies_type_check"):
-            sink.write(_batch(1, 0, 3), {1: bad})
+        conn.execute("DROP TABLE anomalies")
+        conn.commit()
+        with pytest.raises(Unwritable, match=r"logs/1 offsets 0-2: .*anomalies.*loganalyzer migrate"):
+            sink.write(_batch(1, 0, 3), {1: _derived(3)})
         assert conn.execute("SELECT count(*) FROM log_patterns").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM logs").fetchone() == (0,)
         assert sink.load_checkpoints([1]) == {}
@@ -171,3 +171,16 @@ def test_a_history_read_over_its_budget_gives_up_and_leaves_the_connection_usabl
         other.commit()
         warm = sink.load_history(0, timedelta(hours=2), timedelta(seconds=5))
         assert warm is not None and sum(c.total for *_, c in warm.rows) == 10
+
+
+def test_quiet_partitions_findings_postgres_cannot_take_stop_with_a_message(database_url: str) -> None:
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs")
+        sink.stored_offsets([0])
+        sink.write(_batch(0, 0, 10))
+        conn.execute("DROP TABLE anomalies")
+        conn.commit()
+        with pytest.raises(
+            Unwritable, match=r"quiet partitions \[0\] of logs: .*anomalies.*loganalyzer migrate"
+        ):
+            sink.write_idle({0: _derived(0)}, {0: 10})

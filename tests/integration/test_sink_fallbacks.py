@@ -10,7 +10,8 @@ import pytest
 
 from loganalyzer.db.connection import connect
 from loganalyzer.events import ParseLimits
-from streaming.batch import LEVEL, METADATA, Batch, build_batch
+from streaming.batch import Batch, build_batch
+from streaming.log_row import LEVEL, METADATA
 from streaming.sink import PostgresSink
 from tests.integration.test_sink_derived import Rec
 

@@ -15,7 +15,8 @@ from loganalyzer.events import ParseLimits
 from loganalyzer.generator.services import CATALOGUE
 from loganalyzer.generator.traffic import TrafficModel
 from loganalyzer.model.training import feature_rows
-from streaming.batch import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS, build_batch
+from streaming.batch import build_batch
+from streaming.log_row import DURATION, LEVEL, MESSAGE, SERVICE, TENANT, TS
 from streaming.sink import PostgresSink
 
 pytestmark = pytest.mark.integration

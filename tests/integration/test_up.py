@@ -64,6 +64,7 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
     assert proc.returncode == 0, text[-3000:]
     assert "Smart Log Analyzer is up" in text
     assert "stopped" in text
+    assert "daily export:" in text  # the bucket, queues and table exist and the lambda runner runs
     time.sleep(0.5)
     for port in (kafka, aws, metrics, mlflow):
         assert not port_open("127.0.0.1", port), f"something still listens on {port} after stop"
@@ -74,5 +75,6 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
         "mlflow.log",
         "consumer.log",
         "generator.log",
+        "lambda-runner.log",
     }
     assert count(database_url, "SELECT count(DISTINCT service) FROM logs") >= 5

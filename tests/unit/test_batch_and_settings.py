@@ -12,7 +12,8 @@ import pytest
 
 from loganalyzer.events import ParseLimits
 from loganalyzer.settings import SettingsError, load_settings
-from streaming.batch import OFFSET, TS, build_batch
+from streaming.batch import build_batch
+from streaming.log_row import OFFSET, TS
 from streaming.retry import Backoff, retry_transient
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -113,6 +114,31 @@ def test_retry_does_not_hide_real_errors() -> None:
 
     with pytest.raises(ValueError):
         retry_transient(broken, lambda e: None, lambda: False, sleep=lambda s: None)
+
+
+def test_retry_never_waits_for_a_program_limit() -> None:
+    """psycopg files SQLSTATE class 54 (a value over an index's row size, ...) under
+    OperationalError like a lost connection; the same value fails the same way every time."""
+    from psycopg import errors as pgerrors
+
+    calls: list[int] = []
+
+    def too_big() -> None:
+        calls.append(1)
+        raise pgerrors.ProgramLimitExceeded("index row size 6016 exceeds btree version 4 maximum 2704")
+
+    with pytest.raises(pgerrors.ProgramLimitExceeded):
+        retry_transient(too_big, lambda e: None, lambda: False, sleep=lambda s: None)
+    assert calls == [1]
+    restarted: list[int] = []
+
+    def server_restart() -> str:
+        restarted.append(1)
+        if len(restarted) < 3:
+            raise pgerrors.AdminShutdown("terminating connection due to administrator command")
+        return "done"
+
+    assert retry_transient(server_restart, lambda e: None, lambda: False, sleep=lambda s: None) == "done"
 
 
 def test_settings_defaults_and_overrides() -> None:

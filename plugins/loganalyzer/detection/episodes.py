@@ -22,6 +22,16 @@ def episode_id(tenant: str, service: str, kind: str, start: datetime) -> str:
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
+def partition_episode_id(episode: str, partition: int) -> str:
+    """The id an episode is stored under when it was found on one Kafka partition.
+
+    Detection state is per partition: when a producer does not key by tenant and service, one
+    service's events arrive on several partitions and each partition's engine opens its own
+    episodes, with the same `episode_id`; stored under it, they would overwrite each other.
+    Deterministic, so a replay or a new owner of the same partition updates the same row."""
+    return hashlib.blake2b(f"{episode}\x00{partition}".encode(), digest_size=12).hexdigest()
+
+
 @dataclass(slots=True)
 class Episode:
     id: str

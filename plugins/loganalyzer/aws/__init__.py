@@ -1,0 +1,1 @@
+"""AWS adapters: client factory and the platform's resource provisioning."""

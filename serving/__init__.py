@@ -1,0 +1,1 @@
+"""The REST API over the analyzer's results (FastAPI over PostgreSQL)."""

@@ -1,0 +1,205 @@
+"""Full-text log search: newest first, keyset pages, highlighted.
+
+How a page is found: the time span is walked backwards from `to` in growing windows (5 minutes,
+then 20, 80, ...; never across midnight, so each query reads one daily partition) until the page
+is full. A common term fills the page from the newest hour alone; a rare one widens the window
+quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through their GIN
+on (service, message_tsv); today's partition (and a closed day not rebuilt yet) through the
+BRIN on timestamp, parsing each message of the window. ts_headline runs on the returned page
+only (it re-parses each message).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from psycopg import sql
+
+from serving.api import cursor as cursors
+from serving.api.deps import CurrentPrincipal, DbDep, Row, tenant_scope
+from serving.api.render import page
+from serving.api.timeutil import span
+from serving.models.logs import LogPage
+
+router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
+
+DEFAULT_SPAN = timedelta(days=7)
+FIRST_WINDOW = timedelta(minutes=5)
+HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
+
+
+MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
+MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
+READY_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Which days `logs` holds, and which of them are rebuilt for search (checked every 30 s)."""
+
+    first: date | None
+    last: date | None
+    search_ready: frozenset[date]
+
+
+async def partitions(request: Request, db: DbDep) -> Partitions:
+    cached: tuple[float, Partitions] | None = getattr(request.app.state, "log_partitions", None)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    cur = await db.execute(
+        "SELECT to_date(substr(c.relname, 7, 8), 'YYYYMMDD') AS day, "
+        "to_regclass(c.relname || '_search_gin') IS NOT NULL AS ready "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_p[0-9]{8}$'"
+    )
+    rows = await cur.fetchall()
+    days = [r["day"] for r in rows if isinstance(r["day"], date)]
+    found = Partitions(
+        min(days, default=None),
+        max(days, default=None),
+        frozenset(r["day"] for r in rows if r["ready"] and isinstance(r["day"], date)),
+    )
+    request.app.state.log_partitions = (time.monotonic() + READY_CACHE_SECONDS, found)
+    return found
+
+
+def _minus(t: datetime, d: timedelta) -> datetime:
+    try:
+        return t - d
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+class Level(StrEnum):
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+
+@router.get("/search", response_model=LogPage, summary="Search stored log lines (full text), newest first")
+async def search(
+    request: Request,
+    db: DbDep,
+    principal: CurrentPrincipal,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description='Words to find (web-search syntax: `timeout -retry`, `"connection refused"`, '
+            "`a or b`); words are matched whole, case-insensitively. "
+            "Omit to list lines by the other filters.",
+        ),
+    ] = None,
+    service: Annotated[str | None, Query(max_length=200, description="Only this service")] = None,
+    level: Annotated[Level | None, Query(description="Only this level")] = None,
+    from_: Annotated[
+        datetime | None,
+        Query(alias="from", description="Lines at or after this time (default: 7 days before `to`)"),
+    ] = None,
+    to: Annotated[
+        datetime | None,
+        Query(
+            description="Lines before this time (default: now; pass it for events stamped ahead of the clock)"
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None, Query(max_length=200, description="Admin keys only: only this tenant")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=1000, description="next_cursor of the previous page")
+    ] = None,
+) -> Any:
+    """Lines newest first, in keyset pages; with `q`, only lines containing the words, each with a
+    `highlight`. Days closed and rebuilt by `loganalyzer db maintain` answer from a GIN index;
+    today's lines are read hour by hour, so narrow `from`/`service` for rare words over today."""
+    start, end = span(from_, to)
+    # default: now; events stamped ahead of the clock (the contract allows 2 hours) need an explicit `to`
+    end = end or datetime.now(UTC) + timedelta(minutes=1)
+    start = start or _minus(end, DEFAULT_SPAN)
+    if start >= end:
+        raise HTTPException(422, "'from' must be before 'to'")
+    where: list[sql.Composable] = []
+    args: list[Any] = []
+    scope = tenant_scope(principal, tenant)
+    if scope is not None:
+        where.append(sql.SQL("tenant = %s"))
+        args.append(scope)
+    if service is not None:
+        where.append(sql.SQL("service = %s"))
+        args.append(service)
+    if level is not None:
+        where.append(sql.SQL("level = %s"))
+        args.append(level.value)
+    query_text = (q or "").strip()
+    if query_text:
+        cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) AS n", (query_text,))
+        counted = await cur.fetchone()
+        if counted is None or counted["n"] == 0:
+            raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
+    upper = end
+    if cursor is not None:
+        c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
+        assert isinstance(c_ts, datetime)
+        where.append(sql.SQL('("timestamp", kafka_partition, kafka_offset, kafka_topic) < (%s, %s, %s, %s)'))
+        args += [c_ts, c_part, c_off, c_topic]
+        upper = min(end, c_ts + timedelta(microseconds=1)) if c_ts < datetime.max.replace(tzinfo=UTC) else end
+
+    parts = await partitions(request, db)
+    if parts.first is None or parts.last is None:
+        return page([], limit, None)
+    # no partition, no rows: the walk never leaves the days that exist
+    start = max(start, datetime(parts.first.year, parts.first.month, parts.first.day, tzinfo=UTC))
+    after_last = parts.last + timedelta(days=1)
+    upper = min(upper, datetime(after_last.year, after_last.month, after_last.day, tzinfo=UTC))
+    rows: list[Row] = []
+    window = FIRST_WINDOW
+    while upper > start and len(rows) <= limit:
+        last_instant = (
+            upper - timedelta(microseconds=1) if upper > datetime.min.replace(tzinfo=UTC) else upper
+        )
+        day = last_instant.astimezone(UTC).date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        lower = max(start, _minus(upper, window), midnight)
+        conditions = list(where)
+        window_args: list[Any] = []
+        if query_text:
+            conditions.append(MATCH_STORED if day in parts.search_ready else MATCH_PARSED)
+            window_args.append(query_text)
+        query = sql.SQL(
+            'SELECT "timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, '
+            'kafka_topic FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
+            'ORDER BY "timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC LIMIT %s'
+        ).format(sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions))
+        cur = await db.execute(query, [lower, upper, *args, *window_args, limit + 1 - len(rows)])
+        rows += await cur.fetchall()
+        upper = lower
+        window *= 4
+
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = cursors.encode(
+            last["timestamp"], last["kafka_partition"], last["kafka_offset"], last["kafka_topic"]
+        )
+    highlights: list[str | None] = [None] * len(rows)
+    if query_text and rows:
+        cur = await db.execute(
+            "SELECT ts_headline('simple', m, websearch_to_tsquery('simple', %s), %s) AS h "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, i) ORDER BY i",
+            (query_text, HEADLINE_OPTIONS, [r["message"] for r in rows]),
+        )
+        highlights = [h["h"] for h in await cur.fetchall()]  # type: ignore[misc]
+    for r, h in zip(rows, highlights, strict=True):
+        r["highlight"] = h
+        del r["kafka_topic"]
+    return page(rows, limit, next_cursor)

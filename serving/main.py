@@ -1,0 +1,108 @@
+"""Assembles the API: settings in, app out. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.api.deps import PageCache
+from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
+from serving.db import DatabaseUnavailable, Pool
+from serving.models.common import COMMON_RESPONSES
+from serving.settings import ServingSettings
+
+DESCRIPTION = """
+Smart Log Analyzer's REST API: anomaly episodes and operator feedback, hourly metrics, log
+search, log templates and AWS cost estimates of the platform itself.
+
+Every `/api/v1` call needs an API key in the `X-API-Key` header (`loganalyzer keys create
+--tenant T`). A key sees only its tenant's data; an admin key sees every tenant and may filter
+with `tenant=`. Lists are keyset pages: pass `next_cursor` back as `cursor`.
+"""
+
+TAGS = [
+    {"name": "health", "description": "Liveness of the API and the parts that feed it"},
+    {"name": "anomalies", "description": "Anomaly episodes, their explanation, and operator feedback"},
+    {"name": "metrics", "description": "Hourly rollups per service"},
+    {"name": "logs", "description": "Full-text search over stored log lines"},
+    {"name": "patterns", "description": "Message templates mined per service"},
+    {"name": "costs", "description": "What the platform costs on AWS: estimate, forecast, what-if, pricing"},
+]
+
+
+def _message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: ServingSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = Pool(settings.database_url, settings.pool_size, settings.statement_timeout_ms)
+        await pool.open()
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Smart Log Analyzer API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.key_cache = {}
+    app.state.cost_cache = {}
+    app.state.page_cache = PageCache(settings.page_cache_seconds)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": _message(exc), "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:  # FastAPI's answer to a body it cannot parse
+            return JSONResponse(
+                {"detail": "the request body is not valid JSON (send Content-Type: application/json)"},
+                status_code=422,
+            )
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def too_slow(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": "the query took longer than the statement timeout: "
+                "narrow the filters (service, from/to)"
+            },
+            status_code=503,
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return JSONResponse({"detail": f"invalid value: {str(exc).splitlines()[0]}"}, status_code=422)
+
+    app.include_router(health.router)
+    for module in (anomalies, metrics, logs, patterns, costs):
+        app.include_router(module.router, responses=COMMON_RESPONSES)
+    return app

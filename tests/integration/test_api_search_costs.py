@@ -1,0 +1,187 @@
+"""Log search (full text over closed and open days, pages, highlights) and the cost endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loganalyzer.db.connection import connect
+from tests.integration.api_harness import NOW, Keys, client, make_keys, seed
+from tests.support import fresh_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[tuple[TestClient, Keys, str]]:
+    with fresh_database() as url:
+        seed(url)
+        keys = make_keys(url)
+        with client(url) as c:
+            yield c, keys, url
+
+
+def _pages(c: TestClient, key: str, path: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(200):
+        r = c.get(path + cursor, headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        rows += r.json()["data"]
+        if not r.json()["next_cursor"]:
+            return rows
+        cursor = f"&cursor={r.json()['next_cursor']}"
+    raise AssertionError("no last page")
+
+
+def test_search_finds_every_match_across_open_and_closed_days_newest_first(
+    api: tuple[TestClient, Keys, str],
+) -> None:
+    c, keys, url = api
+    since = (NOW - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    until = (
+        (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    )  # the seed writes up to NOW + 39 min
+    rows = _pages(c, keys.acme, f"/api/v1/logs/search?q=timeout&limit=7&from={since}&to={until}")
+    with connect(url) as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM logs WHERE tenant = 'acme' AND message LIKE '% timeout %'"
+        ).fetchone()
+    assert expected is not None and len(rows) == expected[0] > 0
+    assert len({r["timestamp"][:10] for r in rows}) >= 2  # today (no GIN) and a closed day (GIN)
+    keys_seen = [(r["kafka_partition"], r["kafka_offset"]) for r in rows]
+    assert len(set(keys_seen)) == len(keys_seen)
+    assert [r["timestamp"] for r in rows] == sorted((r["timestamp"] for r in rows), reverse=True)
+    assert all(r["level"] == "ERROR" and "<b>timeout</b>" in r["highlight"] for r in rows)
+
+
+def test_search_filters_and_phrases(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    handled = _pages(c, keys.acme, "/api/v1/logs/search?q=handled&level=INFO&service=svc-b&limit=200")
+    assert handled and all(r["service"] == "svc-b" and r["level"] == "INFO" for r in handled)
+    none = _pages(c, keys.acme, "/api/v1/logs/search?q=timeout&level=INFO")
+    assert none == []
+    phrase = _pages(c, keys.acme, "/api/v1/logs/search?q=%22request%2012%20handled%22&limit=200")
+    assert phrase and all("request 12 handled" in r["message"] for r in phrase)
+    plain = _pages(c, keys.acme, "/api/v1/logs/search?service=svc-a&limit=200")
+    assert plain and all(r["highlight"] is None for r in plain)
+
+
+def test_a_query_without_words_is_422(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    r = c.get("/api/v1/logs/search?q=%21%21%21", headers={"X-API-Key": keys.acme})
+    assert r.status_code == 422 and "no searchable words" in r.json()["detail"]
+
+
+def test_closed_days_get_a_search_gin_the_planner_can_use(api: tuple[TestClient, Keys, str]) -> None:
+    _, _, url = api
+    closed = f"logs_p{(NOW - timedelta(days=1)):%Y%m%d}"
+    with connect(url) as conn:
+        indexes = {
+            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (closed,))
+        }
+        assert {f"{closed}_search_gin", f"{closed}_time_idx", f"{closed}_service_time_idx"} <= indexes
+        today = f"logs_p{NOW:%Y%m%d}"
+        today_idx = {
+            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (today,))
+        }
+        assert not any(i.endswith("_search_gin") for i in today_idx)  # ingestion pays no GIN upkeep
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT * FROM {closed} "
+                "WHERE message_tsv @@ websearch_to_tsquery('simple', 'timeout')"
+            )
+        )
+    assert f"{closed}_search_gin" in plan
+
+
+def test_estimate_from_the_database_says_so(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    body = c.get("/api/v1/costs/estimate", headers={"X-API-Key": keys.acme}).json()
+    assert body["source"] == "estimated_from_database"
+    assert body["assumptions"] and body["period"]["days_measured"] >= 1
+    assert {li["service"] for li in body["line_items"]} >= {"s3", "lambda", "dynamodb"}
+    assert Decimal(body["total_usd"]) == sum(Decimal(li["cost"]) for li in body["line_items"]) - Decimal(
+        body["credits_usd"]
+    )
+    eu = c.get(
+        "/api/v1/costs/estimate?region=eu-west-1&free_tier=none", headers={"X-API-Key": keys.acme}
+    ).json()
+    assert eu["region"] == "eu-west-1" and eu["free_tier"] == "none"
+
+
+def test_estimate_uses_measured_snapshots_when_there_are_some(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, url = api
+    with connect(url) as conn:
+        # the batch side's cost_snapshots (sql/011) where it is not merged: the columns this API reads
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS cost_snapshots (day date, tenant text, s3_bytes_stored bigint, "
+            "s3_put_requests bigint, s3_get_requests bigint, lambda_invocations bigint, "
+            "lambda_gb_seconds float8, dynamodb_read_units float8, dynamodb_write_units float8, "
+            "dynamodb_bytes_stored bigint, usage jsonb, source text, PRIMARY KEY (day, tenant))"
+        )
+        conn.execute(
+            "INSERT INTO cost_snapshots (day, tenant, s3_bytes_stored, s3_put_requests, s3_get_requests, "
+            "lambda_invocations, lambda_gb_seconds, dynamodb_read_units, dynamodb_write_units, "
+            "dynamodb_bytes_stored, usage, source) "
+            "VALUES (%s, 'globex', %s, 1000, 500, 50, 1000.0, 0, 50, 51200, '{}', 'local')",
+            (NOW.date(), 200 * 1024**3),
+        )
+        conn.commit()
+    try:
+        body = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.globex}).json()
+        assert body["source"] == "cost_snapshots"
+        assert body["usage"]["s3"]["storage_gb"] > 0 and body["usage"]["lambda"]["requests"] > 0
+        # acme has no snapshot row: still estimated, and globex's usage is not in it
+        acme = c.get("/api/v1/costs/estimate?free_tier=none", headers={"X-API-Key": keys.acme}).json()
+        assert acme["source"] == "estimated_from_database"
+    finally:
+        with connect(url) as conn:
+            conn.execute("DELETE FROM cost_snapshots")
+            conn.commit()
+
+
+def test_forecast_has_a_mean_inside_an_80_percent_interval(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    body = c.get("/api/v1/costs/forecast?free_tier=none", headers={"X-API-Key": keys.admin}).json()
+    low, mean, high = (
+        Decimal(x) for x in (body["low"]["total_usd"], body["mean"]["total_usd"], body["high"]["total_usd"])
+    )
+    assert low <= mean <= high
+    assert body["interval"] == "80%" and "least-squares" in body["method"].lower()
+    assert body["period"]["start"] > NOW.date().isoformat()
+
+
+def test_what_if_scales_with_traffic(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    h = {"X-API-Key": keys.acme}
+    base = c.get("/api/v1/costs/what-if?free_tier=none", headers=h).json()
+    assert base["volume_multiplier"] == 1 and base["delta_usd"] == "0.00"
+    big = c.get("/api/v1/costs/what-if?free_tier=none&traffic_multiplier=1000", headers=h).json()
+    assert Decimal(big["scenario_total_usd"]) >= Decimal(big["baseline_total_usd"])
+    mixed = c.get(
+        "/api/v1/costs/what-if?service_multipliers=svc-a:3&service_multipliers=svc-b:0,only-acme:1", headers=h
+    ).json()
+    assert mixed["service_multipliers"] == {"svc-a": 3, "svc-b": 0, "only-acme": 1}
+    assert mixed["volume_multiplier"] == pytest.approx((3 + 0 + 1) / 3)
+    bad = c.get("/api/v1/costs/what-if?service_multipliers=svc-a", headers=h)
+    assert bad.status_code == 422 and "svc-a" in bad.json()["detail"]
+
+
+def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, _ = api
+    h = {"X-API-Key": keys.acme}
+    doc = {"lambda": {"requests": 3_000_000, "duration_ms": 120, "memory_mb": 1536, "architecture": "x86_64"}}
+    body = c.post("/api/v1/costs/price", headers=h, json=doc).json()
+    assert body["total_usd"] == "2.73"  # AWS's Lambda pricing page example: $2.33 + $0.40
+    bad = c.post("/api/v1/costs/price", headers=h, json={"s3": {"storage_gb": -1}})
+    assert bad.status_code == 422 and bad.json()["path"] == "s3.storage_gb"
+    assert c.post("/api/v1/costs/price", headers=h, json=[1, 2]).status_code == 422
+    assert c.post("/api/v1/costs/price", headers=h, content=b"{").status_code == 422
