@@ -474,3 +474,61 @@ def test_a_new_patterns_lines_still_in_the_window_explain_it_to_the_forest() -> 
     assert _opened(events) == ["new_error_pattern"]
     # once the window holds none of its lines, a window that stays out is the forest's
     assert "isolation_forest" in _opened(_traffic(engine, range(69, 70)))
+
+
+# -- evidence over minutes: quiet silences, sustained and ramping errors, restarts -----------------
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "silent_minutes", "opens"),
+    [
+        (4, 30, True),  # a quiet service silent for half an hour: improbable over the span
+        (4, 3, False),  # three empty minutes of a quiet service are not news
+        (200, 3, True),  # a busy one's are
+    ],
+)
+def test_silence_is_judged_over_its_whole_span(per_minute: int, silent_minutes: int, opens: bool) -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(90), per_minute=per_minute)
+    events = _traffic(engine, range(90, 130), per_minute=per_minute, silent=range(90, 90 + silent_minutes))
+    assert ("log_volume_drop" in _opened(events)) is opens
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "error_share", "opens"),
+    [
+        # 40 lines a minute, 3 errors a minute against 1: no window's ratio is above the 3x
+        # factor, yet twenty minutes of it are no accident
+        (40, 0.075, True),
+        (40, 0.025, False),
+    ],
+)
+def test_a_sustained_moderate_error_rise_adds_up(per_minute: int, error_share: float, opens: bool) -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(60), per_minute=per_minute, error_share=0.025)
+    events = _traffic(engine, range(60, 80), per_minute=per_minute, error_share=error_share)
+    assert _opened(events) == (["error_rate_spike"] if opens else [])
+
+
+def test_a_slow_ramp_is_reported_and_not_learned() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(60), per_minute=100)
+    before = engine.services[("acme", "payments")].baseline.recent_errors
+    opened: list[str] = []
+    for k in range(90):  # 2 % -> 20 % over 90 minutes
+        opened += _opened(
+            _traffic(engine, range(60 + k, 61 + k), per_minute=100, error_share=0.02 + 0.002 * k)
+        )
+    assert opened == ["error_rate_spike"]
+    # the errors of the ramp did not become the normal the next incident is compared with
+    assert engine.services[("acme", "payments")].baseline.recent_errors < before + 2
+
+
+def test_evidence_survives_a_checkpoint() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(60), per_minute=60)
+    _traffic(engine, range(60, 66), per_minute=60, error_share=0.04)
+    restored = DetectionEngine.restore(DetectionConfig(), engine.snapshot())
+    a, b = engine.services[("acme", "payments")], restored.services[("acme", "payments")]
+    assert (a.cusum, a.drop, a.dispersion) == (b.cusum, b.drop, b.dispersion)
+    assert a.cusum.statistic > 0

@@ -307,3 +307,109 @@ def test_bad_durations(text: str) -> None:
 def test_templates_refuse_unknown_placeholders() -> None:
     with pytest.raises(ValueError, match="unknown placeholder"):
         Template.compile("hello {nobody}")
+
+
+# -- the fleet: bursty traffic, ramps, deploys, quiet services ------------------------------------
+
+
+def _per_minute(evs: list[LogEvent], service: str) -> list[int]:
+    counts = Counter(e.timestamp.replace(second=0, microsecond=0) for e in evs if e.service == service)
+    return list(counts.values())
+
+
+@pytest.mark.parametrize(("burstiness", "low", "high"), [(0.0, 0.0, 0.2), (0.5, 0.35, 0.65)])
+def test_burstiness_sets_the_per_minute_coefficient_of_variation(
+    burstiness: float, low: float, high: float
+) -> None:
+    spec = service_by_name("api-gateway")
+    model = TrafficModel([spec], 20, seed=3, burstiness=burstiness)
+    counts = _per_minute(list(model.events(MONDAY_NOON, MONDAY_NOON + timedelta(hours=2))), spec.name)
+    mean = sum(counts) / len(counts)
+    var = sum((c - mean) ** 2 for c in counts) / (len(counts) - 1)
+    extra = max(0.0, var - mean) ** 0.5 / mean  # the gamma factor's CV, Poisson noise removed
+    assert low <= extra <= high
+
+
+def test_error_ramp_climbs_from_two_percent_to_its_magnitude() -> None:
+    spec = service_by_name("orders")
+    inc = Incident(
+        "error_ramp", spec.tenant, spec.name, MONDAY_NOON, MONDAY_NOON + timedelta(minutes=90), 0.2
+    )
+    evs = list(TrafficModel([spec], 30, seed=4, incidents=[inc]).events(MONDAY_NOON, inc.end))
+
+    def share(lo: int, hi: int) -> float:
+        part = [
+            e
+            for e in evs
+            if MONDAY_NOON + timedelta(minutes=lo) <= e.timestamp < MONDAY_NOON + timedelta(minutes=hi)
+        ]
+        return sum(e.level == "ERROR" for e in part) / len(part)
+
+    assert 0.01 < share(0, 10) < 0.05
+    assert 0.08 < share(40, 50) < 0.14
+    assert 0.16 < share(80, 90) < 0.23
+
+
+def test_deploy_raises_volume_for_good_and_adds_new_info_templates() -> None:
+    from loganalyzer.generator.services import DEPLOY_INFO
+
+    spec = service_by_name("orders")
+    at = MONDAY_NOON + timedelta(minutes=10)
+    inc = Incident("deploy", spec.tenant, spec.name, at, at + timedelta(days=1), 1.5)
+    evs = list(
+        TrafficModel([spec], 30, seed=5, incidents=[inc]).events(MONDAY_NOON, at + timedelta(minutes=10))
+    )
+    before = [e for e in evs if e.timestamp < at]
+    after = [e for e in evs if e.timestamp >= at]
+    assert 1.3 < len(after) / len(before) < 1.7
+    prefixes = [t.text.split("{")[0] for t in DEPLOY_INFO]
+    assert not any(e.message.startswith(p) for e in before for p in prefixes)
+    assert any(e.message.startswith(p) and e.level == "INFO" for e in after for p in prefixes)
+
+
+def test_fleet_scenario_places_every_family_on_services_that_fit() -> None:
+    from loganalyzer.generator.fleet import fleet_scenario, fleet_services, quiet_services
+
+    services = fleet_services()
+    quiet = {s.name for s in quiet_services()}
+    end = MONDAY_NOON + timedelta(days=1)
+    fleet = fleet_scenario(services, MONDAY_NOON, end, 4, deploys=2, seed=1)
+    assert Counter(f.label for f in fleet) == {
+        "error_ramp": 4,
+        "sustained_errors": 4,
+        "quiet_silence": 4,
+        "deploy": 2,
+    }
+    weights = {s.name: s.weight for s in services}
+    for f in fleet:
+        inc = f.incident
+        if f.label == "quiet_silence":
+            assert (
+                inc.service in quiet and inc.magnitude == 0 and inc.end - inc.start == timedelta(minutes=30)
+            )
+        if f.label == "sustained_errors":
+            assert weights[inc.service] <= 1.5 and inc.magnitude == 4.0
+        if f.label == "deploy":
+            assert inc.end == end and inc.service not in quiet
+    by_service: dict[str, list[Incident]] = {}
+    for f in fleet:
+        by_service.setdefault(f.incident.service, []).append(f.incident)
+    for incs in by_service.values():
+        incs.sort(key=lambda i: i.start)
+        assert all(b.start >= a.end for a, b in itertools.pairwise(incs))
+
+
+def test_fleet_types_are_valid_in_scenario_files() -> None:
+    incs = incidents_from_mapping(
+        [
+            {"type": "error_ramp", "service": "orders", "start": "10m", "duration": "90m", "magnitude": 0.2},
+            {"type": "deploy", "service": "search", "start": "1h", "duration": "1d"},
+        ],
+        MONDAY_NOON,
+    )
+    assert [i.type for i in incs] == ["error_ramp", "deploy"]
+    with pytest.raises(ScenarioError, match="error_ramp takes"):
+        incidents_from_mapping(
+            [{"type": "error_ramp", "service": "orders", "start": "0m", "duration": "1h", "magnitude": 0.01}],
+            MONDAY_NOON,
+        )

@@ -46,6 +46,13 @@ class DetectorThresholds:
     min_significance: float = 4.0
     #: IsolationForest score (negated decision function) above which a window is anomalous
     forest_score: float = 0.1
+    #: a run of minutes each below volume_drop_factor of its expectation is a log_volume_drop when
+    #: the whole run's probability (negative binomial with the service's dispersion) is below
+    #: 10^-this: a busy service's outage in ~2 minutes, a quiet service's silence over its span
+    drop_evidence: float = 8.0
+    #: Poisson CUSUM (log-likelihood ratio for errors at error_rate_factor x the baseline) at which
+    #: a sustained error rise is an error_rate_spike; about e^this minutes between false alarms
+    error_cusum: float = 10.0
 
     def __post_init__(self) -> None:
         _check_thresholds(self, "thresholds")
@@ -274,6 +281,8 @@ def _check_thresholds(t: DetectorThresholds, where: str) -> None:
     _number_in(t.error_rate_floor, 0.0, 1.0, f"{where}.error_rate_floor", low_open=True)
     _number_in(t.min_significance, 0.0, math.inf, f"{where}.min_significance")
     _number_in(t.forest_score, -math.inf, math.inf, f"{where}.forest_score")
+    _number_in(t.drop_evidence, 0.0, math.inf, f"{where}.drop_evidence", low_open=True)
+    _number_in(t.error_cusum, 0.0, math.inf, f"{where}.error_cusum", low_open=True)
 
 
 def _replace_checked(base: Any, raw: Any, where: str) -> Any:

@@ -99,12 +99,20 @@ def error_rate_spike(
 
 
 def log_volume_spike(
-    w: Counts, expected_window: float, t: DetectorThresholds, start: datetime, end: datetime
+    w: Counts,
+    expected_window: float,
+    t: DetectorThresholds,
+    start: datetime,
+    end: datetime,
+    dispersion: float = 1.0,
 ) -> Finding | None:
+    """`dispersion`: the service's variance-to-mean ratio of a minute's count (1 = Poisson): the
+    significance is in its standard deviations, so bursty traffic needs a larger deviation."""
     if w.total < t.min_volume or expected_window <= 0:
         return None
     ratio = w.total / expected_window
-    if ratio <= t.volume_spike_factor or significance(w.total, expected_window) < t.min_significance:
+    sigma = significance(w.total, expected_window) / math.sqrt(max(1.0, dispersion))
+    if ratio <= t.volume_spike_factor or sigma < t.min_significance:
         return None
     score = ratio / t.volume_spike_factor
     return Finding(
@@ -120,23 +128,65 @@ def log_volume_spike(
 
 
 def log_volume_drop(
-    w: Counts, expected_window: float, t: DetectorThresholds, start: datetime, end: datetime
+    w: Counts,
+    expected_window: float,
+    t: DetectorThresholds,
+    start: datetime,
+    end: datetime,
+    dispersion: float = 1.0,
 ) -> Finding | None:
     if expected_window < t.min_expected_for_drop or expected_window <= 0:
         return None
     ratio = w.total / expected_window
-    if ratio >= t.volume_drop_factor or -significance(w.total, expected_window) < t.min_significance:
+    sigma = -significance(w.total, expected_window) / math.sqrt(max(1.0, dispersion))
+    if ratio >= t.volume_drop_factor or sigma < t.min_significance:
         return None
-    silent = w.total == 0
+    return _drop_finding(w.total, expected_window, t, start, end)
+
+
+def _drop_finding(
+    total: int, expected_window: float, t: DetectorThresholds, start: datetime, end: datetime, why: str = ""
+) -> Finding:
+    ratio = total / expected_window
+    silent = total == 0
     score = SILENT_SCORE if silent else t.volume_drop_factor / ratio
-    what = "no logs at all (the service went silent)" if silent else f"only {w.total} logs"
+    what = "no logs at all (the service went silent)" if silent else f"only {total} logs"
     return Finding(
         "log_volume_drop",
-        float(w.total),
+        float(total),
         expected_window,
         ratio,
         "critical" if silent else severity(score),
         f"{what} vs {expected_window:.0f} expected ({ratio:.0%} of baseline, "
-        f"threshold {t.volume_drop_factor:.0%}) over {span(start, end)}",
+        f"threshold {t.volume_drop_factor:.0%}) over {span(start, end)}{why}",
+        score,
+    )
+
+
+def sustained_drop(
+    total: int, expected: float, log10_p: float, t: DetectorThresholds, start: datetime, end: datetime
+) -> Finding | None:
+    """A run of low minutes whose joint probability is below 10^-drop_evidence (evidence.py)."""
+    if expected <= 0 or log10_p < t.drop_evidence:
+        return None
+    return _drop_finding(
+        total, expected, t, start, end, f" (probability 1e-{log10_p:.0f} given its dispersion)"
+    )
+
+
+def sustained_errors(
+    errors: float, expected: float, base_rate: float, t: DetectorThresholds, start: datetime, end: datetime
+) -> Finding:
+    """An error CUSUM over its threshold: errors since the rise began against their expectation."""
+    ratio = errors / expected if expected > 0 else float(errors)
+    score = max(1.0, ratio / t.error_rate_factor)
+    return Finding(
+        "error_rate_spike",
+        base_rate * ratio,
+        base_rate,
+        ratio,
+        severity(score),
+        f"{errors:.0f} errors vs {expected:.1f} expected ({_times(ratio)} baseline) accumulated over "
+        f"{span(start, end)}: a sustained rise (CUSUM over {t.error_cusum:g})",
         score,
     )

@@ -24,6 +24,16 @@ from loganalyzer.events import parse_timestamp
 from loganalyzer.generator.services import CATALOGUE, ServiceSpec, service_by_name
 
 INCIDENT_TYPES = ("error_burst", "traffic_spike", "outage", "new_error_pattern", "latency_degradation")
+#: Changes of a production fleet beyond the five classic incidents (scenario files and the hard
+#: benchmark family; the random and demo schedules keep the five):
+#: - error_ramp: the ERROR share climbs linearly from RAMP_START_SHARE to the magnitude over the
+#:   incident (a slow degradation a recent baseline would follow);
+#: - deploy: volume times the magnitude and new INFO templates from the start on, for as long as
+#:   the "incident" lasts (give it the rest of the span): a release, not an incident.
+FLEET_TYPES = ("error_ramp", "deploy")
+SCENARIO_TYPES = INCIDENT_TYPES + FLEET_TYPES
+#: ERROR share an error_ramp starts from
+RAMP_START_SHARE = 0.02
 
 #: What the detector should report for each injected type (the benchmark's mapping).
 EXPECTED_ANOMALY = {
@@ -32,7 +42,10 @@ EXPECTED_ANOMALY = {
     "outage": "log_volume_drop",
     "new_error_pattern": "new_error_pattern",
     "latency_degradation": "isolation_forest",
+    "error_ramp": "error_rate_spike",
 }
+#: Types that are not incidents: the detector should say at most one low-severity thing.
+NOT_ANOMALOUS = frozenset({"deploy"})
 
 DEFAULT_MAGNITUDE = {
     # <= 1: the share of ERROR lines during the incident (normal: ~1 %); > 1: a multiplier of
@@ -42,6 +55,8 @@ DEFAULT_MAGNITUDE = {
     "outage": 0.02,  # volume multiplier: 0 = the service goes completely silent
     "new_error_pattern": 0.15,  # share of lines that are the new error
     "latency_degradation": 6.0,  # duration_ms multiplier
+    "error_ramp": 0.2,  # ERROR share at the end of the ramp
+    "deploy": 1.5,  # volume multiplier for good
 }
 
 #: Accepted magnitude per type: (lowest, lowest is allowed, highest), and what to write instead.
@@ -51,6 +66,8 @@ _MAGNITUDE_RANGE: dict[str, tuple[float, bool, float, str]] = {
     "outage": (0.0, True, 1.0, "a volume multiplier in [0, 1): 0 = silent, 0.02 = 2 % of normal"),
     "new_error_pattern": (0.0, False, 1.0, "a share of lines in (0, 1] (e.g. 0.15)"),
     "latency_degradation": (1.0, False, 1000.0, "a duration multiplier above 1 (e.g. 6)"),
+    "error_ramp": (RAMP_START_SHARE, False, 0.95, "the final ERROR share, above 0.02 (e.g. 0.2)"),
+    "deploy": (0.0, False, 100.0, "a lasting volume multiplier (e.g. 1.5)"),
 }
 
 
@@ -75,7 +92,7 @@ class Incident:
             "tenant": self.tenant,
             "service": self.service,
             "type": self.type,
-            "expected_anomaly": EXPECTED_ANOMALY[self.type],
+            "expected_anomaly": EXPECTED_ANOMALY.get(self.type),
             "start": _rfc3339(self.start),
             "end": _rfc3339(self.end),
             "magnitude": self.magnitude,
@@ -142,8 +159,8 @@ def _incident(item: Any, where: str, origin: datetime) -> Incident:
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {unknown}; allowed: {', '.join(_KEYS)}")
     kind = item.get("type")
-    if kind not in INCIDENT_TYPES:
-        raise ScenarioError(f"{where}: type {kind!r} is not one of {', '.join(INCIDENT_TYPES)}")
+    if kind not in SCENARIO_TYPES:
+        raise ScenarioError(f"{where}: type {kind!r} is not one of {', '.join(SCENARIO_TYPES)}")
     try:
         spec = service_by_name(str(item.get("service")))
     except KeyError as exc:

@@ -471,6 +471,12 @@ def novel_error(k: int) -> Template:
     return Template.compile(f"unhandled {exc} in {comp}.run while processing {{rid}}")
 
 
+#: INFO lines a release adds to a service (the "deploy" change): new, and not errors
+DEPLOY_INFO: tuple[Template, ...] = _t(
+    "feature flag {word} evaluated for {user}: enabled",
+    "warmed connection pool to {region}-replica with {n} connections",
+)
+
 SLOW_REQUEST = Template.compile("slow request {rid}: {ms}ms (threshold 500ms)")
 
 

@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from loganalyzer.events import DEFAULT_TENANT, LogEvent, partition_key
-from loganalyzer.generator.incidents import Incident
+from loganalyzer.generator.incidents import RAMP_START_SHARE, Incident
 from loganalyzer.generator.services import (
+    DEPLOY_INFO,
     SLOW_REQUEST,
     STATUS_ERROR,
     STATUS_OK,
@@ -182,6 +183,7 @@ class _Params(NamedTuple):
     latency: float  # duration multiplier
     volume: float  # traffic multiplier
     novel_template: Template | None
+    info: tuple[Template, ...]  # the INFO templates (a deploy adds some)
 
 
 class TrafficModel:
@@ -193,15 +195,23 @@ class TrafficModel:
         incidents: Iterable[Incident] = (),
         invalid_rate: float = 0.0,
         on_incident: Callable[[Incident], None] | None = None,
+        burstiness: float = 0.0,
     ) -> None:
         """`incidents` must be in start order when it is an iterator (it may be endless); a list
-        or tuple is sorted here."""
+        or tuple is sorted here.
+
+        `burstiness` > 0: each service's rate is multiplied, minute by minute, by an independent
+        gamma factor of mean 1 and this coefficient of variation (0.5 is what busy production
+        services show), so per-minute counts are overdispersed (negative binomial) instead of
+        Poisson. 0 keeps the Poisson traffic and the random stream of earlier versions."""
         if not services:
             raise ValueError("at least one service is needed")
         if rate <= 0:
             raise ValueError("rate must be > 0 events per second")
         if not 0 <= invalid_rate < 1:
             raise ValueError("invalid_rate must be in [0, 1)")
+        if not 0 <= burstiness <= 3:
+            raise ValueError("burstiness must be in [0, 3] (a coefficient of variation)")
         names = [s.name for s in services]
         if len(set(names)) != len(names):
             raise ValueError("service names must be unique")
@@ -226,6 +236,10 @@ class TrafficModel:
         self._novel_used: dict[str, int] = {}
         self._params: list[_Params] = []
         self._cum: list[float] = []
+        self.burstiness = burstiness
+        self._burst = [1.0] * len(self.services)
+        #: event time (µs) the parameters were computed for (ramps depend on it)
+        self._clock = 0
         self._recompute()
 
     @property
@@ -253,8 +267,24 @@ class TrafficModel:
         cuts.update(e for _, e, _ in self._active if lo < e < hi)
         return sorted(cuts)
 
+    def _new_minute(self, t: int) -> None:
+        """Draw the minute's burst factors and move ramps on (only when either exists, so that
+        Poisson traffic keeps its random stream)."""
+        changed = False
+        if self.burstiness > 0:
+            k = 1.0 / (self.burstiness * self.burstiness)
+            gamma = self.rng.gammavariate
+            self._burst = [gamma(k, 1.0 / k) for _ in self._svc]
+            changed = True
+        if any(inc.type == "error_ramp" for _, _, inc in self._active):
+            changed = True
+        if changed:
+            self._clock = t
+            self._recompute()
+
     def _advance(self, t: int) -> None:
         """Start the incidents due at `t` (µs), end the finished ones, refresh the parameters."""
+        self._clock = t
         changed = False
         if self._active and any(e <= t for _, e, _ in self._active):
             self._active = [a for a in self._active if a[1] > t]
@@ -292,7 +322,8 @@ class TrafficModel:
             error = spec.error_share
             latency = volume = 1.0
             template: Template | None = None
-            for _, _, inc in self._active:
+            info = spec.info
+            for s_us, e_us, inc in self._active:
                 if inc.service != spec.name:
                     continue
                 if inc.type == "traffic_spike" or inc.type == "outage":
@@ -304,14 +335,20 @@ class TrafficModel:
                     novel, template = inc.magnitude, self._novel[id(inc)]
                 elif inc.type == "latency_degradation":
                     latency, slow = inc.magnitude, SLOW_WARN_SHARE
+                elif inc.type == "error_ramp":
+                    done = min(1.0, max(0.0, (self._clock - s_us) / max(1, e_us - s_us)))
+                    error = RAMP_START_SHARE + (inc.magnitude - RAMP_START_SHARE) * done
+                elif inc.type == "deploy":
+                    volume *= inc.magnitude
+                    info = info + DEPLOY_INFO
             # cumulative thresholds; the normal mix shares what the incident leaves
             rest = 1.0 - novel
             e = novel + error * rest
             s = e + slow * rest
             w = s + spec.warn_share * rest
             d = w + spec.debug_share * rest
-            params.append(_Params(novel, e, s, w, d, latency, volume, template))
-            acc += self._share[i] * volume
+            params.append(_Params(novel, e, s, w, d, latency, volume, template, info))
+            acc += self._share[i] * volume * self._burst[i]
             cum.append(acc)
         self._params = params
         self._cum = cum
@@ -339,6 +376,7 @@ class TrafficModel:
         start_us = to_us(start)
         end_us = to_us(end) if end is not None else None
         second = start_us // _US
+        minute = None
         while True:
             s_lo = second * _US
             lo = max(s_lo, start_us)
@@ -347,6 +385,9 @@ class TrafficModel:
                 return
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             lam_second = self.rate * _seasonality_at(second)
+            if second // 60 != minute:
+                minute = second // 60
+                self._new_minute(max(lo, minute * 60 * _US))
             cuts = self._boundaries(lo, hi)
             edges = [lo, *cuts, hi]
             for a, b in itertools.pairwise(edges):
@@ -381,7 +422,7 @@ class TrafficModel:
                     r = rnd()
                     if r >= p.debug:
                         level = "INFO"
-                        tpls = svc.info
+                        tpls = p.info
                         status = STATUS_OK[bits(5)]
                     elif r >= p.warn:
                         level = "DEBUG"

@@ -1,0 +1,145 @@
+"""Evidence that adds up over minutes: dispersion, drop/silence probability, error CUSUM.
+
+One window's test misses what a fleet does: a quiet service's silence is never improbable in one
+5-minute window, and a 4x error rate on a service of one event a second is not significant in
+one window either; while bursty traffic (per-minute volume far beyond Poisson) makes single-
+minute dips look significant under a Poisson test. So:
+
+- `Dispersion`: each service's extra-Poisson variance of its per-minute volume, as the squared
+  coefficient of variation of a gamma rate (negative binomial counts: Var = mu + cv2 * mu^2),
+  estimated by moments from the residuals against the baseline's expectation (clipped per minute,
+  so one odd minute does not define it);
+- `log10_tail_low`: log10 P(X <= x) for such a count (Poisson when cv2 is 0);
+- `DropEvidence`: the sum of those log-probabilities over the consecutive minutes that are below
+  the drop threshold: the improbability of the whole low (or silent) span, whatever its length;
+- `ErrorCusum`: a Poisson CUSUM of ERROR lines against the baseline error rate, conditioned on each
+  minute's own volume (so bursty volume does not move it), for a shift to `factor` x: evidence of a
+  sustained moderate rise accumulates, a single noisy minute does not reach the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+#: a minute's squared residual never counts for more than this (robustness to one odd minute)
+_MAX_CV2_SAMPLE = 4.0
+#: cv2 is kept within [0, this]: beyond, a service's volume says nothing about its incidents
+MAX_CV2 = 1.0
+_LOG10E = 1.0 / math.log(10.0)
+
+
+def cv2_sample(x: float, mu: float) -> float:
+    """One minute's moment estimate of cv2: ((x - mu)^2 - mu) / mu^2, clipped to [0, 4]."""
+    if mu <= 0:
+        return 0.0
+    return min(_MAX_CV2_SAMPLE, max(0.0, ((x - mu) ** 2 - mu) / (mu * mu)))
+
+
+@dataclass(slots=True)
+class Dispersion:
+    """EWMA of per-minute cv2 samples; only minutes with an expectation of at least `min_mu` count
+    (below, a sample is mostly Poisson noise)."""
+
+    cv2: float = 0.0
+    n: int = 0
+
+    def update(self, x: float, mu: float, span: int = 240, min_mu: float = 2.0) -> None:
+        if mu < min_mu:
+            return
+        s = cv2_sample(x, mu)
+        self.n += 1
+        alpha = max(1.0 / self.n, 2.0 / (span + 1))
+        self.cv2 = min(MAX_CV2, self.cv2 + alpha * (s - self.cv2))
+
+    def index(self, mu: float) -> float:
+        """Variance over mean of a minute's count with this mean: 1 + cv2 * mu (1 for Poisson)."""
+        return 1.0 + self.cv2 * max(mu, 0.0)
+
+
+def log10_tail_low(x: int, mu: float, cv2: float) -> float:
+    """log10 P(X <= x) for a negative binomial of mean mu and Var = mu + cv2 mu^2 (Poisson at 0).
+
+    Summed exactly in log space for x up to 400, beyond by the normal approximation on the
+    square-root scale (a drop of that many lines is never the near-silence this is for)."""
+    if mu <= 0:
+        return 0.0
+    if x < 0:
+        return -math.inf
+    if x > 400:
+        sd = math.sqrt(1.0 + cv2 * mu)
+        z = 2.0 * (math.sqrt(x) - math.sqrt(mu)) / sd
+        return math.log10(max(1e-300, 0.5 * math.erfc(-z / math.sqrt(2.0))))
+    poisson = cv2 <= 1e-9
+    r = 0.0 if poisson else 1.0 / cv2  # gamma shape
+    log_p0 = -mu if poisson else r * math.log(r / (r + mu))
+    q = math.log(mu) if poisson else math.log(mu / (r + mu))
+    terms = [log_p0]
+    lp = log_p0
+    for k in range(1, x + 1):  # P(k) / P(k - 1)
+        lp += q - math.log(k) if poisson else q + math.log((k - 1 + r) / k)
+        terms.append(lp)
+    top = max(terms)
+    total = top + math.log(sum(math.exp(t - top) for t in terms))
+    return min(0.0, total * _LOG10E)
+
+
+@dataclass(slots=True)
+class DropEvidence:
+    """-log10 of the probability of the current run of low minutes, and how long the run is."""
+
+    score: float = 0.0
+    minutes: int = 0
+    expected: float = 0.0
+    actual: int = 0
+
+    def update(self, x: int, mu: float, cv2: float, drop_factor: float) -> float:
+        """Add a closed minute: a minute below `drop_factor` of its expectation extends the run,
+        any other minute ends it. Returns the run's evidence."""
+        if mu > 0 and x < drop_factor * mu:
+            self.score -= log10_tail_low(x, mu, cv2)
+            self.minutes += 1
+            self.expected += mu
+            self.actual += x
+        else:
+            self.score, self.minutes, self.expected, self.actual = 0.0, 0, 0.0, 0
+        return self.score
+
+
+@dataclass(slots=True)
+class ErrorCusum:
+    """Poisson CUSUM for ERROR lines rising to `factor` x their expectation.
+
+    Per minute the log-likelihood ratio is e ln(factor) - (factor - 1) b (e errors, b expected);
+    the statistic is the running sum, floored at 0. `recent` holds the last minutes' ratios: an
+    alarm continues while their sum is positive, and the evidence is spent (statistic back to 0)
+    when it is not, so one incident is one row and the next starts from scratch."""
+
+    statistic: float = 0.0
+    recent: list[float] = field(default_factory=list)
+    #: errors and expected errors since the statistic last was 0 (what the finding reports)
+    errors: float = 0.0
+    expected: float = 0.0
+
+    def update(self, errors: float, expected: float, factor: float, memory: int = 5) -> float:
+        llr = errors * math.log(factor) - (factor - 1.0) * expected
+        self.statistic = max(0.0, self.statistic + llr)
+        if self.statistic == 0.0:
+            self.errors = self.expected = 0.0
+        else:
+            self.errors += errors
+            self.expected += expected
+        self.recent.append(llr)
+        if len(self.recent) > memory:
+            del self.recent[0]
+        return self.statistic
+
+    def alarming(self, threshold: float) -> bool:
+        """Over the threshold with the recent minutes still pointing up; spends the evidence
+        otherwise."""
+        if self.statistic < threshold:
+            return False
+        if sum(self.recent) > 0:
+            return True
+        self.statistic, self.errors, self.expected = 0.0, 0.0, 0.0
+        return False
