@@ -121,7 +121,7 @@ def test_a_failed_write_leaves_no_derived_data(database_url: str) -> None:
     with a message naming its records and what to do, and leaves nothing behind."""
     with connect(database_url) as conn:
         sink = PostgresSink(conn, "logs")
-        conn.execute("DROP TABLE anomalies")
+        conn.execute("DROP TABLE anomalies CASCADE")  # (the suppressions view goes with it)
         conn.commit()
         with pytest.raises(Unwritable, match=r"logs/1 offsets 0-2: .*anomalies.*loganalyzer migrate"):
             sink.write(_batch(1, 0, 3), {1: _derived(3)})
@@ -178,7 +178,7 @@ def test_quiet_partitions_findings_postgres_cannot_take_stop_with_a_message(data
         sink = PostgresSink(conn, "logs")
         sink.stored_offsets([0])
         sink.write(_batch(0, 0, 10))
-        conn.execute("DROP TABLE anomalies")
+        conn.execute("DROP TABLE anomalies CASCADE")  # (the suppressions view goes with it)
         conn.commit()
         with pytest.raises(
             Unwritable, match=r"quiet partitions \[0\] of logs: .*anomalies.*loganalyzer migrate"
