@@ -20,6 +20,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loganalyzer.db.connection import connect
+from loganalyzer.db.login_users import USERS, LoginUserError, ensure_login_users, login_users
 from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
 from tests.support import count, event_doc, new_topic, produce, wait_for
 
@@ -73,6 +74,10 @@ DELIVERY = (
     "VALUES ('a1', 'opened', 'ops', now(), now())"
 )
 
+COST_ROW = (
+    "INSERT INTO cost_snapshots (day, tenant, usage, source) VALUES ('2026-01-15', 't', '{}', 'x') "
+    "ON CONFLICT (day, tenant) DO UPDATE SET usage = excluded.usage"
+)
 FEEDBACK = (
     "INSERT INTO anomaly_feedback (tenant, anomaly_id, action, service) "
     "VALUES ('t', 'a1', 'acknowledge', 's')"
@@ -111,8 +116,10 @@ ALLOWED: dict[str, list[str]] = {
         "operator_state_until = NULL WHERE id = 'a1'",
         "SELECT count(*) FROM anomaly_feedback",
         FEEDBACK,
+        "SELECT count(*) FROM cost_snapshots",
+        "SELECT max(updated_at) FROM ingest_offsets",
     ],
-    "loganalyzer_grafana": READS,
+    "loganalyzer_grafana": [*READS, "SELECT count(*) FROM cost_snapshots"],
     "loganalyzer_airflow": [
         "SELECT count(*) FROM logs",
         "SELECT count(*) FROM anomalies",
@@ -121,6 +128,11 @@ ALLOWED: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}'::date + 2)",
         f"SELECT * FROM index_closed_log_partitions('{DAY}'::date + 1)",
         f"SELECT * FROM drop_log_partitions_before('{DAY}')",
+        "SELECT drop_log_partition('logs_p20260115')",
+        COST_ROW,
+        "DELETE FROM cost_snapshots WHERE day = '2026-01-15' AND tenant <> 't'",
+        "SELECT count(*) FROM cost_snapshots",
+        "SELECT count(*) FROM anomaly_feedback",
     ],
     "loganalyzer_alerts": [
         "SELECT count(*) FROM anomalies",
@@ -140,6 +152,8 @@ FORBIDDEN: dict[str, list[str]] = {
         "DELETE FROM ingest_offsets",
         HOURLY,
         DELIVERY,
+        COST_ROW,
+        "SELECT drop_log_partition('logs_p20260115')",
         *SCHEMA_CHANGES,
     ],
     "loganalyzer_api": [
@@ -157,6 +171,9 @@ FORBIDDEN: dict[str, list[str]] = {
         "SELECT count(*) FROM detector_checkpoints",
         "SELECT count(*) FROM alert_deliveries",
         f"SELECT ensure_log_partition('{DAY}')",
+        COST_ROW,
+        "DELETE FROM cost_snapshots",
+        "SELECT drop_log_partition('logs_p20260115')",
         *SCHEMA_CHANGES,
     ],
     "loganalyzer_grafana": [
@@ -169,6 +186,8 @@ FORBIDDEN: dict[str, list[str]] = {
         "SELECT count(*) FROM detector_checkpoints",
         "SELECT count(*) FROM ingest_offsets",
         f"SELECT ensure_log_partition('{DAY}')",
+        COST_ROW,
+        "DELETE FROM cost_snapshots",
         *SCHEMA_CHANGES,
     ],
     "loganalyzer_airflow": [
@@ -179,6 +198,10 @@ FORBIDDEN: dict[str, list[str]] = {
         "DELETE FROM anomalies",
         OFFSETS,
         "SELECT count(*) FROM detector_checkpoints",
+        "SELECT count(*) FROM api_keys",
+        "UPDATE api_keys SET revoked_at = now()",
+        FEEDBACK,
+        "DELETE FROM anomaly_feedback",
         *SCHEMA_CHANGES[:4],
     ],
     "loganalyzer_alerts": [
@@ -187,6 +210,8 @@ FORBIDDEN: dict[str, list[str]] = {
         "DELETE FROM anomalies",
         "DELETE FROM alert_deliveries",
         "SELECT count(*) FROM logs",
+        COST_ROW,
+        "SELECT drop_log_partition('logs_p20260115')",
         *SCHEMA_CHANGES,
     ],
 }
@@ -302,3 +327,96 @@ def test_the_real_consumer_runs_logged_in_as_a_member_of_its_role_only(
         with connect(database_url) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+
+
+def test_login_users_of_the_platform_are_no_superusers_and_belong_to_their_role_only(
+    conn: psycopg.Connection[tuple[object, ...]], database_url: str, tmp_path: Path
+) -> None:
+    """What `loganalyzer up` (and compose's migrate service) create: one LOGIN user per process,
+    its password from the environment, a file, or generated once (mode 0600)."""
+    password_file = tmp_path / "consumer-password"
+    password_file.write_text("from-a-file-" + uuid.uuid4().hex + "\n")
+    env = {"LOGANALYZER_DB_PASSWORD_CONSUMER_FILE": str(password_file)}
+    users = login_users(env, tmp_path / "generated")
+    ensure_login_users(database_url, users)
+    by_process = {u.process: u for u in users}
+    assert by_process["consumer"].password == password_file.read_text().strip()
+    assert (tmp_path / "generated" / "api").stat().st_mode & 0o777 == 0o600
+    assert by_process["api"].password not in repr(by_process["api"])
+    rows = conn.execute(
+        "SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, "
+        "array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "WHERE m.member = r.oid ORDER BY 1) FROM pg_roles r WHERE r.rolname = ANY(%s) ORDER BY 1",
+        ([user for user, _ in USERS.values()],),
+    ).fetchall()
+    assert {r[0]: (r[1:6], r[6]) for r in rows} == {
+        user: ((True, False, False, False, False), [group]) for user, group in USERS.values()
+    }
+
+
+def test_placeholder_or_missing_passwords_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(LoginUserError, match="LOGANALYZER_DB_PASSWORD_API"):
+        login_users({"LOGANALYZER_DB_PASSWORD_API": "changeme"}, tmp_path)
+    with pytest.raises(LoginUserError, match="LOGANALYZER_DB_PASSWORD_CONSUMER"):
+        login_users({}, None)  # outside the local platform a password must be given
+
+
+@pytest.mark.parametrize("process", sorted(USERS))
+def test_each_login_user_is_refused_each_forbidden_action(
+    conn: psycopg.Connection[tuple[object, ...]], database_url: str, tmp_path: Path, process: str
+) -> None:
+    """The same forbidden statements, now logged in as the platform's user (not SET ROLE)."""
+    users = login_users({}, tmp_path)
+    ensure_login_users(database_url, users)
+    user, group = USERS[process]
+    with psycopg.connect(make_conninfo(database_url, user=user), autocommit=True) as as_user:
+        assert as_user.execute("SELECT current_user").fetchone() == (user,)
+        outcomes: dict[str, Exception | None] = {}
+        for statement in FORBIDDEN[group]:
+            try:
+                with as_user.transaction(force_rollback=True):
+                    as_user.execute(statement)
+                outcomes[statement] = None
+            except psycopg.Error as exc:
+                outcomes[statement] = exc
+    assert [s for s, e in outcomes.items() if e is None] == []
+    other = {s: str(e) for s, e in outcomes.items() if not isinstance(e, errors.InsufficientPrivilege)}
+    assert other == {}
+
+
+def test_the_real_api_serves_and_acts_logged_in_as_its_user(database_url: str, tmp_path: Path) -> None:
+    """Every kind of endpoint, including an anomaly action and the cost estimate, answers 200
+    for a server whose DATABASE_URL is the API's login user; a write it may not do stays refused."""
+    import httpx
+
+    from tests.integration.api_harness import make_keys, seed, uvicorn_server
+
+    seed(database_url, hours=3, earlier_days=3)
+    keys = make_keys(database_url)
+    users = login_users({}, tmp_path)
+    ensure_login_users(database_url, users)
+    api_user = next(u for u in users if u.process == "api")
+    as_api = make_conninfo(database_url, user=api_user.user)
+    with connect(database_url) as c:
+        row = c.execute("SELECT id FROM anomalies WHERE tenant = 'acme' LIMIT 1").fetchone()
+    assert row is not None
+    with uvicorn_server(as_api) as base, httpx.Client(base_url=base, timeout=30) as http:
+        headers = {"X-API-Key": keys.acme}
+        for path in (
+            "/health",
+            "/api/v1/anomalies?limit=5",
+            f"/api/v1/anomalies/{row[0]}",
+            "/api/v1/metrics/hourly?limit=5",
+            "/api/v1/logs/search?q=error&limit=5",
+            "/api/v1/patterns?service=svc-a",
+            "/api/v1/costs/estimate",
+        ):
+            r = http.get(path, headers=headers)
+            assert r.status_code == 200, (path, r.text)
+        r = http.post(f"/api/v1/anomalies/{row[0]}/acknowledge", headers=headers, json={"note": "seen"})
+        assert r.status_code == 200, r.text
+    with psycopg.connect(as_api) as c:
+        assert c.execute("SELECT current_user").fetchone() == (api_user.user,)
+        with pytest.raises(errors.InsufficientPrivilege):
+            c.execute(LOG_ROW)
+    assert count(database_url, "SELECT count(*) FROM anomaly_feedback") == 1

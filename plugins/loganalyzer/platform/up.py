@@ -57,8 +57,10 @@ def up(
     ] = 0.0,
 ) -> None:
     """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
+    from loganalyzer.db.login_users import LoginUserError, mask_password
     from loganalyzer.db.migrate import MigrationError, create_and_migrate
     from loganalyzer.kafka_admin import ensure_topic
+    from loganalyzer.platform.db_users import prepare_process_databases
     from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
     from loganalyzer.platform.ports import first_free, is_free
 
@@ -106,14 +108,27 @@ def up(
 
     env: dict[str, str] = {"DATABASE_URL": settings.database_url, "LOGANALYZER_STATE_DIR": str(state)}
     try:
-        console.print(f"database: {settings.database_url}")
+        shown_url = mask_password(settings.database_url)
+        console.print(f"database: {shown_url}")
         try:
             created, _ = create_and_migrate(settings.database_url)
         except MigrationError as exc:
             console.print(f"[red]migration error:[/red] {exc}")
             raise typer.Exit(1) from None
         if created:
-            console.print(f"created database for {settings.database_url}")
+            console.print(f"created database for {shown_url}")
+        # DATABASE_URL's user migrates and creates one login user per process (least privilege)
+        try:
+            dbs = prepare_process_databases(settings.database_url, state)
+        except LoginUserError as exc:
+            console.print(f"[red]configuration error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if dbs.fallback_reason:
+            console.print(
+                f"[yellow]every process connects as DATABASE_URL's user:[/yellow] {dbs.fallback_reason}"
+            )
+        env.update(dbs.env)
+        env["DATABASE_URL"] = dbs.url("grafana")  # read-only: for children that need no writes
 
         if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
             bootstrap = settings.kafka.bootstrap_servers
@@ -150,7 +165,7 @@ def up(
         kafka = settings.kafka
         ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
-        sup.start(cli_spec("consumer", "consume", env=env))
+        sup.start(cli_spec("consumer", "consume", env={**env, "DATABASE_URL": dbs.url("consumer")}))
         sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
 
         api_lines = ["REST API:            not started (--no-api)"]
@@ -159,7 +174,13 @@ def up(
             env["API_BASE_URL"] = api_url
             sup.start(
                 replace(
-                    cli_spec("api", "serve", "--port", str(api_port), env={**env, "API_PUBLIC_URL": api_url}),
+                    cli_spec(
+                        "api",
+                        "serve",
+                        "--port",
+                        str(api_port),
+                        env={**env, "API_PUBLIC_URL": api_url, "DATABASE_URL": dbs.url("api")},
+                    ),
                     ready_port=api_port,
                 )
             )
@@ -172,11 +193,13 @@ def up(
 
         airflow_lines = ["Airflow:             not started (--no-airflow)"]
         if airflow:
-            airflow_lines = _start_airflow(sup, settings.database_url, state, airflow_port, env)
+            airflow_lines = _start_airflow(
+                sup, settings.database_url, state, airflow_port, {**env, "DATABASE_URL": dbs.url("airflow")}
+            )
 
         alerts_line = "Slack alerts:        off (set SLACK_WEBHOOK_URL to send them; docs/alerts.md)"
         if os.environ.get("SLACK_WEBHOOK_URL"):
-            sup.start(cli_spec("alerts", "alerts", env=env))
+            sup.start(cli_spec("alerts", "alerts", env={**env, "DATABASE_URL": dbs.url("alerts")}))
             alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
 
         ground_truth = state / "ground_truth.jsonl"
@@ -201,12 +224,12 @@ def up(
             *airflow_lines,
             mlflow_line,
             f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
-            f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
+            f"logs in PostgreSQL:  psql '{shown_url}' -c "
             "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
-            f"anomalies:           psql '{settings.database_url}' -c "
+            f"anomalies:           psql '{shown_url}' -c "
             "'SELECT anomaly_type, service, severity, status, description FROM anomalies "
             "ORDER BY window_start DESC LIMIT 10'",
-            f"dead letters:        psql '{settings.database_url}' -c "
+            f"dead letters:        psql '{shown_url}' -c "
             "'SELECT reason, count(*) FROM dead_letters GROUP BY 1'",
             f"Kafka:               {bootstrap}  (topic {kafka.topic})",
             f"local AWS endpoint:  {aws_url}",
@@ -214,7 +237,8 @@ def up(
             f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
             f"{aws_names.dynamodb_table}",
             alerts_line,
-            "Grafana:             dashboards and provisioning in grafana/ (point a Grafana at this database)",
+            "Grafana:             dashboards and provisioning in grafana/ (point a Grafana at this database "
+            f"as {mask_password(dbs.url('grafana'))}, password in {state / 'db-users'})",
             f"incidents injected:  {ground_truth}" if generator else "generator:           off",
             f"process logs:        {state / 'logs'}",
             "stop:                Ctrl-C",
