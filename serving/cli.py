@@ -13,7 +13,9 @@ from rich.console import Console
 if TYPE_CHECKING:
     from serving.settings import ServingSettings
 
-keys_app = typer.Typer(help="API keys: create, list, revoke (each maps to one tenant).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: create, list, rotate, revoke (each maps to one tenant).", no_args_is_help=True
+)
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -82,8 +84,11 @@ def _connect() -> psycopg.Connection:
     try:
         return connect(settings.database_url)
     except psycopg.OperationalError as exc:
+        from loganalyzer.db.login_users import mask_password
+
         console.print(
-            f"[red]cannot reach the database[/red] ({settings.database_url}): {str(exc).splitlines()[0]}"
+            f"[red]cannot reach the database[/red] ({mask_password(settings.database_url)}): "
+            f"{str(exc).splitlines()[0]}"
         )
         raise typer.Exit(1) from None
 
@@ -122,12 +127,18 @@ def keys_list() -> None:
     with _connect() as conn:
         try:
             rows = conn.execute(
-                "SELECT id, tenant, is_admin, label, created_at, revoked_at FROM api_keys ORDER BY created_at"
+                "SELECT id, tenant, is_admin, label, created_at, revoked_at, expires_at, "
+                "expires_at <= now() FROM api_keys ORDER BY created_at"
             ).fetchall()
         except psycopg.errors.UndefinedTable:
             raise _missing_table() from None
     for r in rows:
-        state = f"revoked {r[5]:%Y-%m-%d %H:%M}" if r[5] else "active"
+        if r[5]:
+            state = f"revoked {r[5]:%Y-%m-%d %H:%M}"
+        elif r[6]:
+            state = f"{'expired' if r[7] else 'expires'} {r[6]:%Y-%m-%d %H:%M}"
+        else:
+            state = "active"
         print(f"{r[0]}\t{r[1]}\t{'admin' if r[2] else 'tenant'}\t{state}\t{r[4]:%Y-%m-%d %H:%M}\t{r[3]}")
 
 
@@ -145,6 +156,33 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `
         console.print(f"[red]no active key {key_id!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The id of the key to replace (from `keys list`).")],
+    grace_hours: Annotated[
+        float,
+        typer.Option(min=0, max=24 * 90, help="How long the old key keeps working beside the new one."),
+    ] = 24.0,
+) -> None:
+    """Create a successor for the same tenant (and admin flag) and let the old key expire after
+    the grace period: clients switch to the new key while both work, then the old one stops."""
+    from serving.keys import rotate_key
+
+    with _connect() as conn:
+        try:
+            rotated = rotate_key(conn, key_id, grace_hours * 3600.0)
+        except psycopg.errors.UndefinedTable:
+            raise _missing_table() from None
+    if rotated is None:
+        console.print(f"[red]no active key {key_id!r}[/red] (revoked, expired or unknown)")
+        raise typer.Exit(1)
+    console.print(
+        f"key {key_id} expires at {rotated.old_expires_at:%Y-%m-%d %H:%M:%S %Z}; its successor "
+        f"{rotated.new.key_id} for tenant {rotated.tenant!r} is shown once:"
+    )
+    print(rotated.new.secret_key)
 
 
 def register(app: typer.Typer) -> None:

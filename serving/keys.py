@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 _KEY = re.compile(r"^la_([a-z0-9]{8,32})_([A-Za-z0-9_-]{20,128})$")
@@ -63,3 +64,32 @@ def store_new_key(conn: Any, tenant: str, is_admin: bool, label: str) -> NewKey:
         (key.key_id, tenant, is_admin, key.digest, label),
     )
     return key
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    tenant: str
+    new: NewKey
+    old_expires_at: datetime
+
+
+def rotate_key(conn: Any, key_id: str, grace_seconds: float) -> RotatedKey | None:
+    """Replace a working key: its successor gets the same tenant, admin flag and label, and the old
+    key expires after `grace_seconds` (never later than it already would). None when the key is
+    unknown, revoked or expired. One transaction: both rows or neither."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT tenant, is_admin, label FROM api_keys WHERE id = %s AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE",
+            (key_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        tenant, is_admin, label = str(row[0]), bool(row[1]), str(row[2])
+        new = store_new_key(conn, tenant, is_admin, f"{label} (rotated from {key_id})".strip())
+        expires = conn.execute(
+            "UPDATE api_keys SET replaced_by = %s, expires_at = least(expires_at, "
+            "now() + make_interval(secs => %s)) WHERE id = %s RETURNING expires_at",
+            (new.key_id, grace_seconds, key_id),
+        ).fetchone()
+    return RotatedKey(tenant, new, expires[0])

@@ -9,6 +9,7 @@ import psycopg
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,7 +17,9 @@ from serving.api.cost_cache import CostCache
 from serving.api.deps import PageCache
 from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
 from serving.db import DatabaseUnavailable, Pool
+from serving.limits import RequestLimits
 from serving.models.common import COMMON_RESPONSES
+from serving.rate_limit import RateLimit, RateLimiter
 from serving.settings import ServingSettings
 
 DESCRIPTION = """
@@ -103,6 +106,25 @@ def create_app(settings: ServingSettings) -> FastAPI:
     async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
         return JSONResponse({"detail": f"invalid value: {str(exc).splitlines()[0]}"}, status_code=422)
 
+    # outermost last: size limits first (cheapest), then the rate limit, then CORS
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+            max_age=600,
+        )
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(
+            RateLimit, limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        )
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.include_router(health.router)
     for module in (anomalies, metrics, logs, patterns, costs):
         app.include_router(module.router, responses=COMMON_RESPONSES)

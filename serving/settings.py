@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from loganalyzer.settings import DEFAULT_DATABASE_URL
 
 #: passwords that ship in examples and templates: refused outside the dev profile
-PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "password", "secret", "example"})
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "change-me", "password", "secret", "example"})
 
 
 class ServingSettings(BaseSettings):
@@ -41,14 +41,32 @@ class ServingSettings(BaseSettings):
     #: an API key, once verified, is trusted this long (a revocation takes at most this long)
     key_cache_seconds: float = Field(default=10.0, ge=0, validation_alias="API_KEY_CACHE_SECONDS")
     public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="API_PUBLIC_URL")
+    #: request limits (docs/security.md): larger bodies 413, longer URLs 414, larger headers 431
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="API_MAX_BODY_BYTES")
+    max_url_bytes: int = Field(default=8192, ge=256, validation_alias="API_MAX_URL_BYTES")
+    max_header_bytes: int = Field(default=16384, ge=1024, validation_alias="API_MAX_HEADER_BYTES")
+    #: browser origins allowed to call the API, comma-separated; none by default (no CORS headers)
+    cors_origins: str = Field(default="", validation_alias="API_CORS_ORIGINS")
+    #: requests per second per API key in this process (0: off) and the burst above it
+    rate_limit_per_second: float = Field(default=50.0, ge=0, validation_alias="API_RATE_LIMIT_PER_SECOND")
+    rate_limit_burst: float = Field(default=200.0, ge=1, validation_alias="API_RATE_LIMIT_BURST")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> ServingSettings:
+        """Outside the dev profile a password that ships in examples, or an empty one, is refused:
+        a copied template must not run in production. The value itself is never echoed."""
         if self.profile != "dev":
-            password = conninfo_to_dict(self.database_url).get("password")
-            if password is not None and str(password).lower() in PLACEHOLDER_SECRETS:
+            params = conninfo_to_dict(self.database_url)
+            if "password" in params and str(params["password"] or "").lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
-                    f"DATABASE_URL uses the placeholder password {password!r}: "
-                    "set a real one (placeholders are accepted only with API_PROFILE=dev)"
+                    "DATABASE_URL's password is empty or a placeholder: set a real one, or leave it "
+                    "out and use a password file (PGPASSFILE); placeholders are accepted only with "
+                    "API_PROFILE=dev"
                 )
+            if "*" in self.cors_origin_list:
+                raise ValueError("API_CORS_ORIGINS='*' lets every web page call the API: list the origins")
         return self

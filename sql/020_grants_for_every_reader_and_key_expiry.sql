@@ -36,6 +36,29 @@ REVOKE EXECUTE ON FUNCTION drop_log_partition(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION drop_log_partition(text) TO loganalyzer_airflow;
 COMMENT ON FUNCTION drop_log_partition(text) IS 'Retention of one exported day: drops logs_pYYYYMMDD if it is a partition of logs';
 
+-- Statistics after maintenance: VACUUM needs the table's owner (PostgreSQL 15 has no MAINTAIN
+-- privilege) and cannot run inside a function, so for the Airflow role autovacuum does the
+-- vacuuming and maintenance refreshes the planner's statistics through this function, limited
+-- to the tables updated in place (loganalyzer.batch.maintenance.VACUUM_TABLES).
+CREATE FUNCTION analyze_table(table_name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF table_name <> ALL (ARRAY['detector_checkpoints', 'ingest_offsets', 'anomalies', 'log_patterns',
+                                'hourly_metrics', 'cost_snapshots']) THEN
+        RAISE EXCEPTION 'analyze_table: % is not one of the tables maintenance analyzes', table_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_regclass(format('public.%I', table_name)) IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('ANALYZE public.%I', table_name);
+    RETURN true;
+END;
+$$;
+ALTER FUNCTION analyze_table(text) OWNER TO loganalyzer_owner;
+REVOKE EXECUTE ON FUNCTION analyze_table(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION analyze_table(text) TO loganalyzer_airflow;
+
 -- Rotation: `loganalyzer keys rotate` creates the successor and sets the old key to expire after
 -- a grace period, so clients move over without an outage; past expires_at the key stops working
 -- like a revoked one.

@@ -67,7 +67,9 @@ async def current_principal(
         raise _UNAUTHORIZED
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT tenant, is_admin, key_sha256 FROM api_keys WHERE id = %s AND revoked_at IS NULL",
+            "SELECT tenant, is_admin, key_sha256, "
+            "extract(epoch FROM expires_at - now())::float8 AS expires_in FROM api_keys "
+            "WHERE id = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
             (key_id,),
         )
         row = await cur.fetchone()
@@ -76,7 +78,12 @@ async def current_principal(
     principal = Principal(key_id, str(row["tenant"]), bool(row["is_admin"]))
     if len(cache) > 10_000:
         cache.clear()
-    cache[key] = (principal, now + settings.key_cache_seconds)
+    # a key that expires (rotated, in its grace period) is trusted no longer than it lives
+    expires_in = row["expires_in"]
+    ttl = settings.key_cache_seconds
+    if isinstance(expires_in, float):
+        ttl = min(ttl, expires_in)
+    cache[key] = (principal, now + ttl)
     return principal
 
 

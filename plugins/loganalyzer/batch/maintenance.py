@@ -45,6 +45,8 @@ class MaintenanceReport:
     #: days past retention kept because their export manifest is missing
     kept_unexported: list[str] = field(default_factory=list)
     vacuumed: list[str] = field(default_factory=list)
+    #: analyzed only: the connecting role does not own them (autovacuum vacuums them)
+    analyzed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
         return {
@@ -52,6 +54,7 @@ class MaintenanceReport:
             "dropped": self.dropped,
             "kept_unexported": self.kept_unexported,
             "vacuumed": self.vacuumed,
+            "analyzed": self.analyzed,
         }
 
 
@@ -101,8 +104,18 @@ def maintain(
         report.kept_unexported = [name for name, _ in keep]
     if vacuum:
         for table in VACUUM_TABLES:
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-            if row and row[0]:
+            row = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL, "
+                "pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = to_regclass(%s)), "
+                "'MEMBER')",
+                (table, table),
+            ).fetchone()
+            if not (row and row[0]):
+                continue
+            if row[1]:
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
                 report.vacuumed.append(table)
+            else:  # the Airflow role: autovacuum vacuums, the owner's function analyzes (sql/020)
+                conn.execute("SELECT analyze_table(%s)", (table,))
+                report.analyzed.append(table)
     return report

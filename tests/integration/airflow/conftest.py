@@ -117,7 +117,15 @@ def platform(
         BillingMode="PAY_PER_REQUEST",
     )
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", postgres_conn_uri(database_url))
+    # the DAGs' tasks connect as the platform's Airflow login user (least privilege, sql/016 +
+    # sql/020): a grant a DAG lacks fails its test; seeding and checks use the owner's URL
+    from psycopg.conninfo import make_conninfo
+
+    from loganalyzer.db.login_users import USERS, ensure_login_users, login_users
+
+    ensure_login_users(database_url, login_users({}, tmp_path / "db-users"))
+    as_airflow = make_conninfo(database_url, user=USERS["airflow"][0])
+    monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", postgres_conn_uri(as_airflow))
     monkeypatch.setenv(
         "AIRFLOW_CONN_LOGANALYZER_AWS",
         json.dumps(
