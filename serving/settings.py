@@ -7,6 +7,7 @@ tests build the object from keyword arguments instead of patching the environmen
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, model_validator
@@ -16,6 +17,16 @@ from loganalyzer.settings import DEFAULT_DATABASE_URL
 
 #: passwords that ship in examples and templates: refused outside the dev profile
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "change-me", "password", "secret", "example"})
+
+
+def _password_of(database_url: str) -> str | None:
+    """The password in a connection string, "" for `user:@host` (libpq drops an empty one)."""
+    if "://" in database_url:
+        password = urlsplit(database_url).password
+        if password is not None:
+            return unquote(password)
+    value = conninfo_to_dict(database_url).get("password")
+    return None if value is None else str(value)
 
 
 class ServingSettings(BaseSettings):
@@ -60,10 +71,10 @@ class ServingSettings(BaseSettings):
         """Outside the dev profile a password that ships in examples, or an empty one, is refused:
         a copied template must not run in production. The value itself is never echoed."""
         if self.profile != "dev":
-            params = conninfo_to_dict(self.database_url)
-            if "password" in params and str(params["password"] or "").lower() in PLACEHOLDER_SECRETS:
+            password = _password_of(self.database_url)
+            if password is not None and password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
-                    "DATABASE_URL's password is empty or a placeholder: set a real one, or leave it "
+                    "DATABASE_URL has an empty or placeholder password: set a real one, or leave it "
                     "out and use a password file (PGPASSFILE); placeholders are accepted only with "
                     "API_PROFILE=dev"
                 )

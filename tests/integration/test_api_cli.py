@@ -78,6 +78,7 @@ def test_placeholder_password_is_refused_outside_dev() -> None:
         [sys.executable, "-m", "loganalyzer", "serve"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "placeholder password" in done.stderr and "Traceback" not in done.stderr
+    assert "changethis" not in done.stderr  # the refused value is not echoed
 
 
 def test_more_concurrent_requests_than_pooled_connections_all_complete(database_url: str) -> None:
