@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request, status
@@ -18,7 +19,7 @@ from serving.api.deps import PageCache
 from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
 from serving.db import DatabaseUnavailable, Pool
 from serving.limits import RequestLimits
-from serving.models.common import COMMON_RESPONSES
+from serving.models.common import COMMON_RESPONSES, Problem
 from serving.rate_limit import RateLimit, RateLimiter
 from serving.settings import ServingSettings
 
@@ -39,6 +40,19 @@ TAGS = [
     {"name": "patterns", "description": "Message templates mined per service"},
     {"name": "costs", "description": "What the platform costs on AWS: estimate, forecast, what-if, pricing"},
 ]
+
+
+#: what the middlewares answer before a route runs (serving/limits.py, serving/rate_limit.py)
+LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "The body is larger than API_MAX_BODY_BYTES"},
+    414: {"model": Problem, "description": "The URL is longer than API_MAX_URL_BYTES"},
+    429: {
+        "model": Problem,
+        "description": "This key's rate limit (API_RATE_LIMIT_PER_SECOND) is exceeded; see Retry-After",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+    431: {"model": Problem, "description": "The request headers are larger than API_MAX_HEADER_BYTES"},
+}
 
 
 def _message(exc: RequestValidationError) -> str:
@@ -127,5 +141,5 @@ def create_app(settings: ServingSettings) -> FastAPI:
     )
     app.include_router(health.router)
     for module in (anomalies, metrics, logs, patterns, costs):
-        app.include_router(module.router, responses=COMMON_RESPONSES)
+        app.include_router(module.router, responses={**COMMON_RESPONSES, **LIMIT_RESPONSES})
     return app

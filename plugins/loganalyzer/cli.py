@@ -55,7 +55,9 @@ def _settings() -> Settings:
 def _migrate(settings: Settings) -> list[str]:
     created, applied = create_and_migrate(settings.database_url)
     if created:
-        console.print(f"created database for {settings.database_url}")
+        from loganalyzer.db.login_users import mask_password
+
+        console.print(f"created database for {mask_password(settings.database_url)}")
     return applied
 
 
@@ -69,6 +71,24 @@ def db_migrate() -> None:
         console.print(f"[red]migration error:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@db_app.command("users")
+def db_users() -> None:
+    """Create or update the login user of each process (consumer, api, grafana, airflow, alerts),
+    each a member of its least-privilege role only; run as the database's administrator after
+    `db migrate`. Passwords: LOGANALYZER_DB_PASSWORD_<NAME>_FILE or LOGANALYZER_DB_PASSWORD_<NAME>
+    (docs/security.md); a missing, empty or placeholder one stops the command."""
+    from loganalyzer.db.login_users import LoginUserError, ensure_login_users, login_users
+
+    settings = _settings()
+    try:
+        users = login_users(os.environ, None)
+        ensure_login_users(settings.database_url, users)
+    except LoginUserError as exc:
+        console.print(f"[red]login users:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print("login users ready: " + ", ".join(f"{u.user} ({u.group})" for u in users))
 
 
 @db_app.command("status")

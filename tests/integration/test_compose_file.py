@@ -46,6 +46,10 @@ SERVICES = {
 ONE_SHOT = {"migrate", "airflow-init"}
 SECRETS = (
     "POSTGRES_PASSWORD",
+    "CONSUMER_PG_PASSWORD",
+    "API_PG_PASSWORD",
+    "AIRFLOW_PG_PASSWORD",
+    "ALERTS_PG_PASSWORD",
     "GRAFANA_PG_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
     "AIRFLOW_ADMIN_PASSWORD",
@@ -242,3 +246,27 @@ def test_the_localstack_init_script_is_valid_bash_and_wires_the_real_lambda() ->
     assert "python3.12" in text
     localstack = _raw()["services"]["localstack"]
     assert set(localstack["environment"]["SERVICES"].split(",")) == {"s3", "lambda", "dynamodb", "sqs"}
+
+
+def test_each_service_connects_to_the_platform_database_as_its_own_user(resolved: dict[str, Any]) -> None:
+    """The owner (postgres) only migrates and creates the users; Airflow's own metadata database
+    is Airflow's business and keeps it."""
+    services = resolved["services"]
+
+    def user_of(name: str, key: str = "DATABASE_URL") -> str | None:
+        url = (services[name].get("environment") or {}).get(key)
+        return re.sub(r"^\w+://([^:@]+).*$", r"\1", url) if url else None
+
+    assert user_of("migrate") == "postgres"
+    assert user_of("consumer") == "loganalyzer_consumer_user"
+    assert user_of("api") == "loganalyzer_api_user"
+    assert user_of("generator") is None
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
+        assert user_of(name) == "loganalyzer_airflow_user"
+        assert user_of(name, "AIRFLOW_CONN_LOGANALYZER_DB") == "loganalyzer_airflow_user"
+    assert services["grafana"]["environment"]["GRAFANA_PG_USER"] == "loganalyzer_grafana_user"
+    assert services["migrate"]["command"] == ["loganalyzer db migrate && loganalyzer db users"]
+    users_env = services["migrate"]["environment"]
+    assert {k for k in users_env if k.startswith("LOGANALYZER_DB_PASSWORD_")} == {
+        f"LOGANALYZER_DB_PASSWORD_{p}" for p in ("CONSUMER", "API", "GRAFANA", "AIRFLOW", "ALERTS")
+    }

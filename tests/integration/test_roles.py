@@ -371,6 +371,11 @@ def test_each_login_user_is_refused_each_forbidden_action(
     user, group = USERS[process]
     with psycopg.connect(make_conninfo(database_url, user=user), autocommit=True) as as_user:
         assert as_user.execute("SELECT current_user").fetchone() == (user,)
+        read_only = as_user.execute("SHOW default_transaction_read_only").fetchone()
+        assert read_only == ("on" if process == "grafana" else "off",)
+        # Grafana's read-only default is defence in depth (a session may turn it off): the
+        # grants alone must refuse each statement
+        as_user.execute("SET default_transaction_read_only = off")
         outcomes: dict[str, Exception | None] = {}
         for statement in FORBIDDEN[group]:
             try:
@@ -420,3 +425,28 @@ def test_the_real_api_serves_and_acts_logged_in_as_its_user(database_url: str, t
         with pytest.raises(errors.InsufficientPrivilege):
             c.execute(LOG_ROW)
     assert count(database_url, "SELECT count(*) FROM anomaly_feedback") == 1
+
+
+def test_db_users_command_takes_passwords_from_the_environment_and_refuses_placeholders(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What compose's migrate service runs after `db migrate`."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    passwords = {f"LOGANALYZER_DB_PASSWORD_{p.upper()}": uuid.uuid4().hex for p in USERS}
+    env = {**os.environ, "DATABASE_URL": database_url, **passwords}
+    cmd = [sys.executable, "-m", "loganalyzer", "db", "users"]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not any(pw in done.stdout + done.stderr for pw in passwords.values())
+    with connect(database_url) as c:
+        row = c.execute(
+            "SELECT has_database_privilege(%s, current_database(), 'CONNECT')", (USERS["grafana"][0],)
+        ).fetchone()
+        assert row == (True,)
+    env["LOGANALYZER_DB_PASSWORD_API"] = "changeme"
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "LOGANALYZER_DB_PASSWORD_API" in done.stderr

@@ -116,6 +116,16 @@ def ensure_login_users(owner_url: str, users: list[LoginUser]) -> None:
                         ).format(ident, sql.Literal(u.password))
                     )
                     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(u.group), ident))
+                    # a database whose CONNECT was revoked from PUBLIC (the compose set-up)
+                    conn.execute(
+                        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                            sql.Identifier(str(conn.info.dbname)), ident
+                        )
+                    )
+                    if u.process == "grafana":  # defence in depth beside its read-only grants
+                        conn.execute(
+                            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
+                        )
     except psycopg.errors.InsufficientPrivilege as exc:
         raise CannotCreateRoles(
             f"the database user cannot create the platform's login users ({str(exc).splitlines()[0]}): "
