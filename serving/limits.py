@@ -64,12 +64,20 @@ class RequestLimits:
         if (n := url_bytes(scope)) > self.max_url:
             await send_json(send, 414, f"the URL is {n} bytes; at most {self.max_url} are accepted")
             return
-        if (n := header_bytes(scope)) > self.max_headers:
+        size = 0
+        declared: bytes | None = None
+        chunked = False
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if size > self.max_headers:
             await send_json(
-                send, 431, f"the request headers are {n} bytes; at most {self.max_headers} are accepted"
+                send, 431, f"the request headers are {size} bytes; at most {self.max_headers} are accepted"
             )
             return
-        declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None:
             try:
                 length = int(declared)
@@ -79,6 +87,11 @@ class RequestLimits:
             if length > self.max_body:
                 await send_json(send, 413, self._body_message(length))
                 return
+        if not chunked:
+            # the HTTP server frames the body by Content-Length (none: no body), so what the app
+            # can receive is already bounded: no need to count it
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
         refused = False

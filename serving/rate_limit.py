@@ -69,12 +69,12 @@ class RateLimiter:
 
 
 def caller_of(scope: Scope) -> str:
-    headers = dict(scope.get("headers", ()))
-    raw = headers.get(b"x-api-key")
-    if raw:
-        key_id = key_id_of(raw.decode("latin-1"))
-        if key_id is not None:
-            return f"key:{key_id}"
+    for name, raw in scope.get("headers", ()):
+        if name == b"x-api-key":
+            key_id = key_id_of(raw.decode("latin-1"))
+            if key_id is not None:
+                return f"key:{key_id}"
+            break
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
