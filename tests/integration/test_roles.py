@@ -373,6 +373,8 @@ def test_each_login_user_is_refused_each_forbidden_action(
         assert as_user.execute("SELECT current_user").fetchone() == (user,)
         read_only = as_user.execute("SHOW default_transaction_read_only").fetchone()
         assert read_only == ("on" if process == "grafana" else "off",)
+        if process == "grafana":
+            assert as_user.execute("SHOW statement_timeout").fetchone() == ("30s",)
         # Grafana's read-only default is defence in depth (a session may turn it off): the
         # grants alone must refuse each statement
         as_user.execute("SET default_transaction_read_only = off")

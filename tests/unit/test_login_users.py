@@ -25,6 +25,13 @@ def test_the_password_file_escapes_colons_and_backslashes_and_is_private(tmp_pat
     write_passfile(path, "postgresql://postgres@db.example:6432/la", [USER])
     assert path.read_text() == "db.example:6432:*:loganalyzer_api_user:p\\:w\\\\d\n"
     assert path.stat().st_mode & 0o777 == 0o600
+    own = tmp_path / "own-pgpass"
+    own.write_text("db.example:6432:*:postgres:owner-secret")
+    write_passfile(path, "postgresql://postgres@db.example:6432/la", [USER], keep=own)
+    assert path.read_text().splitlines() == [
+        "db.example:6432:*:loganalyzer_api_user:p\\:w\\\\d",
+        "db.example:6432:*:postgres:owner-secret",  # the caller's own lines still reach libpq
+    ]
 
 
 def test_libpq_reads_the_password_from_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

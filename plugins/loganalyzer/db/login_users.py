@@ -126,6 +126,8 @@ def ensure_login_users(owner_url: str, users: list[LoginUser]) -> None:
                         conn.execute(
                             sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
                         )
+                        # a panel's SQL is typed by whoever can edit it: bound what it can cost
+                        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise CannotCreateRoles(
             f"the database user cannot create the platform's login users ({str(exc).splitlines()[0]}): "
@@ -137,11 +139,16 @@ def _pgpass_field(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-def write_passfile(path: Path, owner_url: str, users: list[LoginUser]) -> None:
-    """A libpq password file with one line per user for the database's host and port (0600)."""
+def write_passfile(path: Path, owner_url: str, users: list[LoginUser], keep: Path | None = None) -> None:
+    """A libpq password file with one line per user for the database's host and port (0600),
+    followed by the lines of `keep` (the caller's own password file: PGPASSFILE replaces it for
+    the children, and their other connections, e.g. Airflow's metadata, may need its lines)."""
     d = conninfo_to_dict(owner_url)
     host, port = str(d.get("host") or "localhost"), str(d.get("port") or 5432)
     lines = [":".join(_pgpass_field(x) for x in (host, port, "*", u.user, u.password)) + "\n" for u in users]
+    if keep is not None and keep.is_file() and keep.resolve() != path.resolve():
+        kept = keep.read_text()
+        lines.append(kept if kept.endswith("\n") else kept + "\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

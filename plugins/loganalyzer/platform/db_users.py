@@ -50,5 +50,6 @@ def prepare_process_databases(
         names = ("consumer", "api", "grafana", "airflow", "alerts")
         return ProcessDatabases({n: owner_url for n in names}, {}, str(exc))
     passfile = state_dir / "db-users" / "pgpass"
-    write_passfile(passfile, owner_url, users)
+    own = env.get("PGPASSFILE") or str(Path.home() / ".pgpass")
+    write_passfile(passfile, owner_url, users, keep=Path(own))
     return ProcessDatabases({u.process: url_for(owner_url, u) for u in users}, {"PGPASSFILE": str(passfile)})
