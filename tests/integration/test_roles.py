@@ -102,6 +102,7 @@ ALLOWED: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}'::date + 1)",
         "SELECT count(*) FROM logs",
         "CREATE TEMP TABLE logs_staging (LIKE logs INCLUDING DEFAULTS)",
+        "SELECT count(*) FROM suppressions",
     ],
     "loganalyzer_api": [
         *READS,
@@ -121,6 +122,7 @@ ALLOWED: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}'::date + 2)",
         f"SELECT * FROM index_closed_log_partitions('{DAY}'::date + 1)",
         f"SELECT * FROM drop_log_partitions_before('{DAY}')",
+        "DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < '2000-01-01'",
     ],
     "loganalyzer_alerts": [
         "SELECT count(*) FROM anomalies",
