@@ -111,10 +111,13 @@ def test_a_suppressed_pattern_raises_nothing_and_alerts_nobody(
         wait_for(lambda: count(database_url) == len(docs), 120, "every event stored")
         try:
             wait_for(
-                lambda: count(
-                    database_url, "SELECT count(*) FROM anomalies WHERE anomaly_type = 'new_error_pattern'"
-                )
-                == len(SERVICES),
+                lambda: (
+                    count(
+                        database_url,
+                        "SELECT count(*) FROM anomalies WHERE anomaly_type = 'new_error_pattern'",
+                    )
+                    == len(SERVICES)
+                ),
                 60,
                 "a new_error_pattern row per service",
             )

@@ -16,7 +16,9 @@ untils = st.one_of(st.none(), st.integers(-120, 120).map(lambda s: T0 + timedelt
 suppressions = st.builds(Suppression, names, names, templates, untils, st.integers(1, 10**6))
 
 
-def _reference(subs: list[Suppression], tenant: str, service: str, template: str | None, now: datetime) -> bool:
+def _reference(
+    subs: list[Suppression], tenant: str, service: str, template: str | None, now: datetime
+) -> bool:
     """The rule in words: muted when some suppression of exactly this tenant, service and
     template has not ended at `now` (no end: for good)."""
     return template is not None and any(
