@@ -12,7 +12,8 @@ running against a slow, failing local webhook, in the same run, beside raw binar
 3. rounds alternate (without, with, without, with, ...) so that drift of a shared machine hits both;
 4. print each round, the medians, their ratio and the raw COPY reference of the same rows;
 5. the one thing alerts add to the consumer's own writes, the index on anomalies.updated_at
-   (sql/015): the consumer's anomaly upsert (streaming/sink/derived_writer.py) timed with and without it, ABAB.
+   (sql/015): the consumer's anomaly upsert (streaming/sink/derived_writer.py) timed with and
+   without it, ABAB.
 
 Usage: .venv/bin/python bench/bench_alerts_ingest.py [--events N] [--rounds R] [--storm K]
 """
