@@ -12,7 +12,8 @@ running against a slow, failing local webhook, in the same run, beside raw binar
 3. rounds alternate (without, with, without, with, ...) so that drift of a shared machine hits both;
 4. print each round, the medians, their ratio and the raw COPY reference of the same rows;
 5. the one thing alerts add to the consumer's own writes, the index on anomalies.updated_at
-   (sql/015): the consumer's anomaly upsert (streaming/sink.py) timed with and without it, ABAB.
+   (sql/015): the consumer's anomaly upsert (streaming/sink/derived_writer.py) timed with and
+   without it, ABAB.
 
 Usage: .venv/bin/python bench/bench_alerts_ingest.py [--events N] [--rounds R] [--storm K]
 """
@@ -42,7 +43,7 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from streaming.derived import AnomalyRow  # noqa: E402
-from streaming.sink import PostgresSink  # noqa: E402
+from streaming.sink.derived_writer import upsert_anomalies  # noqa: E402
 from tests.integration.slack_receiver import SlackReceiver  # noqa: E402
 from tests.support import ADMIN_URL, cpu_seconds, produce, tansu_broker  # noqa: E402
 
@@ -123,7 +124,6 @@ def upsert_cost(url: str, episodes: int = 2000, batch: int = 50, rounds: int = 4
     out: dict[bool, list[float]] = {True: [], False: []}
     with connect(url) as conn:
         conn.execute("SET synchronous_commit = off")  # as the consumer commits (CONSUMER_ASYNC_COMMIT)
-        sink = PostgresSink(conn, "bench")
         for r in range(rounds * 2):
             indexed = r % 2 == 0
             conn.execute(
@@ -141,7 +141,8 @@ def upsert_cost(url: str, episodes: int = 2000, batch: int = 50, rounds: int = 4
             ]  # fmt: skip
             t0 = time.perf_counter()
             for k in range(0, episodes, batch):
-                sink._upsert_anomalies(rows[k : k + batch])
+                refused = upsert_anomalies(conn, rows[k : k + batch])
+                assert not refused, refused[:1]
                 conn.commit()
             out[indexed].append((time.perf_counter() - t0) / episodes * 1e6)
         conn.execute("CREATE INDEX IF NOT EXISTS anomalies_updated_at_idx ON anomalies (updated_at)")

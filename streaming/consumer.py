@@ -51,6 +51,7 @@ from streaming.detection_stage import DetectionStage
 from streaming.metrics import ConsumerMetrics
 from streaming.retry import retry_transient
 from streaming.sink import OffsetsMoved, PostgresSink, Unwritable, WriteResult
+from streaming.suppressions import SuppressionCache
 
 log = logging.getLogger(__name__)
 #: the longest the warm starts of one assignment may read history, all partitions together:
@@ -82,6 +83,8 @@ class LogConsumer:
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._sink: PostgresSink | None = None
+        #: operator pattern suppressions, kept across reconnections of the sink
+        self.suppressions = SuppressionCache(settings.detection.suppression_refresh_seconds)
         self._consumer: Consumer | None = None
         self._assigned: set[int] = set()
         # One batch is written (by this thread) while the next is parsed: PostgreSQL works on
@@ -124,7 +127,7 @@ class LogConsumer:
         if self.settings.consumer.async_commit:
             self._conn.execute("SET synchronous_commit = off")
             self._conn.commit()
-        self._sink = PostgresSink(self._conn, self.settings.kafka.topic)
+        self._sink = PostgresSink(self._conn, self.settings.kafka.topic, self.suppressions)
 
     def _kafka_config(self) -> dict[str, Any]:
         """Our tunables, then the user's KAFKA_PROPERTY_* (they win: their broker, their

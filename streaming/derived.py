@@ -49,6 +49,10 @@ class AnomalyRow:
     sample_message: str | None = None
     model_version: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: the operator's pattern suppression that mutes this episode (anomaly_feedback id), if any:
+    #: the row is written with operator_state 'suppressed' until `suppressed_until` (None: for good)
+    suppressed_by: int | None = None
+    suppressed_until: datetime | None = None
 
 
 @dataclass(slots=True)

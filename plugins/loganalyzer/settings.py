@@ -131,6 +131,9 @@ class DetectionSettings:
     model_refresh_seconds: float = 30.0
     #: stored history that warms the baselines of a partition with no detector checkpoint (0: none)
     warm_start_hours: float = 2.0
+    #: how often the consumer re-reads the operators' pattern suppressions (a new one applies
+    #: within this many seconds; one that ends stops applying at its end)
+    suppression_refresh_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             model_refresh_seconds=_float(env, "MODEL_REFRESH_SECONDS", 30.0, minimum=1.0),
             warm_start_hours=_float(env, "DETECTION_WARM_START_HOURS", 2.0, minimum=0.0),
+            suppression_refresh_seconds=_float(env, "SUPPRESSION_REFRESH_SECONDS", 5.0, minimum=0.0),
         ),
         aws_endpoint_url=_endpoint_url(env),
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",

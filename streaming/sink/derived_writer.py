@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -72,24 +73,51 @@ def _details(a: AnomalyRow) -> dict[str, Any]:
         )
         if v is not None and not math.isfinite(v)
     }
-    return {**a.details, "non_finite": odd} if odd else a.details
+    details = {**a.details, "non_finite": odd} if odd else a.details
+    if a.suppressed_by is not None:
+        until = None if a.suppressed_until is None else a.suppressed_until.isoformat()
+        details = {**details, "suppressed_by": {"feedback_id": a.suppressed_by, "until": until}}
+    return details
+
+
+#: when a pattern suppression's mark replaces the row's operator state on an update: the row
+#: has none, or a suppression that ends before this one. An operator's own word on the episode
+#: (acknowledged, resolved, a longer suppression) is never overwritten by the consumer.
+_TAKE_SUPPRESSION = (
+    "(EXCLUDED.operator_state IS NOT NULL AND (anomalies.operator_state IS NULL OR "
+    "(anomalies.operator_state = 'suppressed' AND anomalies.operator_state_until IS NOT NULL AND "
+    "(EXCLUDED.operator_state_until IS NULL OR "
+    "EXCLUDED.operator_state_until > anomalies.operator_state_until))))"
+)
 
 
 def upsert_anomalies(
-    conn: psycopg.Connection, rows: Sequence[AnomalyRow]
+    conn: psycopg.Connection, rows: Sequence[AnomalyRow], now: datetime | None = None
 ) -> list[tuple[AnomalyRow, BaseException]]:
-    """Upsert the episodes on their id; returns those PostgreSQL refused (left out)."""
+    """Upsert the episodes on their id; returns those PostgreSQL refused (left out).
+
+    A row muted by a pattern suppression (`suppressed_by`) is written, not dropped, with
+    operator_state 'suppressed' until the suppression's end: the API shows it as suppressed and
+    the alerts process sends nothing for it (docs/alerts.md, "Suppressions")."""
+    now = now or datetime.now(UTC)
     refused = isolating_executemany(
         conn,
         "INSERT INTO anomalies (id, tenant, service, anomaly_type, severity, status, window_start, "
         "window_end, resolved_at, score, expected_value, actual_value, description, "
-        "pattern_template, sample_message, model_version, details) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "pattern_template, sample_message, model_version, details, "
+        "operator_state, operator_state_at, operator_state_until) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, status = EXCLUDED.status, "
         "window_end = greatest(anomalies.window_end, EXCLUDED.window_end), "
         "resolved_at = EXCLUDED.resolved_at, score = EXCLUDED.score, "
         "expected_value = EXCLUDED.expected_value, actual_value = EXCLUDED.actual_value, "
-        "description = EXCLUDED.description, details = EXCLUDED.details, updated_at = now()",
+        "description = EXCLUDED.description, details = EXCLUDED.details, updated_at = now(), "
+        f"operator_state = CASE WHEN {_TAKE_SUPPRESSION} THEN EXCLUDED.operator_state "
+        "ELSE anomalies.operator_state END, "
+        f"operator_state_at = CASE WHEN {_TAKE_SUPPRESSION} THEN EXCLUDED.operator_state_at "
+        "ELSE anomalies.operator_state_at END, "
+        f"operator_state_until = CASE WHEN {_TAKE_SUPPRESSION} THEN EXCLUDED.operator_state_until "
+        "ELSE anomalies.operator_state_until END",
         [
             (
                 a.id,
@@ -109,6 +137,9 @@ def upsert_anomalies(
                 a.sample_message,
                 a.model_version,
                 Jsonb(_details(a), dumps=_dumps),
+                None if a.suppressed_by is None else "suppressed",
+                None if a.suppressed_by is None else now,
+                a.suppressed_until,
             )
             for a in rows
         ],

@@ -4,9 +4,9 @@ belongs to it (rows, dead letters, derived data, checkpoints, offsets)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from streaming.batch import Batch, DeadLetter
-from streaming.derived import PartitionDerived, WarmHistory
+from streaming.derived import AnomalyRow, PartitionDerived, WarmHistory
 from streaming.log_row import OFFSET, use_c_bytea_dumper
 from streaming.retry import is_transient
 from streaming.sink import checkpoints, warm_start
@@ -29,6 +29,8 @@ from streaming.sink.offsets import (
     lock_offsets,
     read_offsets,
 )
+from streaming.sink.suppressions import load_suppressions
+from streaming.suppressions import SuppressionCache
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,20 @@ class WriteResult:
 class PostgresSink:
     """Owns one connection; every public method either commits or leaves nothing behind."""
 
-    def __init__(self, conn: psycopg.Connection, topic: str) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        topic: str,
+        suppressions: SuppressionCache | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.conn = conn
         self.topic = topic
+        #: operator pattern suppressions: anomaly rows they match are written muted (None: none read)
+        self.suppressions = suppressions
+        self._wall_clock = wall_clock
+        #: anomaly rows written muted by a pattern suppression, since this sink was made
+        self.suppressed = 0
         self._known_days: set[date] = set()
         self._derived: dict[int, PartitionDerived] = {}
         self._expected: Mapping[int, int] = {}
@@ -238,8 +251,9 @@ class PostgresSink:
             for row, exc in upsert_patterns(self.conn, [x for _, x in patterns]):
                 refused.append(("pattern_rejected", partition_of[id(row)], row, exc))
         if anomalies:
+            anomalies = self._mark_suppressed(anomalies)
             partition_of = {id(x): p for p, x in anomalies}
-            for arow, exc in upsert_anomalies(self.conn, [x for _, x in anomalies]):
+            for arow, exc in upsert_anomalies(self.conn, [x for _, x in anomalies], self._wall_clock()):
                 refused.append(("anomaly_rejected", partition_of[id(arow)], arow, exc))
         dead: list[DeadLetter] = []
         for reason, p, row, exc in refused:
@@ -249,3 +263,21 @@ class PostgresSink:
             dead.append(derived_dead_letter(p, max(last[p], 0), reason, row, exc))
             result.derived_rejected[reason] = result.derived_rejected.get(reason, 0) + 1
         return dead
+
+    def _mark_suppressed(self, anomalies: list[tuple[int, AnomalyRow]]) -> list[tuple[int, AnomalyRow]]:
+        """The rows with the pattern suppression that mutes each, if any (the view is read inside
+        this transaction, at most every refresh_seconds, and only when there are anomalies)."""
+        if self.suppressions is None:
+            return anomalies
+        active = self.suppressions.current(lambda: load_suppressions(self.conn))
+        if not len(active):
+            return anomalies
+        now = self._wall_clock()
+        out: list[tuple[int, AnomalyRow]] = []
+        for p, row in anomalies:
+            s = active.match(row.tenant, row.service, row.pattern_template, now)
+            if s is not None:
+                row = replace(row, suppressed_by=s.feedback_id, suppressed_until=s.until)
+                self.suppressed += 1
+            out.append((p, row))
+        return out

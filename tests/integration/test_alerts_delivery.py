@@ -365,3 +365,94 @@ def test_webhook_sender_retries_within_a_call(
     if script == ("429:0.3",):
         assert time.monotonic() - t0 >= 0.3
     assert result.error is None or receiver.url("a") not in result.error  # the URL is a secret
+
+
+def _set_operator_state(url: str, aid: str, state: str, until: str = "NULL") -> None:
+    """What the API's acknowledge/suppress actions write on the anomaly (serving/api/routes)."""
+    with connect(url) as conn:
+        conn.execute(
+            "UPDATE anomalies SET operator_state = %s, operator_state_at = now(), "
+            f"operator_state_until = {until}, updated_at = now() WHERE id = %s",
+            (state, aid),
+        )
+
+
+def test_an_episode_still_open_escalates_once_one_severity_higher(
+    database_url: str, receiver: SlackReceiver
+) -> None:
+    doc = {
+        "escalate_after_minutes": 0.02,  # 1.2 s
+        "routes": [{"name": "oncall", "webhook_url": receiver.url("b"), "match": {"severity": ["critical"]}}],
+    }
+    svc = service(database_url, config(receiver, **doc))
+    stays = upsert(database_url, 1, severity="high")
+    acked = upsert(database_url, 2, severity="high")
+    ends = upsert(database_url, 3, severity="high")
+    assert svc.run_once().events_sent == 3  # one grouped 'opened' message on the default route
+    _set_operator_state(database_url, acked, "acknowledged")
+    upsert(database_url, 3, status="resolved")
+    assert svc.run_once().events_sent == 1  # the resolution; nobody escalated yet
+    time.sleep(1.3)
+    run_until(svc, lambda: receiver.delivered("b"))
+    for _ in range(3):
+        assert svc.run_once().messages_sent == 0  # once
+    (escalation,) = receiver.delivered("b")
+    assert escalation["text"].startswith("Still open after") and "ESCALATED to CRITICAL" in escalation["text"]
+    assert stays in escalation["text"]
+    state = deliveries(database_url)
+    assert state[(stays, "escalated")][0] == "sent" and state[(stays, "escalated")][3] == "oncall"
+    assert (acked, "escalated") not in state and (ends, "escalated") not in state
+
+
+def test_a_suppressed_episode_is_not_alerted_until_its_suppression_ends(
+    database_url: str, receiver: SlackReceiver
+) -> None:
+    svc = service(database_url, config(receiver, group_wait_seconds=0.5))
+    muted = upsert(database_url, 1)
+    _set_operator_state(database_url, muted, "suppressed")
+    waiting = upsert(database_url, 2)
+    assert svc.run_once().waiting == 1  # only the unmuted one, in its grouping window
+    _set_operator_state(database_url, waiting, "suppressed", "now() + interval '1 hour'")
+    time.sleep(0.6)
+    report = svc.run_once()
+    assert (report.muted, report.messages_sent) == (1, 0)
+    assert deliveries(database_url)[(waiting, "opened")][0] == "skipped"
+    assert (muted, "opened") not in deliveries(database_url)
+    # a suppression that has ended mutes nothing: the episode's next change is announced
+    ended = upsert(database_url, 3)
+    _set_operator_state(database_url, ended, "suppressed", "now() - interval '1 second'")
+    time.sleep(0.6)
+    run_until(svc, lambda: receiver.delivered())
+    (msg,) = receiver.delivered()
+    assert ended in msg["text"] and muted not in msg["text"]
+
+
+def test_maintenance_deletes_old_settled_deliveries_but_not_those_of_open_episodes(
+    database_url: str, receiver: SlackReceiver
+) -> None:
+    from loganalyzer.batch.maintenance import maintain
+
+    svc = service(database_url, config(receiver))
+    still_open = upsert(database_url, 1)
+    over = upsert(database_url, 2)
+    fresh = upsert(database_url, 3)
+    upsert(database_url, 2, status="resolved")
+    upsert(database_url, 3, status="resolved")
+    run_until(svc, lambda: len(receiver.delivered()) >= 2)
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE alert_deliveries SET created_at = created_at - interval '40 days' WHERE anomaly_id <> %s",
+            (fresh,),
+        )
+        conn.execute(
+            "INSERT INTO alert_deliveries (anomaly_id, event, route, created_at, next_attempt_at) "
+            "VALUES ('an-99999', 'opened', 'default', now() - interval '40 days', now())"
+        )  # still pending: retried or expired by the alerts process, never deleted here
+    with connect(database_url, autocommit=True) as conn:
+        report = maintain(conn, datetime.now(UTC).date(), vacuum=False)
+    left = deliveries(database_url)
+    assert report.alert_deliveries_deleted == 2
+    assert sorted(left) == sorted(
+        [(still_open, "opened"), (fresh, "opened"), (fresh, "resolved"), ("an-99999", "opened")]
+    )
+    assert over not in {k[0] for k in left}

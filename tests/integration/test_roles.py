@@ -107,6 +107,7 @@ ALLOWED: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}'::date + 1)",
         "SELECT count(*) FROM logs",
         "CREATE TEMP TABLE logs_staging (LIKE logs INCLUDING DEFAULTS)",
+        "SELECT count(*) FROM suppressions",
     ],
     "loganalyzer_api": [
         *READS,
@@ -133,6 +134,7 @@ ALLOWED: dict[str, list[str]] = {
         "DELETE FROM cost_snapshots WHERE day = '2026-01-15' AND tenant <> 't'",
         "SELECT count(*) FROM cost_snapshots",
         "SELECT count(*) FROM anomaly_feedback",
+        "DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < '2000-01-01'",
     ],
     "loganalyzer_alerts": [
         "SELECT count(*) FROM anomalies",

@@ -184,3 +184,65 @@ def test_quiet_partitions_findings_postgres_cannot_take_stop_with_a_message(data
             Unwritable, match=r"quiet partitions \[0\] of logs: .*anomalies.*loganalyzer migrate"
         ):
             sink.write_idle({0: _derived(0)}, {0: 10})
+
+
+def _state(conn: object, aid: str) -> tuple[object, ...]:
+    row = conn.execute(  # type: ignore[attr-defined]
+        "SELECT operator_state, operator_state_until, "
+        "anomaly_effective_status(status, operator_state, operator_state_until) FROM anomalies WHERE id = %s",
+        (aid,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _with_template(d: PartitionDerived, aid: str, status: str = "open") -> PartitionDerived:
+    (a,) = d.anomalies
+    a = dataclasses.replace(a, id=aid, status=status, pattern_template="charge failed for order <*>")
+    return dataclasses.replace(d, anomalies=[a], checkpoint=None)
+
+
+def test_operator_states_survive_the_consumers_upserts_and_a_pattern_suppression_marks_rows(
+    database_url: str,
+) -> None:
+    """An anomaly suppression (the API's UPDATE) stays on the episode through its later updates;
+    the consumer's mark of a pattern suppression never shortens it, nor replaces an
+    acknowledgement; a longer pattern suppression extends a shorter one."""
+    from streaming.suppressions import SuppressionCache
+
+    with connect(database_url) as conn:
+        sink = PostgresSink(conn, "logs", SuppressionCache(refresh_seconds=0))
+        sink.stored_offsets([0])
+        sink.write(_batch(0, 0, 3), {0: _with_template(_derived(3), "ep-good")})
+        sink.write(_batch(0, 3, 3), {0: _with_template(_derived(3), "ep-ack")})
+        sink.write(_batch(0, 6, 3), {0: _with_template(_derived(3), "ep-short")})
+        conn.execute(
+            "UPDATE anomalies SET operator_state = 'suppressed', operator_state_at = now() "
+            "WHERE id = 'ep-good'"
+        )
+        conn.execute(
+            "UPDATE anomalies SET operator_state = 'acknowledged', operator_state_at = now() "
+            "WHERE id = 'ep-ack'"
+        )
+        conn.execute(
+            "UPDATE anomalies SET operator_state = 'suppressed', operator_state_at = now(), "
+            "operator_state_until = now() + interval '5 minutes' WHERE id = 'ep-short'"
+        )
+        conn.commit()
+        sink.write(_batch(0, 9, 3), {0: _with_template(_derived(3), "ep-good", "resolved")})
+        assert _state(conn, "ep-good") == ("suppressed", None, "suppressed")  # its later update too
+
+        conn.execute(
+            "INSERT INTO anomaly_feedback (tenant, action, scope, service, pattern_template, until) "
+            "VALUES ('default', 'suppress', 'pattern', 'payments', 'charge failed for order <*>', "
+            "now() + interval '2 hours')"
+        )
+        conn.commit()
+        for i, aid in enumerate(("ep-good", "ep-ack", "ep-short", "ep-new")):
+            sink.write(_batch(0, 12 + 3 * i, 3), {0: _with_template(_derived(3), aid)})
+        good, ack, short, new = (_state(conn, a) for a in ("ep-good", "ep-ack", "ep-short", "ep-new"))
+    assert good == ("suppressed", None, "suppressed")  # for good is longer than 2 hours
+    assert ack[0] == "acknowledged"
+    assert short[0] == "suppressed" and short[1] > NOW + timedelta(hours=1)  # extended
+    assert new[0] == "suppressed" and new[1] > NOW + timedelta(hours=1) and new[2] == "suppressed"
+    assert sink.suppressed == 4  # every row of the pattern was marked; the SQL decided what to keep

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loganalyzer.alerts.config import AlertsConfigError, build_config
-from loganalyzer.alerts.discovery import Candidate, new_deliveries
+from loganalyzer.alerts.discovery import Candidate, escalated, escalations, new_deliveries
 from loganalyzer.alerts.grouping import Batch, plan
 from loganalyzer.alerts.model import Episode, PendingEvent
 from loganalyzer.alerts.payload import build_message, duration
@@ -368,3 +368,36 @@ def test_environment_defaults_and_yaml(tmp_path: Any) -> None:
     assert [r.name for r in cfg.config.routes] == ["c"]
     empty = load_alerts_env({})
     assert not empty.config.has_webhook and empty.config.api_base_url == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("service", "severity", "status", "route", "shown"),
+    [
+        ("checkout", "medium", "open", "checkout-oncall", "high"),  # medium → high: now the on-call route
+        ("checkout", "high", "open", "checkout-oncall", "critical"),
+        ("checkout", "critical", "open", "checkout-oncall", "critical"),  # the top stays the top
+        ("search", "low", "open", "default", "medium"),  # low was skipped; raised, it is routed
+        ("checkout", "high", "resolved", None, None),  # over: nothing to escalate
+    ],
+)
+def test_escalation_routes_one_severity_higher(
+    service: str, severity: str, status: str, route: str | None, shown: str | None
+) -> None:
+    ep = episode(service=service, severity=severity, status=status)
+    rows = escalations([ep], CONFIG)
+    if shown is None:
+        assert rows == []
+        return
+    assert [(r.anomaly_id, r.event, r.route) for r in rows] == [(ep.id, "escalated", route)]
+    assert escalated(ep).severity == shown
+    batch = Batch(route or "default", "escalated", (PendingEvent(ep, "escalated", route or "default", NOW),))
+    msg = build_message(batch, CONFIG.api_base_url, 5)
+    assert msg["text"].startswith("Still open after 12m 30s")
+    assert f"ESCALATED to {shown.upper()}: error_rate_spike on {service} still open" in msg["text"]
+
+
+def test_escalation_delay_is_configurable_and_zero_turns_it_off() -> None:
+    assert build_config({}).escalate_after_minutes == 30.0
+    assert build_config({"escalate_after_minutes": 0}).escalate_after_minutes == 0.0
+    with pytest.raises(AlertsConfigError, match="escalate_after_minutes"):
+        build_config({"escalate_after_minutes": -1})

@@ -228,13 +228,13 @@ DYNAMO: list[tuple[str, str, str, dict[str, Any], str]] = [
         {"write_request_units": 10e6, "read_request_units": 50e6},
         "28.29",
     ),
-    # 7.063 -> 7.06, 7.065 -> 7.07 (half-up, not half-even)
+    # half of the above, as the 2024-11-01 cut: 7.0675 -> 7.07, 7.075 -> 7.08 (half-up, not half-even)
     (
         "euw1-after-cut",
         "eu-west-1",
         "2024-11-01",
         {"write_request_units": 10e6, "read_request_units": 50e6},
-        "14.13",
+        "14.15",
     ),
     # (100-25) x 730 x 0.000735 = 40.24125; (200-25) x 730 x 0.000147 = 18.77925; 15 GB x 0.283 = 4.245
     ("euw1-provisioned", "eu-west-1", "2025-03-01", {"wcu": 100, "rcu": 200, "storage_gb": 40}, "63.27"),

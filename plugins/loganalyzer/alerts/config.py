@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEVERITIES = ("low", "medium", "high", "critical")
-EVENTS = ("opened", "resolved")
+EVENTS = ("opened", "resolved", "escalated")
 
 
 class AlertsConfigError(ValueError):
@@ -71,6 +71,10 @@ class AlertsConfig:
     #: HTTP timeout of one webhook call
     timeout_seconds: float = 5.0
     api_base_url: str = "http://127.0.0.1:8000"
+    #: an episode still open this long after its 'opened' message (and not acknowledged,
+    #: resolved or suppressed by an operator) gets one 'escalated' message, routed one severity
+    #: higher; 0 turns escalation off
+    escalate_after_minutes: float = 30.0
 
     @property
     def has_webhook(self) -> bool:
@@ -173,6 +177,7 @@ _TOP_KEYS = {
     "retry_base_seconds",
     "retry_max_seconds",
     "timeout_seconds",
+    "escalate_after_minutes",
 }
 
 
@@ -231,5 +236,6 @@ def build_config(
         retry_base_seconds=base,
         retry_max_seconds=cap,
         timeout_seconds=_number(doc, "timeout_seconds", 5.0, 0.05),
+        escalate_after_minutes=_number(doc, "escalate_after_minutes", 30.0, 0.0),
         api_base_url=(api_base_url or "http://127.0.0.1:8000").rstrip("/"),
     )

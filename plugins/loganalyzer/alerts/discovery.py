@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from loganalyzer.alerts.config import AlertsConfig
+from loganalyzer.alerts.config import SEVERITIES, AlertsConfig
 from loganalyzer.alerts.model import Episode
 from loganalyzer.alerts.routing import route_for
 
@@ -50,4 +50,25 @@ def new_deliveries(candidates: list[Candidate], config: AlertsConfig) -> list[Ne
             opened_route = c.opened[0] if c.opened[1] != "skipped" else None
         if ep.status == "resolved" and not c.has_resolved:
             out.append(NewDelivery(ep.id, "resolved", opened_route))
+    return out
+
+
+def escalated(episode: Episode) -> Episode:
+    """The episode as its escalation shows and routes it: one severity higher (critical stays)."""
+    i = SEVERITIES.index(episode.severity) if episode.severity in SEVERITIES else 0
+    return replace(episode, severity=SEVERITIES[min(i + 1, len(SEVERITIES) - 1)])
+
+
+def escalations(episodes: list[Episode], config: AlertsConfig) -> list[NewDelivery]:
+    """One 'escalated' row per episode that is still open past the escalation delay (the store
+    picks them: opened message sent long enough ago, no operator action, no escalation yet).
+
+    Routed like an opening of one severity higher, so that a route for critical (an on-call
+    channel) takes what stayed high too long; skipped when no route takes even that."""
+    out: list[NewDelivery] = []
+    for ep in episodes:
+        if ep.status != "open":
+            continue
+        route = route_for(escalated(ep), config)
+        out.append(NewDelivery(ep.id, "escalated", route.name if route else None))
     return out

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from loganalyzer.alerts.model import PendingEvent
 
-#: opened before resolved: a reader should see an episode start before it ends
-_EVENT_ORDER = {"opened": 0, "resolved": 1}
+#: opened, then escalated, then resolved: a reader should see an episode start before it ends
+_EVENT_ORDER = {"opened": 0, "escalated": 1, "resolved": 2}
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ it carries the whole alert on its own.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from loganalyzer.alerts.discovery import escalated
 from loganalyzer.alerts.grouping import Batch
 from loganalyzer.alerts.model import Episode
 
@@ -61,6 +63,8 @@ def episode_duration(e: Episode) -> timedelta:
 def _title(event: str, e: Episode) -> str:
     if event == "resolved":
         return f"Resolved: {e.anomaly_type} on {e.service}"
+    if event == "escalated":
+        return f"ESCALATED to {e.severity.upper()}: {e.anomaly_type} on {e.service} still open"
     return f"{e.severity.upper()}: {e.anomaly_type} on {e.service}"
 
 
@@ -80,6 +84,10 @@ def _single(event: str, e: Episode, api: str) -> dict[str, Any]:
             f"Expected {number(e.expected_value)}, actual {number(e.actual_value)}; window {window}."
         )
         body = f"{icon} {escape(_cut(e.description, _SECTION_MAX))}"
+        if event == "escalated":
+            lasted = duration(episode_duration(e).total_seconds())
+            text = escape(f"Still open after {lasted} of event time. ") + text
+            body = f"{icon} *Still open after {lasted}*\n{escape(_cut(e.description, _SECTION_MAX))}"
     fields = [
         ("Severity", e.severity),
         ("Service", e.service),
@@ -126,7 +134,7 @@ def _group(batch: Batch, api: str, list_limit: int) -> dict[str, Any]:
     n = len(batch.events)
     shown = batch.events[:list_limit]
     more = n - len(shown)
-    verb = "resolved" if batch.event == "resolved" else "opened"
+    verb = {"resolved": "resolved", "escalated": "still open (escalated)"}.get(batch.event, "opened")
     episodes = [ev.episode for ev in batch.events]
     services = sorted({e.service for e in episodes})
     worst = max((e.severity for e in episodes), key=lambda s: ("low", "medium", "high", "critical").index(s))
@@ -169,6 +177,10 @@ def _group(batch: Batch, api: str, list_limit: int) -> dict[str, Any]:
 def build_message(batch: Batch, api_base_url: str, list_limit: int) -> dict[str, Any]:
     """The Slack payload of a batch: one episode's detail, or a storm as one message with a count."""
     api = api_base_url.rstrip("/")
+    if batch.event == "escalated":  # shown (and was routed) one severity higher
+        batch = replace(
+            batch, events=tuple(replace(ev, episode=escalated(ev.episode)) for ev in batch.events)
+        )
     if len(batch.events) == 1:
         return _single(batch.event, batch.events[0].episode, api)
     return _group(batch, api, list_limit)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from loganalyzer.alerts.config import AlertsConfig
 from loganalyzer.alerts.delivery import Sender
-from loganalyzer.alerts.discovery import new_deliveries
+from loganalyzer.alerts.discovery import escalations, new_deliveries
 from loganalyzer.alerts.grouping import plan
 from loganalyzer.alerts.payload import build_message
 from loganalyzer.alerts.retry import backoff_seconds
@@ -36,12 +36,14 @@ class CycleReport:
     failed: int = 0
     rate_limited: int = 0
     waiting: int = 0
+    #: pending events dropped because an operator suppressed their episode meanwhile
+    muted: int = 0
 
     def __str__(self) -> str:
         return (
             f"discovered {self.discovered}, sent {self.messages_sent} message(s) for {self.events_sent} "
             f"event(s), {self.retried} to retry, {self.failed} failed, {self.rate_limited} rate-limited, "
-            f"{self.waiting} grouping"
+            f"{self.waiting} grouping, {self.muted} muted"
         )
 
 
@@ -60,6 +62,11 @@ class AlertService:
         db_now = self.store.db_now()
         since = self._since or db_now - timedelta(hours=self.config.lookback_hours)
         rows = new_deliveries(self.store.candidates(since), self.config)
+        if self.config.escalate_after_minutes > 0:
+            # on the clock that stamped sent_at: an opened message sent long enough ago
+            due_before = now - timedelta(minutes=self.config.escalate_after_minutes)
+            horizon = due_before - timedelta(hours=self.config.lookback_hours)
+            rows += escalations(self.store.escalation_candidates(due_before, horizon), self.config)
         n = self.store.insert(rows, now)
         conn.commit()
         self._since = db_now - DISCOVERY_OVERLAP
@@ -71,6 +78,7 @@ class AlertService:
         now = self.clock()
         report.discovered = self.discover(now)
         report.failed += self.store.expire(now - timedelta(hours=self.config.max_age_hours), now)
+        report.muted = self.store.skip_suppressed()
         conn.commit()
 
         due = [e for e in self.store.due(now) if self._blocked_until.get(e.route, now) <= now]

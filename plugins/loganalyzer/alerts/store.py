@@ -37,6 +37,13 @@ def _keys(keys: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
     return ids, events
 
 
+#: the episode is muted now: an operator's suppression (by anomaly, or the consumer's mark of a
+#: pattern suppression) that has not ended; the same rule as anomaly_effective_status (sql/013)
+_SUPPRESSED = (
+    "(a.operator_state IS NOT DISTINCT FROM 'suppressed' "
+    "AND (a.operator_state_until IS NULL OR a.operator_state_until > now()))"
+)
+
 _IN_KEYS = "(anomaly_id, event) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 
 
@@ -62,12 +69,38 @@ class AlertStore:
             "FROM anomalies a "
             "LEFT JOIN alert_deliveries o ON o.anomaly_id = a.id AND o.event = 'opened' "
             "LEFT JOIN alert_deliveries r ON r.anomaly_id = a.id AND r.event = 'resolved' "
-            "WHERE a.updated_at >= %s "
+            "WHERE a.updated_at >= %s AND NOT " + _SUPPRESSED + " "
             "AND (o.anomaly_id IS NULL OR (a.status = 'resolved' AND r.anomaly_id IS NULL)) "
             "ORDER BY a.updated_at, a.id",
             (since,),
         ).fetchall()
         return [Candidate(_episode(r), None if r[14] is None else (r[13], r[14]), bool(r[15])) for r in rows]
+
+    def escalation_candidates(self, sent_before: datetime, sent_after: datetime) -> list[Episode]:
+        """Open episodes whose 'opened' message went out in [sent_after, sent_before), with no
+        operator action on them (acknowledged, resolved or an active suppression) and no
+        'escalated' row yet (index alert_deliveries_sent_idx keeps this cheap)."""
+        rows = self.conn.execute(
+            f"SELECT {_EPISODE_COLUMNS} FROM alert_deliveries o "
+            "JOIN anomalies a ON a.id = o.anomaly_id "
+            "LEFT JOIN alert_deliveries e ON e.anomaly_id = a.id AND e.event = 'escalated' "
+            "WHERE o.event = 'opened' AND o.state = 'sent' AND o.sent_at < %s AND o.sent_at >= %s "
+            "AND e.anomaly_id IS NULL AND a.status = 'open' "
+            "AND (a.operator_state IS NULL OR (a.operator_state = 'suppressed' AND NOT "
+            + _SUPPRESSED
+            + ")) ORDER BY o.sent_at, a.id",
+            (sent_before, sent_after),
+        ).fetchall()
+        return [_episode(r) for r in rows]
+
+    def skip_suppressed(self) -> int:
+        """Pending events of episodes an operator suppressed meanwhile are not sent: 'skipped'."""
+        cur = self.conn.execute(
+            "UPDATE alert_deliveries d SET state = 'skipped', "
+            "last_error = 'muted: the episode is suppressed by an operator' "
+            "FROM anomalies a WHERE a.id = d.anomaly_id AND d.state = 'pending' AND " + _SUPPRESSED
+        )
+        return cur.rowcount
 
     def insert(self, rows: Sequence[NewDelivery], now: datetime) -> int:
         if not rows:

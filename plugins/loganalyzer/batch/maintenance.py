@@ -5,6 +5,10 @@ is complete, and the export's manifest is written after all of the day's objects
 (loganalyzer.export). So a day older than the retention horizon is dropped only when its
 manifest exists; a day whose export failed stays, and the report names it.
 
+Why alert_deliveries are trimmed here: one row per episode event is kept for ever otherwise.
+Settled rows (sent, failed, skipped) older than `alert_keep_days` go, except those of episodes
+still open: their 'opened' row is what stops the alerts process from announcing them again.
+
 Why VACUUM here: `detector_checkpoints` and `ingest_offsets` are rewritten every few seconds,
 `anomalies`, `log_patterns`, `hourly_metrics` and `cost_snapshots` are upserted; with autovacuum
 off their dead row versions are never reclaimed otherwise (docs/schema.md). VACUUM cannot run in
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -28,7 +33,17 @@ VACUUM_TABLES = (
     "log_patterns",
     "hourly_metrics",
     "cost_snapshots",
+    "alert_deliveries",
 )
+
+#: settled alert deliveries are kept this many days by default (the audit of what was sent)
+ALERT_KEEP_DAYS = 30
+
+_TRIM_DELIVERIES = """
+DELETE FROM alert_deliveries d
+WHERE d.state <> 'pending' AND d.created_at < %s
+  AND NOT EXISTS (SELECT 1 FROM anomalies a WHERE a.id = d.anomaly_id AND a.status = 'open')
+"""
 
 _PARTITIONS = """
 SELECT c.relname, to_date(substr(c.relname, 7), 'YYYYMMDD')
@@ -47,15 +62,23 @@ class MaintenanceReport:
     vacuumed: list[str] = field(default_factory=list)
     #: analyzed only: the connecting role does not own them (autovacuum vacuums them)
     analyzed: list[str] = field(default_factory=list)
+    #: settled alert_deliveries rows deleted by retention
+    alert_deliveries_deleted: int = 0
 
-    def to_dict(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, Any]:
         return {
+            "alert_deliveries_deleted": self.alert_deliveries_deleted,
             "indexed": self.indexed,
             "dropped": self.dropped,
             "kept_unexported": self.kept_unexported,
             "vacuumed": self.vacuumed,
             "analyzed": self.analyzed,
         }
+
+
+def _exists(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def log_partitions(conn: psycopg.Connection) -> list[tuple[str, date]]:
@@ -82,10 +105,12 @@ def maintain(
     keep_days: int = 0,
     has_manifest: Callable[[date], bool] | None = None,
     vacuum: bool = True,
+    alert_keep_days: int = ALERT_KEEP_DAYS,
 ) -> MaintenanceReport:
     """`loganalyzer db maintain` + manifest-guarded retention + VACUUM (ANALYZE).
 
     `keep_days` = 0 keeps every day. With retention on, `has_manifest(day)` must be given.
+    `alert_keep_days` = 0 keeps every alert delivery.
     """
     if not conn.autocommit:
         raise ValueError("maintenance needs an autocommit connection (VACUUM cannot run in a transaction)")
@@ -102,6 +127,9 @@ def maintain(
             conn.execute("SELECT drop_log_partition(%s)", (name,))
             report.dropped.append(name)
         report.kept_unexported = [name for name, _ in keep]
+    if alert_keep_days and _exists(conn, "alert_deliveries"):
+        horizon = datetime.combine(today - timedelta(days=alert_keep_days), time.min, UTC)
+        report.alert_deliveries_deleted = conn.execute(_TRIM_DELIVERIES, (horizon,)).rowcount
     if vacuum:
         for table in VACUUM_TABLES:
             row = conn.execute(
