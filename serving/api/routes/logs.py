@@ -22,6 +22,7 @@ from psycopg import sql
 
 from serving.api import cursor as cursors
 from serving.api.deps import CurrentPrincipal, DbDep, Row, tenant_scope
+from serving.api.pages import cut
 from serving.api.render import page
 from serving.api.timeutil import span
 from serving.models.logs import LogPage
@@ -184,13 +185,9 @@ async def search(
         upper = lower
         window *= 4
 
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = cursors.encode(
-            last["timestamp"], last["kafka_partition"], last["kafka_offset"], last["kafka_topic"]
-        )
+    rows, next_cursor = cut(
+        rows, limit, lambda r: (r["timestamp"], r["kafka_partition"], r["kafka_offset"], r["kafka_topic"])
+    )
     highlights: list[str | None] = [None] * len(rows)
     if query_text and rows:
         cur = await db.execute(
