@@ -70,6 +70,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
     app.state.key_cache = key_cache
     app.state.cost_cache = CostCache(settings.cost_cache_seconds)
     app.state.page_cache = page_cache
+    app.state.searchable_texts = {}
     app.add_middleware(CachedPagesFront, pages=page_cache, keys=key_cache)
 
     @app.exception_handler(RequestValidationError)

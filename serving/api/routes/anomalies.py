@@ -36,6 +36,10 @@ PUBLIC_COLUMNS = sql.SQL(
     "window_start, window_end, detected_at, resolved_at, score, expected_value, actual_value, "
     "description, pattern_template"
 )
+OPEN = (
+    "status = 'open' AND (operator_state IS NULL "
+    "OR (operator_state = 'suppressed' AND operator_state_until <= now()))"
+)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No anomaly with this id for this key's tenant"}
 }
@@ -90,7 +94,11 @@ async def list_anomalies(
         if value is not None:
             where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             args.append(value)
-    if status_ is not None:
+    if status_ is AnomalyStatus.open:
+        # anomaly_effective_status(...) = 'open', spelled so that the planner can estimate it
+        # (a function's result gets a fixed 0.5 % guess) and use the partial open index
+        where.append(sql.SQL(OPEN))
+    elif status_ is not None:
         where.append(sql.SQL("anomaly_effective_status(status, operator_state, operator_state_until) = %s"))
         args.append(status_.value)
     if start is not None:
