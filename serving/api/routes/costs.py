@@ -18,7 +18,7 @@ from loganalyzer.costs.forecast import ForecastError, WhatIfError, forecast_mont
 from loganalyzer.costs.monthly import combine_days
 from loganalyzer.costs.usage import DynamoDBUsage, LambdaUsage, S3Usage, Usage, UsageError, parse_usage
 from serving.api.cost_cache import CostCache
-from serving.api.deps import CurrentPrincipal, DbDep, PoolDep, tenant_scope
+from serving.api.deps import CurrentPrincipal, DbDep, PageCacheDep, PoolDep, tenant_scope
 from serving.api.render import JSONBytes, RawJSON
 from serving.models.common import Problem
 from serving.models.costs import CostEstimate, CostForecast, QuotePublic, WhatIf
@@ -98,6 +98,7 @@ async def _month(
 async def estimate(
     request: Request,
     pool: PoolDep,
+    pages: PageCacheDep,
     principal: CurrentPrincipal,
     region: RegionQ = Region.us_east_1,
     free_tier: FreeTierQ = FreeTier.always_free,
@@ -123,7 +124,9 @@ async def estimate(
         return bytes(JSONBytes(body).body)
 
     key = ("estimate", scope, principal.is_admin, region, free_tier, _today())
-    return RawJSON(await _cache(request).get_or_compute(key, compute))
+    body = await _cache(request).get_or_compute(key, compute)
+    pages.put(pages.key(principal, request.scope), body)  # repeated: answered before routing
+    return RawJSON(body)
 
 
 @router.get(

@@ -37,8 +37,8 @@ router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 DEFAULT_SPAN = timedelta(days=7)
 FIRST_WINDOW = timedelta(minutes=1)
-#: the widest window read from a partition without a search index (today's): ~10 minutes of lines
-UNINDEXED_WINDOW = timedelta(minutes=10)
+#: the widest window read from a partition without a search index (today's)
+UNINDEXED_WINDOW = timedelta(minutes=5)
 #: the earliest instant a cursor can name: "every line before `t`" is the cursor (t, this, ...)
 BEFORE_EVERYTHING_AT = (-(2**31), -(2**63), "")
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
