@@ -2,19 +2,24 @@
 
 1. a fresh database with N logs (default 10,000,000) over the last D days (default 7; today
    gets its share), generated inside PostgreSQL (INSERT ... SELECT generate_series: no client
-   in the way), 10,000 anomalies, the hourly rollups computed from the logs, a few patterns;
-   closed days rebuilt for search as `loganalyzer db maintain` does (sql/014);
+   in the way): the closed days first, rebuilt for search as `loganalyzer db maintain` does
+   (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
+   up to the start of the measurement (today's partition keeps only the indexes ingestion pays
+   for: no search index, as on a live system);
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
-   a pool of 4 connections);
+   a pool of 4 connections), as deployed;
 3. for each endpoint, SECONDS of requests from 32 keep-alive connections (a small asyncio
    HTTP/1.1 client: httpx would spend more CPU than the server on this 2-core machine), with a
-   warm-up; p50/p99 latency and requests/s, and the trivial endpoint /ping (no database) in the
-   same run as the reference: before and after the others.
+   warm-up; p50/p99 latency, requests/s, the 1-minute load average before and after, and for
+   searches the lines per page (a search out of time budget answers a short page with a
+   cursor); the trivial endpoint /ping (no database) of the same server in the same run is the
+   reference, measured first and last;
+4. a second server with the page cache off: the list endpoints again, beside its own /ping.
 
 Targets: p99 <= 50 ms and >= 0.5x the trivial endpoint's req/s for anomalies and hourly
-metrics; log search p99 <= 200 ms.
+metrics; p99 <= 50 ms for anomaly by id and the cost estimate; log search p99 <= 200 ms.
 
-Usage: .venv/bin/python bench/bench_api.py [--logs N] [--days D] [--seconds S] [--keep]
+Usage: .venv/bin/python bench/bench_api.py [--logs N] [--days D] [--seconds S] [--keep | --url URL]
 """
 
 from __future__ import annotations
