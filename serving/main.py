@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api.cost_cache import CostCache
-from serving.api.deps import PageCache
+from serving.api.pages import CachedPagesFront, KeyCache, PageCache
 from serving.api.routes import anomalies, costs, health, logs, metrics, patterns
 from serving.db import DatabaseUnavailable, Pool
 from serving.limits import RequestLimits
@@ -82,9 +82,13 @@ def create_app(settings: ServingSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.key_cache = {}
+    key_cache: KeyCache = {}
+    page_cache = PageCache(settings.page_cache_seconds)
+    app.state.key_cache = key_cache
     app.state.cost_cache = CostCache(settings.cost_cache_seconds)
-    app.state.page_cache = PageCache(settings.page_cache_seconds)
+    app.state.page_cache = page_cache
+    app.state.searchable_texts = {}
+    app.add_middleware(CachedPagesFront, pages=page_cache, keys=key_cache)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -45,6 +45,8 @@ class ServingSettings(BaseSettings):
     statement_timeout_ms: int = Field(
         default=5000, ge=100, le=600_000, validation_alias="API_STATEMENT_TIMEOUT_MS"
     )
+    #: a log search stops walking after this long and answers the rows found so far with a cursor
+    search_budget_ms: int = Field(default=50, ge=1, le=600_000, validation_alias="API_SEARCH_BUDGET_MS")
     #: how long an estimate/forecast is reused: measured usage changes by the day, not the second
     cost_cache_seconds: float = Field(default=60.0, ge=0, validation_alias="API_COST_CACHE_SECONDS")
     #: list pages (anomalies, hourly metrics, patterns) are reused this long per caller and URL

@@ -1,4 +1,4 @@
-"""Dependencies of the routes, as Annotated aliases: a database connection, the caller."""
+"""Dependencies of the routes, as Annotated aliases: a database connection, the caller, the page cache."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
+from serving.api.pages import KeyCache, PageCache
 from serving.db import Pool
 from serving.keys import Principal, key_id_of, matches
 from serving.settings import ServingSettings
@@ -57,7 +58,7 @@ async def current_principal(
     """
     if not key:
         raise _UNAUTHORIZED
-    cache: dict[str, tuple[Principal, float]] = request.app.state.key_cache
+    cache: KeyCache = request.app.state.key_cache
     now = time.monotonic()
     hit = cache.get(key)
     if hit is not None and hit[1] > now:
@@ -97,37 +98,6 @@ async def get_db(pool: PoolDep, principal: CurrentPrincipal) -> AsyncIterator[ps
 
 
 DbDep = Annotated[psycopg.AsyncConnection[Row], Depends(get_db)]
-
-
-class PageCache:
-    """Pages of the list endpoints, reused for a few seconds per caller's scope and URL.
-
-    Why: a page rendered from PostgreSQL costs ~7x a database-free answer of the same server in
-    Python alone (driver, rows, rendering); lists polled by dashboards repeat the same URLs. New
-    anomalies show up at most `ttl` seconds late; feedback actions clear the tenant's pages.
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._pages: dict[tuple[str, bool, str], tuple[float, bytes]] = {}
-
-    def key(self, principal: Principal, request: Request) -> tuple[str, bool, str]:
-        return (principal.tenant, principal.is_admin, str(request.url.path) + "?" + str(request.url.query))
-
-    def get(self, key: tuple[str, bool, str]) -> bytes | None:
-        hit = self._pages.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def put(self, key: tuple[str, bool, str], body: bytes) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._pages) > 10_000:
-            self._pages.clear()
-        self._pages[key] = (time.monotonic() + self.ttl, body)
-
-    def forget_tenant(self, tenant: str) -> None:
-        for k in [k for k in self._pages if k[0] == tenant or k[1]]:
-            self._pages.pop(k, None)
 
 
 def get_page_cache(request: Request) -> PageCache:

@@ -19,5 +19,16 @@ class JSONBytes(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+class RawJSON(JSONBytes):
+    """A body already rendered (a cached answer, or JSON PostgreSQL built) passed through as is."""
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, str):
+            return content.encode()
+        return super().render(content)
+
+
 def page(rows: list[dict[str, Any]], limit: int, next_cursor: str | None) -> JSONBytes:
     return JSONBytes({"data": rows, "next_cursor": next_cursor, "limit": limit})

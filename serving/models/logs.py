@@ -41,5 +41,9 @@ class LogHit(BaseModel):
 
 class LogPage(BaseModel):
     data: list[LogHit]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Opaque cursor of the next page; null on the last page. A search that used up "
+        "its time budget (API_SEARCH_BUDGET_MS) answers the lines found so far, possibly fewer than "
+        "`limit` or none, with a cursor that continues where it stopped"
+    )
     limit: int

@@ -142,8 +142,10 @@ def make_keys(url: str) -> Keys:
 
 @contextmanager
 def client(url: str, **overrides: object) -> Iterator[TestClient]:
-    """The app in-process; caches off unless a test turns them on (`page_cache_seconds=...`)."""
-    overrides = {"key_cache_seconds": 0, "page_cache_seconds": 0, **overrides}
+    """The app in-process; caches off unless a test turns them on (`page_cache_seconds=...`), and
+    searches without a time budget (a loaded test machine would cut pages short) unless a test
+    sets `search_budget_ms`."""
+    overrides = {"key_cache_seconds": 0, "page_cache_seconds": 0, "search_budget_ms": 600_000, **overrides}
     settings = ServingSettings(database_url=url, profile="dev", **overrides)  # type: ignore[arg-type]
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c

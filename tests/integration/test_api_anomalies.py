@@ -244,3 +244,26 @@ def test_list_pages_are_cached_briefly_and_feedback_clears_them(api: tuple[TestC
         fresh = _get(c, keys.acme, "/api/v1/anomalies?limit=500")["data"]
         assert fresh[0]["id"] == "acme-later"
         assert next(a for a in fresh if a["id"] == "acme-an-001")["status"] == "acknowledged"
+
+
+def test_repeated_pages_are_answered_before_routing_for_the_same_scope_only(
+    api: tuple[TestClient, Keys, str],
+) -> None:
+    _, keys, url = api
+    with client(url, page_cache_seconds=600, key_cache_seconds=600) as c:
+        pages = c.app.state.page_cache  # type: ignore[attr-defined]
+        path = "/api/v1/anomalies?limit=500"
+        acme = _get(c, keys.acme, path)
+        assert pages.front_hits == 0
+        assert _get(c, keys.acme, path) == acme
+        assert pages.front_hits == 1  # the second identical request never reached the route
+        globex = _get(c, keys.globex, path)  # same URL, another tenant: its own page
+        assert pages.front_hits == 1
+        assert {a["tenant"] for a in globex["data"]} == {"globex"}
+        assert {a["tenant"] for a in acme["data"]} == {"acme"}
+        # an unknown key never gets a cached page, even for a URL that has one
+        r = c.get(path, headers={"X-API-Key": keys.acme[:-4] + "xxxx"})
+        assert r.status_code == 401 and pages.front_hits == 1
+        # another query string is another page
+        assert len(_get(c, keys.acme, path + "&severity=high")["data"]) < len(acme["data"])
+        assert pages.front_hits == 1

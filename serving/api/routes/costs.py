@@ -18,8 +18,8 @@ from loganalyzer.costs.forecast import ForecastError, WhatIfError, forecast_mont
 from loganalyzer.costs.monthly import combine_days
 from loganalyzer.costs.usage import DynamoDBUsage, LambdaUsage, S3Usage, Usage, UsageError, parse_usage
 from serving.api.cost_cache import CostCache
-from serving.api.deps import CurrentPrincipal, DbDep, tenant_scope
-from serving.api.render import JSONBytes
+from serving.api.deps import CurrentPrincipal, DbDep, PageCacheDep, PoolDep, tenant_scope
+from serving.api.render import JSONBytes, RawJSON
 from serving.models.common import Problem
 from serving.models.costs import CostEstimate, CostForecast, QuotePublic, WhatIf
 from serving.usage_source import UsageHistory, history
@@ -65,11 +65,6 @@ def _period(first: date, last: date, measured: int) -> dict[str, Any]:
     return {"start": first, "end": last, "days_in_period": (last - first).days + 1, "days_measured": measured}
 
 
-class _Raw(JSONBytes):
-    def render(self, content: Any) -> bytes:
-        return content if isinstance(content, bytes) else super().render(content)
-
-
 def _cache(request: Request) -> CostCache:
     cache: CostCache = request.app.state.cost_cache
     return cache
@@ -102,7 +97,8 @@ async def _month(
 @router.get("/estimate", response_model=CostEstimate, summary="This month's AWS cost, from measured usage")
 async def estimate(
     request: Request,
-    db: DbDep,
+    pool: PoolDep,
+    pages: PageCacheDep,
     principal: CurrentPrincipal,
     region: RegionQ = Region.us_east_1,
     free_tier: FreeTierQ = FreeTier.always_free,
@@ -116,7 +112,8 @@ async def estimate(
     scope = tenant_scope(principal, tenant)
 
     async def compute() -> bytes:
-        hist, usage, period = await _month(db, scope, region, free_tier)
+        async with pool.connection() as db:
+            hist, usage, period = await _month(db, scope, region, free_tier)
         body = {
             **price(usage).to_dict(),
             "period": period,
@@ -127,7 +124,9 @@ async def estimate(
         return bytes(JSONBytes(body).body)
 
     key = ("estimate", scope, principal.is_admin, region, free_tier, _today())
-    return _Raw(await _cache(request).get_or_compute(key, compute))
+    body = await _cache(request).get_or_compute(key, compute)
+    pages.put(pages.key(principal, request.scope), body)  # repeated: answered before routing
+    return RawJSON(body)
 
 
 @router.get(
@@ -138,7 +137,7 @@ async def estimate(
 )
 async def forecast(
     request: Request,
-    db: DbDep,
+    pool: PoolDep,
     principal: CurrentPrincipal,
     region: RegionQ = Region.us_east_1,
     free_tier: FreeTierQ = FreeTier.always_free,
@@ -153,9 +152,10 @@ async def forecast(
     first, last = month_bounds(month_bounds(today)[1] + timedelta(days=1))
 
     async def compute() -> bytes:
-        hist = await history(
-            db, scope, today - timedelta(days=FORECAST_HISTORY_DAYS), today, region.value, free_tier.value
-        )
+        async with pool.connection() as db:
+            hist = await history(
+                db, scope, today - timedelta(days=FORECAST_HISTORY_DAYS), today, region.value, free_tier.value
+            )
         try:
             fc = await asyncio.to_thread(
                 forecast_month, hist.days, month=first, replicates=FORECAST_REPLICATES
@@ -173,7 +173,7 @@ async def forecast(
         return bytes(JSONBytes(body).body)
 
     key = ("forecast", scope, principal.is_admin, region, free_tier, today)
-    return _Raw(await _cache(request).get_or_compute(key, compute))
+    return RawJSON(await _cache(request).get_or_compute(key, compute))
 
 
 def parse_multipliers(raw: list[str]) -> dict[str, float]:

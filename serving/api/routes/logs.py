@@ -1,12 +1,18 @@
 """Full-text log search: newest first, keyset pages, highlighted.
 
-How a page is found: the time span is walked backwards from `to` in growing windows (5 minutes,
-then 20, 80, ...; never across midnight, so each query reads one daily partition) until the page
-is full. A common term fills the page from the newest hour alone; a rare one widens the window
-quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through their GIN
-on (service, message_tsv); today's partition (and a closed day not rebuilt yet) through the
-BRIN on timestamp, parsing each message of the window. ts_headline runs on the returned page
-only (it re-parses each message).
+How a page is found: the time span is walked backwards from `to` in growing windows (1 minute,
+then 4, 16, ...; never across midnight, so each query reads one daily partition) until the page
+is full. A common term fills the page from the newest minutes alone; a rare one widens the
+window quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through
+their GIN on (service, message_tsv); today's partition (and a closed day not rebuilt yet) has no
+search index on purpose (ingestion pays nothing for search), so its windows are read through the
+BRIN on timestamp, parsing each message that passes the other filters: there the window grows to
+at most UNINDEXED_WINDOW, and once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
+the rows found so far with a cursor that continues where it stopped (a page may then hold fewer
+than `limit` rows and still have a next_cursor). A request's cost stays bounded and 32 callers
+keep their share of the pool; a rare word over today's lines takes several pages instead of one
+long request. ts_headline runs on the returned rows only (PostgreSQL evaluates it after the
+LIMIT: it re-parses each message).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
 from serving.api import cursor as cursors
-from serving.api.deps import CurrentPrincipal, DbDep, Row, tenant_scope
+from serving.api.deps import CurrentPrincipal, DbDep, Row, SettingsDep, tenant_scope
+from serving.api.pages import cut
 from serving.api.render import page
 from serving.api.timeutil import span
 from serving.models.logs import LogPage
@@ -29,10 +36,15 @@ from serving.models.logs import LogPage
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 DEFAULT_SPAN = timedelta(days=7)
-FIRST_WINDOW = timedelta(minutes=5)
+FIRST_WINDOW = timedelta(minutes=1)
+#: the widest window read from a partition without a search index (today's)
+UNINDEXED_WINDOW = timedelta(minutes=5)
+#: the earliest instant a cursor can name: "every line before `t`" is the cursor (t, this, ...)
+BEFORE_EVERYTHING_AT = (-(2**31), -(2**63), "")
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
 
 
+HEADLINE = sql.SQL("ts_headline('simple', message, websearch_to_tsquery('simple', %s), %s)")
 MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
 MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
 READY_CACHE_SECONDS = 30.0
@@ -68,6 +80,21 @@ async def partitions(request: Request, db: DbDep) -> Partitions:
     return found
 
 
+async def _searchable(request: Request, db: DbDep, text: str) -> bool:
+    """Whether `text` holds a word to search for (`"!!"` does not). PostgreSQL parses the
+    websearch syntax; the answer is remembered per text, so a repeated search skips the trip."""
+    known_texts: dict[str, bool] = request.app.state.searchable_texts
+    known = known_texts.get(text)
+    if known is None:
+        cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) > 0 AS ok", (text,))
+        row = await cur.fetchone()
+        known = bool(row and row["ok"])
+        if len(known_texts) > 10_000:
+            known_texts.clear()
+        known_texts[text] = known
+    return known
+
+
 def _minus(t: datetime, d: timedelta) -> datetime:
     try:
         return t - d
@@ -88,6 +115,7 @@ class Level(StrEnum):
 async def search(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     q: Annotated[
         str | None,
@@ -140,11 +168,8 @@ async def search(
         where.append(sql.SQL("level = %s"))
         args.append(level.value)
     query_text = (q or "").strip()
-    if query_text:
-        cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) AS n", (query_text,))
-        counted = await cur.fetchone()
-        if counted is None or counted["n"] == 0:
-            raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
+    if query_text and not await _searchable(request, db, query_text):
+        raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
     upper = end
     if cursor is not None:
         c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
@@ -162,44 +187,45 @@ async def search(
     upper = min(upper, datetime(after_last.year, after_last.month, after_last.day, tzinfo=UTC))
     rows: list[Row] = []
     window = FIRST_WINDOW
+    deadline = time.monotonic() + settings.search_budget_ms / 1000
+    stopped_at: datetime | None = None
     while upper > start and len(rows) <= limit:
+        if time.monotonic() > deadline:
+            stopped_at = upper
+            break
+        rows_wanted = limit + 1 - len(rows)
         last_instant = (
             upper - timedelta(microseconds=1) if upper > datetime.min.replace(tzinfo=UTC) else upper
         )
         day = last_instant.astimezone(UTC).date()
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        lower = max(start, _minus(upper, window), midnight)
+        indexed = day in parts.search_ready
+        lower = max(start, _minus(upper, window if indexed else min(window, UNINDEXED_WINDOW)), midnight)
         conditions = list(where)
         window_args: list[Any] = []
         if query_text:
-            conditions.append(MATCH_STORED if day in parts.search_ready else MATCH_PARSED)
+            conditions.append(MATCH_STORED if indexed else MATCH_PARSED)
             window_args.append(query_text)
         query = sql.SQL(
             'SELECT "timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, '
-            'kafka_topic FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
+            "kafka_topic, {} AS highlight "
+            'FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
             'ORDER BY "timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC LIMIT %s'
-        ).format(sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions))
-        cur = await db.execute(query, [lower, upper, *args, *window_args, limit + 1 - len(rows)])
+        ).format(
+            HEADLINE if query_text else sql.SQL("NULL::text"),
+            sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions),
+        )
+        headline_args = [query_text, HEADLINE_OPTIONS] if query_text else []
+        cur = await db.execute(query, [*headline_args, lower, upper, *args, *window_args, rows_wanted])
         rows += await cur.fetchall()
         upper = lower
-        window *= 4
+        window = min(window * 4, timedelta(days=1))
 
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = cursors.encode(
-            last["timestamp"], last["kafka_partition"], last["kafka_offset"], last["kafka_topic"]
-        )
-    highlights: list[str | None] = [None] * len(rows)
-    if query_text and rows:
-        cur = await db.execute(
-            "SELECT ts_headline('simple', m, websearch_to_tsquery('simple', %s), %s) AS h "
-            "FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, i) ORDER BY i",
-            (query_text, HEADLINE_OPTIONS, [r["message"] for r in rows]),
-        )
-        highlights = [h["h"] for h in await cur.fetchall()]  # type: ignore[misc]
-    for r, h in zip(rows, highlights, strict=True):
-        r["highlight"] = h
+    rows, next_cursor = cut(
+        rows, limit, lambda r: (r["timestamp"], r["kafka_partition"], r["kafka_offset"], r["kafka_topic"])
+    )
+    if stopped_at is not None and next_cursor is None:
+        next_cursor = cursors.encode(stopped_at, *BEFORE_EVERYTHING_AT)
+    for r in rows:
         del r["kafka_topic"]
     return page(rows, limit, next_cursor)

@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
 from psycopg import sql
 
 from serving.api import cursor as cursors
 from serving.api.deps import CurrentPrincipal, PageCacheDep, PoolDep, tenant_scope
-from serving.api.render import page
+from serving.api.pages import cached, keyset_page, where_clause
 from serving.api.timeutil import span
 from serving.models.metrics import HourlyMetricPage
 
@@ -44,9 +43,9 @@ async def hourly(
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
-    cache_key = cache.key(principal, request)
-    if (hit := cache.get(cache_key)) is not None:
-        return Response(hit, media_type="application/json")
+    cache_key = cache.key(principal, request.scope)
+    if (hit := cached(cache, cache_key)) is not None:
+        return hit
     if scope is not None:
         where.append(sql.SQL("tenant = %s"))
         args.append(scope)
@@ -68,15 +67,7 @@ async def hourly(
         "fatal_count, CASE WHEN log_count > 0 THEN (error_count + fatal_count)::float8 / log_count "
         "ELSE 0 END AS error_rate, host_count, avg_duration_ms, p95_duration_ms "
         "FROM hourly_metrics {} ORDER BY hour DESC, tenant DESC, service DESC LIMIT %s"
-    ).format(sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
-    async with pool.connection() as db:
-        cur = await db.execute(query, [*args, limit + 1])
-        rows = await cur.fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = cursors.encode(last["hour"], last["tenant"], last["service"])
-    response = page(rows, limit, next_cursor)
-    cache.put(cache_key, bytes(response.body))
-    return response
+    ).format(where_clause(where))
+    return await keyset_page(
+        pool, cache, cache_key, query, args, limit, lambda r: (r["hour"], r["tenant"], r["service"])
+    )

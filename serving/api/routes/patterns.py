@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
 from psycopg import sql
 
 from serving.api import cursor as cursors
 from serving.api.deps import CurrentPrincipal, PageCacheDep, PoolDep, tenant_scope
-from serving.api.render import page
+from serving.api.pages import cached, keyset_page, where_clause
 from serving.models.patterns import PatternPage
 
 router = APIRouter(prefix="/api/v1/patterns", tags=["patterns"])
@@ -39,9 +38,9 @@ async def list_patterns(
     where: list[sql.Composable] = []
     args: list[Any] = []
     scope = tenant_scope(principal, tenant)
-    cache_key = cache.key(principal, request)
-    if (hit := cache.get(cache_key)) is not None:
-        return Response(hit, media_type="application/json")
+    cache_key = cache.key(principal, request.scope)
+    if (hit := cached(cache, cache_key)) is not None:
+        return hit
     if scope is not None:
         where.append(sql.SQL("p.tenant = %s"))
         args.append(scope)
@@ -61,15 +60,13 @@ async def list_patterns(
         "FROM log_patterns p LEFT JOIN suppressions s "
         "ON s.tenant = p.tenant AND s.service = p.service AND s.pattern_template = p.template {} "
         "ORDER BY p.count DESC, p.tenant DESC, p.service DESC, p.pattern_id DESC LIMIT %s"
-    ).format(sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
-    async with pool.connection() as db:
-        cur = await db.execute(query, [*args, limit + 1])
-        rows = await cur.fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = cursors.encode(last["count"], last["tenant"], last["service"], last["pattern_id"])
-    response = page(rows, limit, next_cursor)
-    cache.put(cache_key, bytes(response.body))
-    return response
+    ).format(where_clause(where))
+    return await keyset_page(
+        pool,
+        cache,
+        cache_key,
+        query,
+        args,
+        limit,
+        lambda r: (r["count"], r["tenant"], r["service"], r["pattern_id"]),
+    )
