@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -22,7 +24,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from loganalyzer.platform.processes import Supervisor
+from loganalyzer.platform.processes import Supervisor, port_open
+from loganalyzer.platform.seed import HistorySeeder, holdout_hours
 from loganalyzer.settings import (
     DEFAULT_METRICS_PORT,
     AwsResources,
@@ -52,12 +55,23 @@ def up(
         bool, typer.Option(help="Start Airflow (api-server, scheduler, dag-processor; ~2 GB of memory).")
     ] = True,
     generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
+    seed: Annotated[
+        bool,
+        typer.Option(
+            help="Before the live generator, produce --seed-history of generated past traffic at "
+            "full speed (warm baselines) and train and promote a first model when none exists."
+        ),
+    ] = True,
+    seed_history: Annotated[
+        str, typer.Option(help="How much event time of history to seed, e.g. 3h, 90m.")
+    ] = "3h",
     exit_after: Annotated[
         float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
     ] = 0.0,
 ) -> None:
     """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
     from loganalyzer.db.migrate import MigrationError, create_and_migrate
+    from loganalyzer.generator.incidents import ScenarioError, parse_duration
     from loganalyzer.kafka_admin import ensure_topic
     from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
     from loganalyzer.platform.ports import first_free, is_free
@@ -69,6 +83,11 @@ def up(
             console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
             raise typer.Exit(2)
 
+    try:
+        seed_span = parse_duration(seed_history)
+    except ScenarioError as exc:
+        console.print(f"[red]--seed-history:[/red] {exc}")
+        raise typer.Exit(2) from None
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -95,6 +114,7 @@ def up(
         metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
     state = settings.state_dir
     sup = Supervisor(state / "logs")
+    first_model: subprocess.Popen[bytes] | None = None
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -136,11 +156,13 @@ def up(
         aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
 
         mlflow_line = "MLflow:              not started (--no-mlflow)"
+        started_mlflow = False
         if "MLFLOW_TRACKING_URI" in os.environ:
             env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
             mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
         elif mlflow:
             sup.start(mlflow_spec(mlflow_port, state))
+            started_mlflow = True
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             mlflow_line = (
                 f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start; "
@@ -152,6 +174,23 @@ def up(
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
         sup.start(cli_spec("consumer", "consume", env=env))
         sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
+
+        ground_truth = state / "ground_truth.jsonl"
+        seeder = HistorySeeder(
+            {**kafka_client_config(kafka), "bootstrap.servers": bootstrap},
+            kafka.topic,
+            settings.database_url,
+            rate,
+            ground_truth,
+            console,
+        )
+        seeded_until: datetime | None = None
+        if generator and seed:
+            seeded_until = _seed(seeder, seed_span)
+            if "MLFLOW_TRACKING_URI" in env:
+                first_model = _start_first_model(
+                    env, state, seed_span, seeded_until, ground_truth, mlflow_port if started_mlflow else None
+                )
 
         api_lines = ["REST API:            not started (--no-api)"]
         if api:
@@ -179,12 +218,16 @@ def up(
             sup.start(cli_spec("alerts", "alerts", env=env))
             alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
 
-        ground_truth = state / "ground_truth.jsonl"
         if generator:
+            live_from: list[str] = []
+            if seeded_until is not None:
+                # the live traffic starts where the history ends: no hole in event time
+                live_from = ["--start", seeded_until.isoformat(), "--catch-up"]
             sup.start(
                 cli_spec(
                     "generator",
                     "generate",
+                    *live_from,
                     "--rate",
                     str(rate),
                     "--speedup",
@@ -228,6 +271,9 @@ def up(
         while not stopping:
             for note in sup.poll():
                 console.print(f"[yellow]{note}[/yellow]")
+            if first_model is not None and first_model.poll() is not None:
+                _report_first_model(first_model, state)
+                first_model = None
             now = time.monotonic()
             if now - last_status >= 10:
                 last_status = now
@@ -237,8 +283,93 @@ def up(
             time.sleep(0.5)
     finally:
         console.print("stopping…")
+        if first_model is not None and first_model.poll() is None:
+            first_model.terminate()
+            first_model.wait(timeout=30)
         sup.stop()
         console.print("stopped")
+
+
+def _seed(seeder: HistorySeeder, span: timedelta) -> datetime | None:
+    """Seed the history; returns where event time stands (None when nothing is stored at all)."""
+    console.print(
+        f"seeding {span} of generated history at full speed through the broker and the consumer "
+        "(--no-seed skips it)…"
+    )
+    try:
+        result = seeder.seed(span)
+    except TimeoutError as exc:
+        console.print(f"[red]seeding stopped:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if result is None:
+        latest = seeder.latest_stored()
+        console.print(f"history: already stored up to {latest:%Y-%m-%d %H:%M:%S} UTC; nothing to seed")
+        return latest
+    console.print(
+        f"history: {result.produced:,} events from {result.start:%H:%M} to {result.end:%H:%M} UTC "
+        f"stored, {result.incidents} incident(s) in it",
+        highlight=False,
+    )
+    return result.end
+
+
+def _start_first_model(
+    env: dict[str, str],
+    state: Path,
+    span: timedelta,
+    until: datetime | None,
+    ground_truth: Path,
+    mlflow_port: int | None,
+) -> subprocess.Popen[bytes] | None:
+    """Train and promote a first model in the background (the nightly retraining's code), when
+    none is the champion yet. Waits for a local MLflow server to answer first."""
+    if until is None:
+        return None
+    if mlflow_port is not None:
+        deadline = time.monotonic() + 180
+        with console.status("waiting for the MLflow server…"):
+            while not port_open("127.0.0.1", mlflow_port):
+                if time.monotonic() > deadline:
+                    console.print("[yellow]MLflow did not answer within 180 s: no first model[/yellow]")
+                    return None
+                time.sleep(0.5)
+    start = until - span
+    argv = [
+        sys.executable,
+        "-m",
+        "loganalyzer",
+        "model",
+        "retrain",
+        "--if-no-champion",
+        "--hours",
+        f"{max(span.total_seconds() / 3600, 1):.4f}",
+        "--holdout-hours",
+        f"{holdout_hours(start, until):.4f}",
+        "--until",
+        until.isoformat(),
+    ]
+    if ground_truth.exists():
+        argv += ["--ground-truth", str(ground_truth)]
+    log_path = state / "logs" / "first-model.log"
+    console.print(f"training a first model in the background (log: {log_path})")
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env}
+        )
+
+
+def _report_first_model(proc: subprocess.Popen[bytes], state: Path) -> None:
+    lines = (state / "logs" / "first-model.log").read_text(errors="replace").strip().splitlines()
+    last = lines[-1] if lines else "(no output)"
+    if proc.returncode == 0:
+        console.print(f"first model: {last}", soft_wrap=True, highlight=False)
+    else:
+        console.print(
+            f"[yellow]first model not trained[/yellow] (exit {proc.returncode}): {last}; the nightly_retrain "
+            "DAG or `loganalyzer model retrain` trains one later",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _start_airflow(
