@@ -166,7 +166,9 @@ def up(
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             mlflow_line = (
                 f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start; "
-                "the model: /#/models/log-anomaly-detector)"
+                "the model: /#/models/log-anomaly-detector)\n"
+                f"  try:               curl -s '{env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/"
+                "registered-models/alias?name=log-anomaly-detector&alias=champion'"
             )
 
         kafka = settings.kafka
@@ -205,7 +207,7 @@ def up(
             key_file = _local_admin_key(settings.database_url, state)
             api_lines = [
                 f"REST API docs:       {api_url}/docs",
-                f'try the API:         curl -s -H "X-API-Key: $(cat {key_file})" '
+                f'  try:               curl -s -H "X-API-Key: $(cat {key_file})" '
                 f"'{api_url}/api/v1/anomalies?limit=5'",
             ]
 
@@ -243,7 +245,9 @@ def up(
             *api_lines,
             *airflow_lines,
             mlflow_line,
-            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
+            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics  (Prometheus)",
+            f"  try:               curl -s http://127.0.0.1:{metrics_port}/metrics | grep -E "
+            "'^loganalyzer_(events_written|anomaly_changes)'",
             f"logs in PostgreSQL:  psql '{settings.database_url}' -c "
             "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
             f"anomalies:           psql '{settings.database_url}' -c "
@@ -257,14 +261,14 @@ def up(
             f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
             f"{aws_names.dynamodb_table}",
             alerts_line,
-            "Grafana:             dashboards and provisioning in grafana/ (point a Grafana at this database)",
+            *_grafana_lines(os.environ.get("GRAFANA_URL", "")),
             f"incidents injected:  {ground_truth}" if generator else "generator:           off",
             f"process logs:        {state / 'logs'}",
             "stop:                Ctrl-C",
         ]
         console.rule("Smart Log Analyzer is up")
-        for line in lines:
-            console.print(line, soft_wrap=True, highlight=False)
+        for line in "\n".join(lines).splitlines():
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
         console.rule()
         started = time.monotonic()
         last_status = 0.0
@@ -288,6 +292,30 @@ def up(
             first_model.wait(timeout=30)
         sup.stop()
         console.print("stopped")
+
+
+def _grafana_lines(url: str) -> list[str]:
+    """Grafana's address when GRAFANA_URL answers (no Grafana server runs on a developer machine
+    by default), else where its dashboards are."""
+    import httpx
+
+    url = url.rstrip("/")
+    if url:
+        try:
+            healthy = httpx.get(f"{url}/api/health", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        if healthy:
+            return [
+                f"Grafana:             {url}/d/loganalyzer-overview  (also loganalyzer-anomalies, "
+                "loganalyzer-costs; provisioning in grafana/)",
+                f"  try:               curl -s {url}/api/health",
+            ]
+        return [f"Grafana:             {url} (GRAFANA_URL) does not answer; dashboards in grafana/"]
+    return [
+        "Grafana:             dashboards and provisioning in grafana/ (set GRAFANA_URL to a Grafana "
+        "that has them, and its address is listed here)"
+    ]
 
 
 def _seed(seeder: HistorySeeder, span: timedelta) -> datetime | None:
@@ -388,7 +416,8 @@ def _start_airflow(
     setup = AirflowSetup(
         home=state / "airflow",
         port=port,
-        metadata_url=metadata_url_for(database_url),
+        # Airflow's own setting wins: a metadata database elsewhere, or one per test run
+        metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or metadata_url_for(database_url),
         product_env=dict(env),
     )
     console.print("Airflow: preparing its metadata database (the first start takes a minute)…")
