@@ -68,6 +68,17 @@ class Browser:
     def set_cookie(self, url: str, name: str, value: str) -> None:
         self.call("Network.setCookie", session=True, url=url, name=name, value=value, path="/")
 
+    def set_headers(self, headers: dict[str, str]) -> None:
+        """Headers sent with every request from now on (an API key, as curl would send it)."""
+        self.call("Network.setExtraHTTPHeaders", session=True, headers=headers)
+
+    def evaluate(self, expression: str) -> Any:
+        """A JavaScript expression's value in the page (promises awaited)."""
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
+        return result.get("result", {}).get("value")
+
     def text(self) -> str:
         result = self.call(
             "Runtime.evaluate",
