@@ -6,7 +6,7 @@
 # needs neither. Debian's chromium, with which the tests open the platform's pages (API docs,
 # Airflow, MLflow) headless as a user would and take the README's screenshots. Machines of our
 # kind have PostgreSQL installed and running; this makes a fresh or stopped one work too.
-# Idempotent: it installs only what is missing.
+# Those two only with --tests. Idempotent: it installs only what is missing.
 set -euo pipefail
 
 apt_updated=""
@@ -14,14 +14,18 @@ apt_install() {  # apt_install PACKAGE WHY: install from Debian's packages as ro
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing $1 from Debian's packages ($2)…"
     [[ -n "$apt_updated" ]] || { apt-get update -qq; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null \
+      || echo "note: $1 could not be installed; the tests that need it will be skipped" >&2
   else
     echo "note: $1 is missing (apt-get install $1); the tests that need it will be skipped" >&2
   fi
 }
 
-command -v docker-compose >/dev/null || apt_install docker-compose "validates docker-compose.yml"
-command -v chromium >/dev/null || apt_install chromium "opens the platform's pages in the browser tests"
+# What only the tests need (`make test` passes --tests; `make up` does not wait for a browser):
+if [[ "${1:-}" == "--tests" ]]; then
+  command -v docker-compose >/dev/null || apt_install docker-compose "validates docker-compose.yml"
+  command -v chromium >/dev/null || apt_install chromium "opens the platform's pages in the browser tests"
+fi
 
 have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }

@@ -64,7 +64,7 @@ def up(
     ] = True,
     seed_history: Annotated[
         str, typer.Option(help="How much event time of history to seed, e.g. 3h, 90m.")
-    ] = "3h",
+    ] = "2h",
     exit_after: Annotated[
         float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
     ] = 0.0,
@@ -331,7 +331,10 @@ def _seed(seeder: HistorySeeder, span: timedelta) -> datetime | None:
         raise typer.Exit(1) from None
     if result is None:
         latest = seeder.latest_stored()
-        console.print(f"history: already stored up to {latest:%Y-%m-%d %H:%M:%S} UTC; nothing to seed")
+        if latest is None:
+            console.print(f"history: {span} is too short to seed (at least a minute)")
+        else:
+            console.print(f"history: already stored up to {latest:%Y-%m-%d %H:%M:%S} UTC; nothing to seed")
         return latest
     console.print(
         f"history: {result.produced:,} events from {result.start:%H:%M} to {result.end:%H:%M} UTC "
