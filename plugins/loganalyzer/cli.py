@@ -198,6 +198,9 @@ def model_retrain(
     if_no_champion: Annotated[
         bool, typer.Option(help="Do nothing when log-anomaly-detector@champion already exists.")
     ] = False,
+    wait_for_mlflow: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for an http(s) tracking server to answer.")
+    ] = 0,
 ) -> None:
     """What the nightly_retrain DAG runs, from the command line: train a candidate, evaluate it
     against the champion on held-out windows, register it, and promote it only when it is better.
@@ -218,6 +221,8 @@ def model_retrain(
             "[red]MLFLOW_TRACKING_URI is not set[/red]: point it at the MLflow server (make up starts one)"
         )
         raise typer.Exit(2)
+    if wait_for_mlflow and uri.startswith(("http://", "https://")):
+        _wait_for_tracking_server(uri, wait_for_mlflow)
     if if_no_champion:
         try:
             existing = MlflowClient(uri).get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
@@ -254,6 +259,24 @@ def model_retrain(
         f"{report.eval_windows:,} (candidate F1 {report.candidate.f1:.3f})",
         soft_wrap=True,
     )
+
+
+def _wait_for_tracking_server(uri: str, seconds: float) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{uri.rstrip('/')}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            console.print(f"[red]the MLflow server at {uri} did not answer within {seconds:.0f}s[/red]")
+            raise typer.Exit(1)
+        time.sleep(1)
 
 
 def _detection_stage(settings: Settings) -> DetectionStage | None:

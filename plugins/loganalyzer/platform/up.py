@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from loganalyzer.platform.processes import Supervisor, port_open
+from loganalyzer.platform.processes import Supervisor
 from loganalyzer.platform.seed import HistorySeeder, holdout_hours
 from loganalyzer.settings import (
     DEFAULT_METRICS_PORT,
@@ -156,13 +156,11 @@ def up(
         aws_names = _bootstrap_aws(replace(settings, aws_endpoint_url=aws_url))
 
         mlflow_line = "MLflow:              not started (--no-mlflow)"
-        started_mlflow = False
         if "MLFLOW_TRACKING_URI" in os.environ:
             env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
             mlflow_line = f"MLflow:              {env['MLFLOW_TRACKING_URI']} (MLFLOW_TRACKING_URI)"
         elif mlflow:
             sup.start(mlflow_spec(mlflow_port, state))
-            started_mlflow = True
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             mlflow_line = (
                 f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start; "
@@ -190,9 +188,7 @@ def up(
         if generator and seed:
             seeded_until = _seed(seeder, seed_span)
             if "MLFLOW_TRACKING_URI" in env:
-                first_model = _start_first_model(
-                    env, state, seed_span, seeded_until, ground_truth, mlflow_port if started_mlflow else None
-                )
+                first_model = _start_first_model(env, state, seed_span, seeded_until, ground_truth)
 
         api_lines = ["REST API:            not started (--no-api)"]
         if api:
@@ -350,20 +346,12 @@ def _start_first_model(
     span: timedelta,
     until: datetime | None,
     ground_truth: Path,
-    mlflow_port: int | None,
 ) -> subprocess.Popen[bytes] | None:
     """Train and promote a first model in the background (the nightly retraining's code), when
-    none is the champion yet. Waits for a local MLflow server to answer first."""
+    none is the champion yet. It waits for the MLflow server itself (~25 s to start, minutes on
+    a busy machine), so nothing else waits for it."""
     if until is None:
         return None
-    if mlflow_port is not None:
-        deadline = time.monotonic() + 180
-        with console.status("waiting for the MLflow server…"):
-            while not port_open("127.0.0.1", mlflow_port):
-                if time.monotonic() > deadline:
-                    console.print("[yellow]MLflow did not answer within 180 s: no first model[/yellow]")
-                    return None
-                time.sleep(0.5)
     start = until - span
     argv = [
         sys.executable,
@@ -372,6 +360,8 @@ def _start_first_model(
         "model",
         "retrain",
         "--if-no-champion",
+        "--wait-for-mlflow",
+        "300",
         "--hours",
         f"{max(span.total_seconds() / 3600, 1):.4f}",
         "--holdout-hours",
