@@ -5,7 +5,6 @@ test when it never shows its content or shows an error; the screenshots are the 
 from __future__ import annotations
 
 import subprocess
-import time
 import warnings
 from pathlib import Path
 
@@ -85,8 +84,6 @@ def test_api_airflow_and_mlflow_pages_render_without_errors(running_platform: Ru
             f"{platform.api_url}/api/v1/anomalies?limit=5", ['"data"', '"type"'], [r'"detail"\s*:']
         )
         assert any(t in page.text for t in ANOMALY_TYPES), page.text[:1000]
-        browser.evaluate("document.querySelector('input[type=checkbox]')?.click()")  # Pretty-print
-        time.sleep(0.5)
         browser.screenshot(SHOTS / "api-anomalies.png")
         browser.set_headers({})
 
