@@ -107,9 +107,13 @@ def test_up_seeds_history_finds_its_incidents_and_promotes_a_first_model(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # a failed assertion: stop it as Ctrl-C would, so no child outlives it
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     text = output()
     assert proc.returncode == 0, text[-3000:]
     assert "history: " in text and "incident(s) in it" in text
