@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
+.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ setup: $(UV) ## Install system services check + the locked Python environment in
 up: setup ## Set up, then run the whole platform locally (Ctrl-C stops everything)
 	.venv/bin/loganalyzer up
 
-test: setup lint typecheck ## Set up, then lint, type-check and run every test (what CI runs)
+test-deps: ## System packages only the tests need (docker-compose, chromium)
+	bash scripts/system-deps.sh --tests
+
+test: setup test-deps lint typecheck ## Set up, then lint, type-check and run every test (what CI runs)
 	.venv/bin/pytest -q -ra --durations=15
 
 lint: ## ruff lint + format check

@@ -3,18 +3,28 @@
 # client, running on 127.0.0.1:5432 with trust auth for local development and tests), and
 # Debian's docker-compose (1.29), with which the tests validate docker-compose.yml: no Docker
 # engine runs on our machines and the `docker compose` plugin is not packaged, but `config`
-# needs neither. Machines of our kind have PostgreSQL installed and running; this makes a fresh
-# or stopped one work too. Idempotent: it installs only what is missing.
+# needs neither. Debian's chromium, with which the tests open the platform's pages (API docs,
+# Airflow, MLflow) headless as a user would and take the README's screenshots. Machines of our
+# kind have PostgreSQL installed and running; this makes a fresh or stopped one work too.
+# Those two only with --tests. Idempotent: it installs only what is missing.
 set -euo pipefail
 
-if ! command -v docker-compose >/dev/null; then
+apt_updated=""
+apt_install() {  # apt_install PACKAGE WHY: install from Debian's packages as root, else a note
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing docker-compose from Debian's packages (validates docker-compose.yml)…"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    echo "installing $1 from Debian's packages ($2)…"
+    [[ -n "$apt_updated" ]] || { apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null \
+      || echo "note: $1 could not be installed; the tests that need it will be skipped" >&2
   else
-    echo "note: docker-compose is missing (apt-get install docker-compose); its test will be skipped" >&2
+    echo "note: $1 is missing (apt-get install $1); the tests that need it will be skipped" >&2
   fi
+}
+
+# What only the tests need (`make test` passes --tests; `make up` does not wait for a browser):
+if [[ "${1:-}" == "--tests" ]]; then
+  command -v docker-compose >/dev/null || apt_install docker-compose "validates docker-compose.yml"
+  command -v chromium >/dev/null || apt_install chromium "opens the platform's pages in the browser tests"
 fi
 
 have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }

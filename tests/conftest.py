@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import fresh_database, tansu_broker
+from tests.up_support import RunningPlatform, platform_with_airflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +23,11 @@ def broker() -> Iterator[str]:
 def database_url() -> Iterator[str]:
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def running_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """The whole platform from `loganalyzer up`, Airflow included, once per session: reuse it in
+    any test that needs the running product rather than starting another (~2 GB, minutes)."""
+    with platform_with_airflow(tmp_path_factory.mktemp("platform")) as running:
+        yield running

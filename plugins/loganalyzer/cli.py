@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -200,6 +201,102 @@ def model_train(
         f"of {len(profiles)} services (services with under an hour of windows are not scored)"
         + (" and promoted it to @champion" if promote else "")
     )
+
+
+@model_app.command("retrain")
+def model_retrain(
+    hours: Annotated[
+        float, typer.Option(min=1, help="Learn from this many hours of logs before --until.")
+    ] = 7 * 24,
+    holdout_hours: Annotated[
+        float, typer.Option(min=0.1, help="The latest hours, kept out of training for the evaluation.")
+    ] = 24,
+    until: Annotated[str | None, typer.Option(help="End of the span (RFC 3339; default now).")] = None,
+    ground_truth: Annotated[
+        Path | None, typer.Option(help="The generator's ground-truth JSONL: labels for the evaluation.")
+    ] = None,
+    if_no_champion: Annotated[
+        bool, typer.Option(help="Do nothing when log-anomaly-detector@champion already exists.")
+    ] = False,
+    wait_for_mlflow: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for an http(s) tracking server to answer.")
+    ] = 0,
+) -> None:
+    """What the nightly_retrain DAG runs, from the command line: train a candidate, evaluate it
+    against the champion on held-out windows, register it, and promote it only when it is better.
+
+    `loganalyzer up` runs it once after seeding history, so the forest works from the first minutes.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from loganalyzer.batch.retrain import LabelError, RetrainConfig, retrain
+    from loganalyzer.model import CHAMPION_ALIAS, MODEL_NAME
+    from loganalyzer.model.training import NotEnoughData
+
+    settings = _settings()
+    uri = settings.detection.mlflow_tracking_uri
+    if not uri:
+        console.print(
+            "[red]MLFLOW_TRACKING_URI is not set[/red]: point it at the MLflow server (make up starts one)"
+        )
+        raise typer.Exit(2)
+    if wait_for_mlflow and uri.startswith(("http://", "https://")):
+        _wait_for_tracking_server(uri, wait_for_mlflow)
+    if if_no_champion:
+        try:
+            existing = MlflowClient(uri).get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
+        except MlflowException:
+            existing = None
+        if existing is not None:
+            console.print(f"{MODEL_NAME}@{CHAMPION_ALIAS} is version {existing.version}: nothing to do")
+            return
+    end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else datetime.now(UTC)
+    try:
+        config = RetrainConfig(days=hours / 24, holdout_hours=holdout_hours)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    truth = None
+    if ground_truth is not None:
+        if not ground_truth.is_file():
+            console.print(f"[red]ground truth file {ground_truth} does not exist[/red]")
+            raise typer.Exit(2)
+        truth = ground_truth.read_text()
+    try:
+        with connect(settings.database_url) as conn:
+            report = retrain(conn, uri, end, config, truth)
+    except NotEnoughData as exc:
+        console.print(f"[red]{exc}[/red] between {end - timedelta(hours=hours)} and {end}")
+        raise typer.Exit(1) from None
+    except LabelError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    verdict = "promoted to @champion" if report.promoted else "registered, @champion kept"
+    console.print(
+        f"{MODEL_NAME} version {report.version} {verdict} ({report.reason}); trained on "
+        f"{report.train_windows:,} windows of {report.services} services, evaluated on "
+        f"{report.eval_windows:,} (candidate F1 {report.candidate.f1:.3f})",
+        soft_wrap=True,
+    )
+
+
+def _wait_for_tracking_server(uri: str, seconds: float) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{uri.rstrip('/')}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            console.print(f"[red]the MLflow server at {uri} did not answer within {seconds:.0f}s[/red]")
+            raise typer.Exit(1)
+        time.sleep(1)
 
 
 def _detection_stage(settings: Settings) -> DetectionStage | None:

@@ -39,3 +39,30 @@ def test_model_train_registers_and_promotes(
 
     empty = CliRunner().invoke(app, ["model", "train", "--hours", "1", "--until", start.isoformat()])
     assert empty.exit_code == 1 and "need 50" in empty.output
+
+
+def test_model_retrain_runs_the_nightly_code_and_if_no_champion_leaves_one_alone(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    start = datetime(2026, 11, 10, tzinfo=UTC)
+    write_traffic(database_url, start, 6 * 60, services=3, logs_per_minute=4, incidents=[])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    until = (start + timedelta(hours=6)).isoformat()
+    args = ["model", "retrain", "--hours", "6", "--holdout-hours", "1", "--until", until, "--if-no-champion"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "version 1 promoted to @champion (no champion yet)" in first.output
+    mv = MlflowClient(uri).get_model_version_by_alias("log-anomaly-detector", "champion")
+    assert mv.tags["decision"] == "promoted"
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "is version 1: nothing to do" in again.output, again.output
+    assert len(MlflowClient(uri).search_model_versions("name='log-anomaly-detector'")) == 1
+
+    bad = CliRunner().invoke(app, ["model", "retrain", "--hours", "2", "--holdout-hours", "3"])
+    assert bad.exit_code == 2 and "holdout_hours" in bad.output

@@ -44,6 +44,7 @@ def test_up_runs_the_platform_and_stops_everything_on_sigterm(database_url: str,
             "--api-port",
             str(api),
             "--no-airflow",  # its processes are tested on their own (test_airflow_platform.py)
+            "--no-seed",  # the seeded history has its own test (test_up_seed.py)
             "--rate",
             "300",
         ],

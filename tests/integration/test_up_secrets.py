@@ -63,6 +63,7 @@ def test_up_runs_each_process_as_its_user_and_logs_no_secret(database_url: str, 
                 "up",
                 *("--kafka-port", str(kafka), "--aws-port", str(aws), "--metrics-port", str(metrics)),
                 *("--mlflow-port", str(mlflow), "--api-port", str(api), "--no-airflow", "--rate", "300"),
+                *("--seed-history", "20m"),  # the seeder and the first model's retraining log too
             ],
             env=env,
             cwd=ROOT,

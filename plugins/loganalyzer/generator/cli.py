@@ -67,6 +67,14 @@ def generate(
         float, typer.Option(min=0.0, max=0.99, help="Share of deliberately malformed records.")
     ] = 0.0,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="With a --start in the past: produce at full speed until event time reaches now, "
+            "then at --speedup (what `up` does after seeding history).",
+        ),
+    ] = False,
 ) -> None:
     """Produce seasonal multi-service traffic to KAFKA_TOPIC, injecting labelled incidents."""
     try:
@@ -142,6 +150,8 @@ def generate(
     total = span.total_seconds() if span is not None else None
     task = progress.add_task("generate", total=total, event_time="-", events=0, rate=0.0, incidents=0)
     wall0 = time.monotonic()
+    # the event time that wall0 stands for: the start, or now when the past is caught up first
+    origin = max(t0, datetime.now(UTC)) if catch_up else t0
     last_show = 0.0
     n = 0
     try:
@@ -150,7 +160,7 @@ def generate(
                 if stopping or (count and n >= count):
                     break
                 if speedup > 0:
-                    due = wall0 + (rec.timestamp - t0).total_seconds() / speedup
+                    due = wall0 + (rec.timestamp - origin).total_seconds() / speedup
                     delay = due - time.monotonic()
                     if delay > 0.005:
                         sink.poll()

@@ -202,9 +202,15 @@ def airflow_specs(setup: AirflowSetup) -> list[ChildSpec]:
 def banner_lines(setup: AirflowSetup) -> list[str]:
     """What `loganalyzer up` prints about Airflow: where the UI is and how to log in."""
     password = ensure_admin_password(setup)
+    login = json.dumps({"username": ADMIN_USER, "password": password})
+    token = (
+        f"$(curl -s -X POST {setup.url}/auth/token -H 'Content-Type: application/json' -d '{login}' "
+        """| python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"""
+    )
     return [
         f"Airflow UI/API:      {setup.url}  (user {ADMIN_USER}, password {password}; "
         f"stored in {setup.passwords_file})",
+        f'  try:               curl -s -H "Authorization: Bearer {token}" {setup.url}/api/v2/dags',
         f"Airflow CLI:         AIRFLOW_HOME={setup.home} .venv/bin/airflow dags list  "
         "(with the same AIRFLOW__* environment: see docs/airflow.md)",
     ]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -23,6 +25,7 @@ import typer
 from rich.console import Console
 
 from loganalyzer.platform.processes import Supervisor
+from loganalyzer.platform.seed import HistorySeeder, holdout_hours
 from loganalyzer.settings import (
     DEFAULT_METRICS_PORT,
     AwsResources,
@@ -52,6 +55,16 @@ def up(
         bool, typer.Option(help="Start Airflow (api-server, scheduler, dag-processor; ~2 GB of memory).")
     ] = True,
     generator: Annotated[bool, typer.Option(help="Start the log generator with demo incidents.")] = True,
+    seed: Annotated[
+        bool,
+        typer.Option(
+            help="Before the live generator, produce --seed-history of generated past traffic at "
+            "full speed (warm baselines) and train and promote a first model when none exists."
+        ),
+    ] = True,
+    seed_history: Annotated[
+        str, typer.Option(help="How much event time of history to seed, e.g. 3h, 90m.")
+    ] = "2h",
     exit_after: Annotated[
         float, typer.Option(help="Stop everything after this many seconds (0: run until Ctrl-C).")
     ] = 0.0,
@@ -59,6 +72,7 @@ def up(
     """Start the whole platform locally, supervise it, and stop everything on Ctrl-C / SIGTERM."""
     from loganalyzer.db.login_users import LoginUserError, mask_password
     from loganalyzer.db.migrate import MigrationError, create_and_migrate
+    from loganalyzer.generator.incidents import ScenarioError, parse_duration
     from loganalyzer.kafka_admin import ensure_topic
     from loganalyzer.platform.db_users import prepare_process_databases
     from loganalyzer.platform.local import broker_spec, cli_spec, mlflow_spec, moto_spec
@@ -71,6 +85,11 @@ def up(
             console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
             raise typer.Exit(2)
 
+    try:
+        seed_span = parse_duration(seed_history)
+    except ScenarioError as exc:
+        console.print(f"[red]--seed-history:[/red] {exc}")
+        raise typer.Exit(2) from None
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -97,6 +116,7 @@ def up(
         metrics_port = first_free(chosen.metrics_port or DEFAULT_METRICS_PORT)
     state = settings.state_dir
     sup = Supervisor(state / "logs")
+    first_model: subprocess.Popen[bytes] | None = None
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -159,7 +179,9 @@ def up(
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             mlflow_line = (
                 f"MLflow UI/registry:  {env['MLFLOW_TRACKING_URI']}  (ready ~25 s after start; "
-                "the model: /#/models/log-anomaly-detector)"
+                "the model: /#/models/log-anomaly-detector)\n"
+                f"  try:               curl -s '{env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/"
+                "registered-models/alias?name=log-anomaly-detector&alias=champion'"
             )
 
         kafka = settings.kafka
@@ -167,6 +189,21 @@ def up(
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
         sup.start(cli_spec("consumer", "consume", env={**env, "DATABASE_URL": dbs.url("consumer")}))
         sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
+
+        ground_truth = state / "ground_truth.jsonl"
+        seeder = HistorySeeder(
+            {**kafka_client_config(kafka), "bootstrap.servers": bootstrap},
+            kafka.topic,
+            settings.database_url,
+            rate,
+            ground_truth,
+            console,
+        )
+        seeded_until: datetime | None = None
+        if generator and seed:
+            seeded_until = _seed(seeder, seed_span)
+            if "MLFLOW_TRACKING_URI" in env:
+                first_model = _start_first_model(env, state, seed_span, seeded_until, ground_truth)
 
         api_lines = ["REST API:            not started (--no-api)"]
         if api:
@@ -187,7 +224,7 @@ def up(
             key_file = _local_admin_key(settings.database_url, state)
             api_lines = [
                 f"REST API docs:       {api_url}/docs",
-                f'try the API:         curl -s -H "X-API-Key: $(cat {key_file})" '
+                f'  try:               curl -s -H "X-API-Key: $(cat {key_file})" '
                 f"'{api_url}/api/v1/anomalies?limit=5'",
             ]
 
@@ -202,12 +239,16 @@ def up(
             sup.start(cli_spec("alerts", "alerts", env={**env, "DATABASE_URL": dbs.url("alerts")}))
             alerts_line = "Slack alerts:        on (SLACK_WEBHOOK_URL); deliveries in table alert_deliveries"
 
-        ground_truth = state / "ground_truth.jsonl"
         if generator:
+            live_from: list[str] = []
+            if seeded_until is not None:
+                # the live traffic starts where the history ends: no hole in event time
+                live_from = ["--start", seeded_until.isoformat(), "--catch-up"]
             sup.start(
                 cli_spec(
                     "generator",
                     "generate",
+                    *live_from,
                     "--rate",
                     str(rate),
                     "--speedup",
@@ -223,7 +264,9 @@ def up(
             *api_lines,
             *airflow_lines,
             mlflow_line,
-            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics",
+            f"consumer metrics:    http://127.0.0.1:{metrics_port}/metrics  (Prometheus)",
+            f"  try:               curl -s http://127.0.0.1:{metrics_port}/metrics | grep -E "
+            "'^loganalyzer_(events_written|anomaly_changes)'",
             f"logs in PostgreSQL:  psql '{shown_url}' -c "
             "'SELECT service, level, count(*) FROM logs GROUP BY 1, 2'",
             f"anomalies:           psql '{shown_url}' -c "
@@ -237,21 +280,24 @@ def up(
             f"{aws_names.export_prefix}/; the lambda runner writes summaries to DynamoDB "
             f"{aws_names.dynamodb_table}",
             alerts_line,
-            "Grafana:             dashboards and provisioning in grafana/ (point a Grafana at this database "
-            f"as {mask_password(dbs.url('grafana'))}, password in {state / 'db-users'})",
+            *_grafana_lines(os.environ.get("GRAFANA_URL", "")),
+            f"  its database user: {mask_password(dbs.url('grafana'))} (password in {state / 'db-users'})",
             f"incidents injected:  {ground_truth}" if generator else "generator:           off",
             f"process logs:        {state / 'logs'}",
             "stop:                Ctrl-C",
         ]
         console.rule("Smart Log Analyzer is up")
-        for line in lines:
-            console.print(line, soft_wrap=True, highlight=False)
+        for line in "\n".join(lines).splitlines():
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
         console.rule()
         started = time.monotonic()
         last_status = 0.0
         while not stopping:
             for note in sup.poll():
                 console.print(f"[yellow]{note}[/yellow]")
+            if first_model is not None and first_model.poll() is not None:
+                _report_first_model(first_model, state)
+                first_model = None
             now = time.monotonic()
             if now - last_status >= 10:
                 last_status = now
@@ -261,8 +307,114 @@ def up(
             time.sleep(0.5)
     finally:
         console.print("stopping…")
+        if first_model is not None and first_model.poll() is None:
+            first_model.terminate()
+            first_model.wait(timeout=30)
         sup.stop()
         console.print("stopped")
+
+
+def _grafana_lines(url: str) -> list[str]:
+    """Grafana's address when GRAFANA_URL answers (no Grafana server runs on a developer machine
+    by default), else where its dashboards are."""
+    import httpx
+
+    url = url.rstrip("/")
+    if url:
+        try:
+            healthy = httpx.get(f"{url}/api/health", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        if healthy:
+            return [
+                f"Grafana:             {url}/d/loganalyzer-overview  (also loganalyzer-anomalies, "
+                "loganalyzer-costs; provisioning in grafana/)",
+                f"  try:               curl -s {url}/api/health",
+            ]
+        return [f"Grafana:             {url} (GRAFANA_URL) does not answer; dashboards in grafana/"]
+    return [
+        "Grafana:             dashboards and provisioning in grafana/ (set GRAFANA_URL to a Grafana "
+        "that has them, and its address is listed here)"
+    ]
+
+
+def _seed(seeder: HistorySeeder, span: timedelta) -> datetime | None:
+    """Seed the history; returns where event time stands (None when nothing is stored at all)."""
+    console.print(
+        f"seeding {span} of generated history at full speed through the broker and the consumer "
+        "(--no-seed skips it)…"
+    )
+    try:
+        result = seeder.seed(span)
+    except TimeoutError as exc:
+        console.print(f"[red]seeding stopped:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if result is None:
+        latest = seeder.latest_stored()
+        if latest is None:
+            console.print(f"history: {span} is too short to seed (at least a minute)")
+        else:
+            console.print(f"history: already stored up to {latest:%Y-%m-%d %H:%M:%S} UTC; nothing to seed")
+        return latest
+    console.print(
+        f"history: {result.produced:,} events from {result.start:%H:%M} to {result.end:%H:%M} UTC "
+        f"stored, {result.incidents} incident(s) in it",
+        highlight=False,
+    )
+    return result.end
+
+
+def _start_first_model(
+    env: dict[str, str],
+    state: Path,
+    span: timedelta,
+    until: datetime | None,
+    ground_truth: Path,
+) -> subprocess.Popen[bytes] | None:
+    """Train and promote a first model in the background (the nightly retraining's code), when
+    none is the champion yet. It waits for the MLflow server itself (~25 s to start, minutes on
+    a busy machine), so nothing else waits for it."""
+    if until is None:
+        return None
+    start = until - span
+    argv = [
+        sys.executable,
+        "-m",
+        "loganalyzer",
+        "model",
+        "retrain",
+        "--if-no-champion",
+        "--wait-for-mlflow",
+        "300",
+        "--hours",
+        f"{max(span.total_seconds() / 3600, 1):.4f}",
+        "--holdout-hours",
+        f"{holdout_hours(start, until):.4f}",
+        "--until",
+        until.isoformat(),
+    ]
+    if ground_truth.exists():
+        argv += ["--ground-truth", str(ground_truth)]
+    log_path = state / "logs" / "first-model.log"
+    console.print(f"training a first model in the background (log: {log_path})")
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env}
+        )
+
+
+def _report_first_model(proc: subprocess.Popen[bytes], state: Path) -> None:
+    lines = (state / "logs" / "first-model.log").read_text(errors="replace").strip().splitlines()
+    last = lines[-1] if lines else "(no output)"
+    if proc.returncode == 0:
+        console.print(f"first model: {last}", soft_wrap=True, highlight=False)
+    else:
+        console.print(
+            f"[yellow]first model not trained[/yellow] (exit {proc.returncode}): {last}; the nightly_retrain "
+            "DAG or `loganalyzer model retrain` trains one later",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _start_airflow(
@@ -281,7 +433,8 @@ def _start_airflow(
     setup = AirflowSetup(
         home=state / "airflow",
         port=port,
-        metadata_url=metadata_url_for(database_url),
+        # Airflow's own setting wins: a metadata database elsewhere, or one per test run
+        metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or metadata_url_for(database_url),
         product_env=dict(env),
     )
     console.print("Airflow: preparing its metadata database (the first start takes a minute)…")

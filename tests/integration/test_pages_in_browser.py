@@ -1,0 +1,148 @@
+"""The pages a newcomer opens, in a real browser (Debian's headless Chromium), from a running
+`loganalyzer up`: the API's docs, Airflow's DAG list, MLflow's registered model. A page fails the
+test when it never shows its content or shows an error; the screenshots are the README's."""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import chromium_binary, headless_chromium
+from tests.support import wait_for
+from tests.up_support import RunningPlatform
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        chromium_binary() is None, reason="chromium missing: scripts/system-deps.sh installs it"
+    ),
+]
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "img"
+DAGS = ("cost_snapshot", "daily_s3_export", "hourly_rollup", "maintenance", "nightly_retrain")
+ANOMALY_TYPES = (
+    "error_rate_spike",
+    "log_volume_spike",
+    "log_volume_drop",
+    "new_error_pattern",
+    "isolation_forest",
+)
+#: what a broken page says (React error boundaries, server errors, auth failures)
+ERRORS = (
+    r"Internal Server Error",
+    r"Something went wrong",
+    r"Traceback",
+    r"Failed to fetch",
+    r"\b(401|403|404|500|502|503)\b.{0,20}(Unauthorized|Forbidden|Not Found|Error)",
+    r"RESOURCE_DOES_NOT_EXIST",
+    r"Unexpected Application Error",
+)
+
+
+def airflow_token(platform: RunningPlatform) -> str:
+    line = platform.banner_line("Airflow UI/API:")
+    password = line.split("password ", 1)[1].split(";", 1)[0]
+    answer = httpx.post(
+        f"{platform.airflow_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
+    )
+    assert answer.status_code in (200, 201), answer.text
+    return str(answer.json()["access_token"])
+
+
+# the first test that asks for the session's platform waits for `up` with Airflow (minutes on a
+# busy 2-core machine): its setup counts against the test's own timeout
+@pytest.mark.timeout(1500)
+def test_api_airflow_and_mlflow_pages_render_without_errors(running_platform: RunningPlatform) -> None:
+    platform = running_platform
+    # the model page needs a model: the first one is trained after seeding
+    wait_for(lambda: "first model" in platform.output().split("is up", 1)[-1], 300, "the first model", 1.0)
+    token = airflow_token(platform)
+    # the DAGs are parsed by the dag-processor a little after the api-server answers
+    wait_for(
+        lambda: (
+            len(
+                httpx.get(
+                    f"{platform.airflow_url}/api/v2/dags",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                ).json()["dags"]
+            )
+            >= len(DAGS)
+        ),
+        240,
+        "the DAGs in Airflow's API",
+        2.0,
+    )
+    with headless_chromium() as browser:
+        # the API as a user's browser gets it with their key: the anomalies the seed's incidents made
+        browser.set_headers({"X-API-Key": platform.api_key})
+        page = browser.open(
+            f"{platform.api_url}/api/v1/anomalies?limit=5", ['"data"', '"type"'], [r'"detail"\s*:']
+        )
+        assert any(t in page.text for t in ANOMALY_TYPES), page.text[:1000]
+        browser.screenshot(SHOTS / "api-anomalies.png")
+        browser.set_headers({})
+
+        docs = browser.open(f"{platform.api_url}/docs", [], ERRORS, settle=5.0)
+        assert browser.evaluate("document.title") == "Smart Log Analyzer API - Swagger UI"
+        if browser.evaluate("typeof SwaggerUIBundle") == "undefined":
+            # FastAPI's Swagger UI loads its script and styles from a CDN; where the CDN is out of
+            # reach (our machines reach package registries only) the page stays blank. What the
+            # page would render is still checked: the OpenAPI document it fetches.
+            paths = browser.evaluate(
+                "fetch('/openapi.json').then(r => r.json()).then(d => Object.keys(d.paths))"
+            )
+            assert "/api/v1/anomalies" in paths, paths
+            warnings.warn(
+                "Swagger UI's assets (a CDN) are unreachable: /docs renders blank here", stacklevel=1
+            )
+        else:
+            docs = browser.open(
+                f"{platform.api_url}/docs", ["Smart Log Analyzer API", "/api/v1/anomalies"], ERRORS
+            )
+            assert "Authorize" in docs.text
+            browser.screenshot(SHOTS / "api-docs.png")
+
+        browser.set_cookie(platform.airflow_url, "_token", token)
+        dags = browser.open(f"{platform.airflow_url}/dags", list(DAGS), ERRORS, timeout=120)
+        assert "Sign in" not in dags.text and "Log in" not in dags.text
+        browser.screenshot(SHOTS / "airflow-dags.png")
+
+        model = browser.open(
+            f"{platform.mlflow_url}/#/models/log-anomaly-detector",
+            ["log-anomaly-detector", "Version 1"],
+            ERRORS,
+        )
+        assert "champion" in model.text
+        browser.screenshot(SHOTS / "mlflow-model.png")
+    for name in ("api-anomalies", "airflow-dags", "mlflow-model"):
+        size = (SHOTS / f"{name}.png").stat().st_size
+        assert 10_000 < size < 1_500_000, (name, size)
+
+
+@pytest.mark.timeout(1500)
+def test_banner_commands_answer(running_platform: RunningPlatform) -> None:
+    """The banner's one command per address works as printed."""
+    platform = running_platform
+    for prefix, expect in (
+        ("REST API docs:", '"data"'),
+        ("Airflow UI/API:", "nightly_retrain"),
+        ("consumer metrics:", "loganalyzer_events_written_total"),
+    ):
+        command = platform.try_after(prefix)
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 0 and expect in done.stdout, (
+            prefix,
+            command,
+            done.stdout[-1500:],
+            done.stderr,
+        )
+    wait_for(lambda: "first model" in platform.output().split("is up", 1)[-1], 300, "the first model", 1.0)
+    mlflow = platform.output().splitlines()
+    command = platform.try_after("MLflow UI/registry:")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    assert '"champion"' in done.stdout, (command, done.stdout, mlflow[-5:])
