@@ -257,7 +257,7 @@ def _start_airflow(
     setup = AirflowSetup(
         home=state / "airflow",
         port=port,
-        metadata_url=metadata_url_for(database_url),
+        metadata_url=metadata_url_for(database_url, os.environ.get("LOGANALYZER_AIRFLOW_DB") or "airflow"),
         product_env=dict(env),
     )
     console.print("Airflow: preparing its metadata database (the first start takes a minute)…")
