@@ -82,6 +82,7 @@ LABELS = (
     ("moto", "moto (S3/SQS/DynamoDB)"),
     ("mlflow", "MLflow server"),
     ("api-server", "Airflow api-server"),
+    ("api_server", "Airflow api-server"),  # its process title once started
     ("airflow scheduler", "Airflow scheduler (+ task processes)"),
     ("dag-processor", "Airflow dag-processor"),
     ("triggerer", "Airflow triggerer"),
