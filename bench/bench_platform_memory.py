@@ -153,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settle", type=float, default=120.0, help="seconds of running before measuring")
     ap.add_argument("--no-standalone", action="store_true", help="skip the airflow standalone reference")
+    ap.add_argument("--standalone-only", action="store_true", help="measure only airflow standalone")
     args = ap.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -170,6 +171,20 @@ def main() -> None:
     )
     out = tmp / "up.out"
     print(f"load average before: {os.getloadavg()}")
+    platform = airflow = (0, 0)
+    if not args.standalone_only:
+        platform, airflow = measure_up(args, env, ports, out)
+    if not args.no_standalone:
+        measure_standalone(args, tmp, product, standalone_db, airflow)
+    if platform[0]:
+        print(f"\nwhole platform: RSS {platform[0] / MIB:.0f} MiB, PSS {platform[1] / MIB:.0f} MiB")
+    for url in (product, metadata, standalone_db):
+        drop_database(url)
+
+
+def measure_up(
+    args: argparse.Namespace, env: dict[str, str], ports: dict[str, int], out: Path
+) -> tuple[tuple[int, int], tuple[int, int]]:
     with open(out, "wb") as sink:
         up = subprocess.Popen(
             [sys.executable, "-m", "loganalyzer", "up", *(f"--{k}-port={v}" for k, v in ports.items())],
@@ -190,43 +205,50 @@ def main() -> None:
         airflow = show("of which Airflow (api-server, scheduler, dag-processor)", airflow_rows)
     finally:
         stop(up)
+    return platform, airflow
 
-    if not args.no_standalone:
-        setup = AirflowSetup(
-            home=tmp / "standalone",
-            port=free_port(),
-            metadata_url=metadata_url_for(standalone_db, str(conninfo_to_dict(standalone_db)["dbname"])),
-            product_env={"DATABASE_URL": product},
+
+def measure_standalone(
+    args: argparse.Namespace, tmp: Path, product: str, standalone_db: str, airflow: tuple[int, int]
+) -> None:
+    setup = AirflowSetup(
+        home=tmp / "standalone",
+        port=free_port(),
+        metadata_url=metadata_url_for(standalone_db, str(conninfo_to_dict(standalone_db)["dbname"])),
+        product_env={"DATABASE_URL": product},
+    )
+    ensure_database(standalone_db)
+    sa_out = tmp / "standalone.out"
+    with open(sa_out, "wb") as sink:
+        sa = subprocess.Popen(
+            [str(Path(sys.executable).with_name("airflow")), "standalone"],
+            # standalone starts its components as `airflow ...` found on PATH
+            env={
+                **os.environ,
+                **airflow_env(setup),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
+            cwd=setup.home,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        ensure_database(standalone_db)
-        sa_out = tmp / "standalone.out"
-        with open(sa_out, "wb") as sink:
-            sa = subprocess.Popen(
-                [str(Path(sys.executable).with_name("airflow")), "standalone"],
-                env={**os.environ, **airflow_env(setup)},
-                cwd=setup.home,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + 900
-            while not port_open("127.0.0.1", setup.port):
-                if sa.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"airflow standalone did not start; see {sa_out}")
-                time.sleep(1)
-            time.sleep(args.settle)
-            print(f"\nload average at the measurement: {os.getloadavg()}")
-            alone = show("same-run reference: airflow standalone (same configuration)", measure(sa.pid))
+    try:
+        deadline = time.monotonic() + 900
+        while not port_open("127.0.0.1", setup.port):
+            if sa.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"airflow standalone did not start; see {sa_out}")
+            time.sleep(1)
+        time.sleep(args.settle)
+        print(f"\nload average at the measurement: {os.getloadavg()}")
+        alone = show("same-run reference: airflow standalone (same configuration)", measure(sa.pid))
+        if airflow[0]:
             print(
                 f"\nAirflow as up runs it: RSS {airflow[0] / MIB:.0f} MiB, PSS {airflow[1] / MIB:.0f} MiB;"
                 f" airflow standalone: RSS {alone[0] / MIB:.0f} MiB, PSS {alone[1] / MIB:.0f} MiB"
             )
-        finally:
-            stop(sa)
-    print(f"\nwhole platform: RSS {platform[0] / MIB:.0f} MiB, PSS {platform[1] / MIB:.0f} MiB")
-    for url in (product, metadata, standalone_db):
-        drop_database(url)
+    finally:
+        stop(sa)
 
 
 if __name__ == "__main__":
