@@ -75,7 +75,7 @@ def main() -> None:
         total = time.perf_counter() - t
         print(f"load average after: {os.getloadavg()}")
         print(
-            f"backfill of {hours} hourly runs: {total:.0f} s in all (db migrate + dags reserialize "
+            f"backfill of {hours} hourly runs: {total:.0f} s in all (db migrate, dags reserialize and pause "
             f"{result.seconds_migrate:.0f} s, scheduler running the runs {result.seconds_runs:.0f} s, "
             f"{result.seconds_runs / hours:.1f} s per run); states: {result.states}"
         )
