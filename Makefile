@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
+.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-backfill bench-memory bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench-state: setup ## Detection state of 10,000 services: memory, checkpoint siz
 
 bench-retrain: setup ## Nightly retraining on 30 days x 50 services (budget 60 s) vs a plain SQL scan
 	$(PY) bench/bench_retrain.py
+
+bench-backfill: setup ## airflow backfill create of hourly_rollup over 7 days, run by a LocalExecutor scheduler
+	$(PY) bench/bench_backfill.py
+
+bench-memory: setup ## RSS and PSS of everything `loganalyzer up` starts, against airflow standalone
+	$(PY) bench/bench_platform_memory.py
 
 bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's own binary COPY (rows/s, peak RSS)
 	$(PY) bench/bench_export.py

@@ -38,8 +38,8 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database  #
 from loganalyzer.db.migrate import migrate  # noqa: E402
 from loganalyzer.export.checksum import RowChecksum  # noqa: E402
 from loganalyzer.export.schema import day_query  # noqa: E402
-from tests.export_support import insert_logs, moto_server, postgres_checksum  # noqa: E402
-from tests.support import ADMIN_URL  # noqa: E402
+from tests.export_support import insert_logs, postgres_checksum  # noqa: E402
+from tests.support import ADMIN_URL, moto_server  # noqa: E402
 
 DAY = date(2026, 12, 5)
 RATIO_TARGET = 0.5

@@ -8,6 +8,9 @@ comes from CloudWatch or the Cost and Usage Report in production).
 
 - Schedule: on the Asset `daily_log_export`, i.e. right after each day's export; the day comes
   from the export's asset event. A manual run measures the param `day` (default: yesterday).
+- Lambda invocations and GB-seconds: the local lambda runner's `lambda_invocations` rows, or
+  with LAMBDA_USAGE_SOURCE=cloudwatch the function's AWS/Lambda metrics
+  (`loganalyzer.lambda_fn.usage`).
 - Connections: `loganalyzer_db`, `loganalyzer_aws`.
 """
 
@@ -43,6 +46,7 @@ def cost_snapshot() -> None:
 
         from loganalyzer.batch.airflow_io import aws_client, aws_errors, closed_day, open_database
         from loganalyzer.batch.cost_snapshot import snapshot_day
+        from loganalyzer.lambda_fn.usage import invocation_source
         from loganalyzer.settings import load_settings
 
         context = get_current_context()
@@ -58,7 +62,15 @@ def cost_snapshot() -> None:
             when = context.get("logical_date") or datetime.now(UTC)
             day = closed_day(when)
         settings = load_settings()
+        names = settings.aws
         with aws_errors(), open_database() as conn:
+            lambda_usage = invocation_source(
+                names.lambda_usage_source,
+                conn=conn,
+                cloudwatch=aws_client("cloudwatch") if names.lambda_usage_source == "cloudwatch" else None,
+                function_name=names.lambda_function_name,
+                memory_mb=names.lambda_memory_mb,
+            )
             usage = snapshot_day(
                 conn,
                 aws_client("s3"),
@@ -68,6 +80,7 @@ def cost_snapshot() -> None:
                 prefix=settings.aws.export_prefix,
                 summaries_table=settings.aws.dynamodb_table,
                 region=settings.aws_region,
+                invocations=lambda_usage.invocations(day),
             )
         return {"day": day.isoformat(), "tenants": {t: asdict(u) for t, u in usage.items()}}
 

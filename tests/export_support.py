@@ -1,40 +1,12 @@
-"""Helpers for the export, Lambda and benchmark: a real moto server, and days of seed-shaped logs."""
+"""Helpers for the export, Lambda and benchmark: days of seed-shaped logs (the moto server is in
+tests/support.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 
 from loganalyzer.db.connection import connect
 from loganalyzer.export.checksum import POSTGRES_CHECKSUM_SQL, RowChecksum, checksum_from_row, day_start
-from loganalyzer.platform.local import moto_spec
-from loganalyzer.platform.processes import free_port, port_open
-
-
-@contextmanager
-def moto_server(log_dir: Path) -> Iterator[str]:
-    """A real moto server (S3, SQS, DynamoDB) as its own process, as `loganalyzer up` starts it."""
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"moto-{port}.log", "wb") as out:
-        proc = subprocess.Popen(
-            list(moto_spec(port).argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not port_open("127.0.0.1", port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start; see {log_dir}")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait()
-
 
 #: Seed-shaped rows spread over one UTC day. (tenant, service) cycle so that every service has
 #: rows all day; in every 20th round of that cycle all are ERRORs (two templates), every 9th WARN.

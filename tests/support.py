@@ -1,4 +1,5 @@
-"""Helpers shared by tests and benchmarks: a real Tansu broker, throwaway databases, events."""
+"""Helpers shared by tests and benchmarks: a real Tansu broker, a real moto server, throwaway
+databases, events."""
 
 from __future__ import annotations
 
@@ -22,10 +23,31 @@ from loganalyzer.db.connection import connect, drop_database, ensure_database
 from loganalyzer.db.migrate import migrate
 from loganalyzer.generator.traffic import TrafficModel
 from loganalyzer.kafka_admin import ensure_topic
-from loganalyzer.platform.local import broker_spec
+from loganalyzer.platform.local import broker_spec, moto_spec
 from loganalyzer.platform.processes import free_port, port_open
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A real moto server (S3, SQS, DynamoDB) as its own process, as `loganalyzer up` starts it."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"moto-{port}.log", "wb") as out:
+        proc = subprocess.Popen(
+            list(moto_spec(port).argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not port_open("127.0.0.1", port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start; see {log_dir}")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager

@@ -151,6 +151,13 @@ class AwsResources:
     lambda_max_receives: int = 3
     #: how long a received message stays hidden: a failed one comes back after this
     lambda_visibility_timeout_seconds: int = 60
+    #: the summary function's name and configured memory (deploy/aws/template.yaml: FunctionName,
+    #: MemorySize default): what its invocations are billed at
+    lambda_function_name: str = "process-daily-logs"
+    lambda_memory_mb: int = 1024
+    #: where the cost snapshot reads Lambda invocations and durations from: `records` (the local
+    #: runner's lambda_invocations table) or `cloudwatch` (AWS/Lambda metrics, in AWS)
+    lambda_usage_source: str = "records"
     access_key_id: str | None = None
     secret_access_key: str | None = None
 
@@ -199,6 +206,14 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (the first by default)."""
+    raw = (env.get(name) or allowed[0]).strip().lower()
+    if raw not in allowed:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return raw
+
+
 def _aws_resources(env: Mapping[str, str]) -> AwsResources:
     return AwsResources(
         s3_bucket=_name(env, "S3_BUCKET", "loganalyzer-logs"),
@@ -208,6 +223,9 @@ def _aws_resources(env: Mapping[str, str]) -> AwsResources:
         lambda_dlq=_name(env, "LAMBDA_DLQ", "loganalyzer-logs-events-dlq"),
         lambda_max_receives=_int(env, "LAMBDA_MAX_RECEIVES", 3, minimum=1),
         lambda_visibility_timeout_seconds=_int(env, "LAMBDA_VISIBILITY_TIMEOUT_SECONDS", 60, minimum=1),
+        lambda_function_name=_name(env, "LAMBDA_FUNCTION_NAME", "process-daily-logs"),
+        lambda_memory_mb=_int(env, "LAMBDA_MEMORY_MB", 1024, minimum=128, maximum=10240),
+        lambda_usage_source=_choice(env, "LAMBDA_USAGE_SOURCE", ("records", "cloudwatch")),
         access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
         secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
     )

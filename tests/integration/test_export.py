@@ -24,7 +24,8 @@ from loganalyzer.export.daily import export_day, export_day_to, manifest_exists
 from loganalyzer.export.layout import manifest_key, parse_part_key
 from loganalyzer.export.store import S3Store, StoreError
 from loganalyzer.settings import SettingsError, load_settings
-from tests.export_support import insert_logs, moto_server, postgres_checksum
+from tests.export_support import insert_logs, postgres_checksum
+from tests.support import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 30)

@@ -25,7 +25,8 @@ from loganalyzer.lambda_fn.handler import Runtime
 from loganalyzer.lambda_fn.process import SummaryError, process_event
 from loganalyzer.lambda_fn.runner import RunnerStats, poll_once
 from loganalyzer.settings import Settings, load_settings
-from tests.export_support import insert_logs, moto_server
+from tests.export_support import insert_logs
+from tests.support import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 30)
@@ -361,3 +362,76 @@ def test_a_stale_part_of_an_earlier_run_is_not_counted(
         [item] = _items(settings).values()
         assert item["total_logs"] == 300 and item["source_objects"] == [second.objects[0].key]
         assert item["export_run_id"] == second.run_id
+
+
+def test_runner_records_billed_invocations_and_the_cost_snapshot_reports_them(
+    database_url: str, aws_endpoint: str, platform: tuple[Settings, Provisioned]
+) -> None:
+    """Export → S3 notification → SQS → `loganalyzer lambda-runner` (the real CLI) → one
+    lambda_invocations row per handler call → the cost snapshot of the day: its invocations and
+    GB-seconds are those rows' (billed ms × configured memory), not objects and 0."""
+    import subprocess
+    import sys
+
+    from loganalyzer.batch.cost_snapshot import snapshot_day
+    from loganalyzer.lambda_fn.usage import gb_seconds, invocation_source
+
+    settings, _ = platform
+    insert_logs(database_url, DAY, 2000, tenants=2, services=2)
+    manifest = export_day(database_url, clients.s3(settings), settings.aws.s3_bucket, DAY)
+    assert len(manifest.objects) == 4
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_BUCKET": settings.aws.s3_bucket,
+        "DYNAMODB_TABLE": settings.aws.dynamodb_table,
+        "LAMBDA_QUEUE": settings.aws.lambda_queue,
+        "LAMBDA_DLQ": settings.aws.lambda_dlq,
+        "LAMBDA_MEMORY_MB": "512",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "loganalyzer", "lambda-runner", "--until-idle", "--wait-seconds", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    with connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tenant, billed_ms, memory_mb, succeeded, object_key FROM lambda_invocations"
+            " WHERE day = %s",
+            (DAY,),
+        ).fetchall()
+        assert {r[4] for r in rows} == {o.key for o in manifest.objects}
+        assert all(r[1] >= 1 and r[2] == 512 and r[3] for r in rows)
+        source = invocation_source(
+            "records", conn=conn, cloudwatch=None, function_name="process-daily-logs", memory_mb=512
+        )
+        usage = snapshot_day(
+            conn,
+            clients.s3(settings),
+            clients.dynamodb(settings),
+            bucket=settings.aws.s3_bucket,
+            day=DAY,
+            summaries_table=settings.aws.dynamodb_table,
+            invocations=source.invocations(DAY),
+        )
+        stored = {
+            t: (n, g)
+            for t, n, g in conn.execute(
+                "SELECT tenant, lambda_invocations, lambda_gb_seconds FROM cost_snapshots WHERE day = %s",
+                (DAY,),
+            )
+        }
+    for tenant in ("tenant-0", "tenant-1"):
+        mine = [r for r in rows if r[0] == tenant]
+        invocations, gbs = stored[tenant]
+        assert invocations == len(mine) >= 1
+        assert gbs > 0
+        assert gbs == pytest.approx(sum(gb_seconds(r[1], 512) for r in mine), rel=1e-12)
+        assert usage[tenant].lambda_billed_ms == sum(r[1] for r in mine)
+    assert "invocation records" in str(usage["*"].extra.get("lambda"))

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loganalyzer.model.forest import CompiledForest, ForestModel, train_forest
-from loganalyzer.model.profiles import fit_profile, fit_profiles, shrunk, standardise
+from loganalyzer.model.forest import BULK_ROWS, CompiledForest, ForestModel, train_forest
+from loganalyzer.model.profiles import fit_profile, fit_profiles, shrunk, standardise, standardise_matrix
 
 
 def windows(rng: random.Random, volume: float, duration: float, n: int = 300) -> list[tuple[float, ...]]:
@@ -100,3 +100,35 @@ def test_forest_model_falls_back_to_sklearn_for_missing_values_and_feature_subsa
     x = rng.normal(size=(10, 6))
     sub_model = ForestModel("2", sub, tuple(f"f{i}" for i in range(6)))
     assert sub_model.scores(x.tolist()) == pytest.approx(list(-sub.decision_function(x)), abs=1e-12)
+
+
+def test_standardise_matrix_gives_standardise_numbers_row_for_row() -> None:
+    rng = random.Random(11)
+    rows = windows(rng, 40.0, 90.0) + windows(rng, 2.0, 900.0, 50) + [(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)]
+    profile = fit_profile(rows)
+    matrix = standardise_matrix(np.asarray(rows), profile)
+    assert matrix.tolist() == [list(standardise(r, profile)) for r in rows]
+
+
+def test_a_bulk_evaluation_scores_and_standardises_as_the_row_by_row_path() -> None:
+    """From BULK_ROWS rows on, ForestModel.evaluate standardises over arrays and lets sklearn
+    score: the deviations are the row-by-row ones, the scores decision_function's."""
+    rng = random.Random(5)
+    by_service = {"t/fast": windows(rng, 500, 40), "t/slow": windows(rng, 80, 900)}
+    profiles = fit_profiles(by_service)
+    train = [standardise(r, profiles[k]) for k, rs in by_service.items() for r in rs]
+    model = ForestModel("1", train_forest(train, n_estimators=20, random_state=0), ("f",) * 6, 0.0, profiles)
+    n = BULK_ROWS + 10
+    keys = [("t/fast", "t/slow", "t/unknown")[i % 3] for i in range(n)]
+    rows = [
+        by_service["t/fast"][i % 300] if k != "t/slow" else by_service["t/slow"][i % 300]
+        for i, k in enumerate(keys)
+    ]
+    got = model.evaluate(rows, keys)
+    want = [standardise(r, profiles[k]) if k in profiles else None for r, k in zip(rows, keys, strict=True)]
+    assert got.deviations == want
+    known = [d for d in want if d is not None]
+    expected = -model.estimator.decision_function(np.asarray(known))
+    scored = [s for s in got.scores if not math.isnan(s)]
+    assert scored == pytest.approx(expected.tolist(), abs=0, rel=1e-12)
+    assert sum(math.isnan(s) for s in got.scores) == keys.count("t/unknown")

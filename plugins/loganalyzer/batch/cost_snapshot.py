@@ -7,9 +7,10 @@ What is measured, locally and the same way against real AWS:
   manifest PUT (shared, carried by the `*` row); GET-class = one GET per object, the summary
   function reading it.
 - Lambda invocations and GB-seconds: from invocation records (one per S3 event handled: billed
-  duration and memory) when the caller has them (the local runner's or CloudWatch's); without
-  records, invocations are the objects (one ObjectCreated event each) and GB-seconds are 0, and
-  `source` says so.
+  duration and memory) when the caller has them (loganalyzer.lambda_fn.usage: the local
+  runner's `lambda_invocations` rows, or CloudWatch's AWS/Lambda metrics); without records,
+  invocations are the objects (one ObjectCreated event each) and GB-seconds are 0, and `source`
+  says so.
 - DynamoDB: the day's `anomaly_summaries` items (a Query on the partition key `date`): their count,
   their size by DynamoDB's item-size rules, write units = ceil(size / 1 KB) per write, read units
   = what the Query itself consumed (ConsumedCapacity) or ceil(size / 4 KB) per item; the table's
@@ -158,6 +159,7 @@ def combine(
                 u.lambda_invocations = u.s3_objects
         shared.extra["lambda"] = "invocations counted from objects; no invocation records"
     else:
+        shared.extra["lambda"] = f"{len(invocations)} invocation records"
         for inv in invocations:
             u = usage[inv.tenant]
             u.lambda_invocations += 1

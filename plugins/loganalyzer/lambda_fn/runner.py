@@ -3,6 +3,10 @@
 As Lambda does: a message is deleted only after the handler returned; on failure it is left,
 comes back after the queue's visibility timeout, and after the redrive policy's
 maxReceiveCount SQS moves it to the dead-letter queue. No retry logic of our own.
+
+Each handler call is timed as Lambda's meter would time it and handed to `record` (the `up`
+runner writes it to `lambda_invocations`, loganalyzer.lambda_fn.usage), failed calls included:
+Lambda bills those too.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from loganalyzer.lambda_fn.events import is_test_event
@@ -19,6 +25,8 @@ from loganalyzer.lambda_fn.events import is_test_event
 log = logging.getLogger(__name__)
 
 Invoke = Callable[[Mapping[str, Any]], Any]
+#: (event, when the call started, its wall time in seconds, whether it succeeded)
+Record = Callable[[Mapping[str, Any], datetime, float, bool], None]
 
 
 @dataclass
@@ -44,7 +52,9 @@ def queue_url(sqs: Any, name: str) -> str:
         raise
 
 
-def poll_once(sqs: Any, url: str, invoke: Invoke, stats: RunnerStats, wait_seconds: int) -> int:
+def poll_once(
+    sqs: Any, url: str, invoke: Invoke, stats: RunnerStats, wait_seconds: int, record: Record | None = None
+) -> int:
     """One long poll; returns how many messages it received."""
     resp = sqs.receive_message(
         QueueUrl=url,
@@ -62,7 +72,7 @@ def poll_once(sqs: Any, url: str, invoke: Invoke, stats: RunnerStats, wait_secon
             if is_test_event(event):
                 stats.skipped += 1
             else:
-                result = invoke(event)
+                result = _timed(invoke, event, record)
                 stats.succeeded += 1
                 log.info("process-daily-logs: %s", result)
         except Exception as exc:
@@ -79,6 +89,23 @@ def poll_once(sqs: Any, url: str, invoke: Invoke, stats: RunnerStats, wait_secon
     return len(messages)
 
 
+def _timed(invoke: Invoke, event: Mapping[str, Any], record: Record | None) -> Any:
+    """Call the handler; hand its start, wall time and outcome to `record` (errors re-raised)."""
+    started = datetime.now(UTC)
+    t = time.perf_counter()
+    ok = False
+    try:
+        result = invoke(event)
+        ok = True
+        return result
+    finally:
+        if record is not None:
+            try:
+                record(event, started, time.perf_counter() - t, ok)
+            except Exception as exc:  # the event was handled: losing its cost record must not redo it
+                log.error("could not record the invocation's duration (its cost is missing): %s", exc)
+
+
 def run(
     sqs: Any,
     url: str,
@@ -87,11 +114,12 @@ def run(
     stop: threading.Event,
     wait_seconds: int = 20,
     until_idle: bool = False,
+    record: Record | None = None,
 ) -> RunnerStats:
     """Poll until `stop` is set (or, with until_idle, until a poll comes back empty)."""
     stats = RunnerStats()
     while not stop.is_set():
-        got = poll_once(sqs, url, invoke, stats, wait_seconds)
+        got = poll_once(sqs, url, invoke, stats, wait_seconds, record)
         if until_idle and got == 0:
             break
     return stats

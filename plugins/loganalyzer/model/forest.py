@@ -9,10 +9,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from loganalyzer.model.profiles import Profile, standardise
+from loganalyzer.model.profiles import Profile, standardise, standardise_matrix
 
 #: rows scored at once by the compiled forest: its arrays are rows x trees (4096 x 200: ~6 MB each)
 SCORE_CHUNK = 4096
+#: from this many rows on, sklearn's own decision_function scores (retraining's evaluation and
+#: calibration): its fixed cost per call is amortised, and walking each tree in compiled code
+#: beat the compiled walk 2.0 vs 6.2-7.1 s on 97,000 rows x 200 trees (same numbers to 1e-15)
+BULK_ROWS = 10_000
 
 
 class ForestScores(NamedTuple):
@@ -125,7 +129,7 @@ class ForestModel:
 
     def _anomaly_scores(self, x: np.ndarray) -> list[float]:
         """-decision_function(x), compiled when possible (same numbers; 0.47 vs 19 ms per call)."""
-        if self._compiled is None:
+        if self._compiled is None or len(x) >= BULK_ROWS:
             return [float(-s) for s in self.estimator.decision_function(x)]
         parts = []
         for i in range(0, len(x), SCORE_CHUNK):  # bounds the (rows x trees) arrays of a big batch
@@ -155,13 +159,31 @@ class ForestModel:
             raise ValueError("this model scores per service: pass the rows' service keys")
         known = [i for i, k in enumerate(keys) if k in self.profiles]
         out = [math.nan] * len(rows)
-        if known:
+        if len(known) >= BULK_ROWS:
+            x = self._standardised(rows, keys, known)
+            for i, dev in zip(known, x.tolist(), strict=True):
+                deviations[i] = tuple(dev)
+        elif known:
             for i in known:
                 deviations[i] = standardise(rows[i], self.profiles[keys[i]])
             x = np.asarray([deviations[i] for i in known], dtype=np.float64)
+        if known:
             for i, s in zip(known, self._anomaly_scores(x), strict=True):
                 out[i] = s
         return ForestScores(out, self.version, self.threshold, deviations)
+
+    def _standardised(
+        self, rows: Sequence[Sequence[float]], keys: Sequence[str], known: list[int]
+    ) -> np.ndarray:
+        """`standardise` of the `known` rows, one service at a time over arrays (a day of windows)."""
+        raw = np.asarray([rows[i] for i in known], dtype=np.float64)
+        by_key: dict[str, list[int]] = {}
+        for j, i in enumerate(known):
+            by_key.setdefault(keys[i], []).append(j)
+        x = np.empty_like(raw)
+        for key, js in by_key.items():
+            x[js] = standardise_matrix(raw[js], self.profiles[key])
+        return x
 
 
 #: the share of training windows allowed above the threshold (training data is mostly normal)
@@ -178,10 +200,9 @@ def calibrate(
     normal day tell where normal ends for THIS traffic.
     """
     x = np.asarray(rows, dtype=np.float64)
-    # The compiled walk gives decision_function's numbers (tests hold it to them) in a fraction
-    # of the time: a month of windows is ~2 million rows.
-    # Chunks bound its (rows x trees) arrays to a few MB.
-    compiled = CompiledForest.compile(estimator)
+    # The compiled walk gives decision_function's numbers (tests hold it to them); from BULK_ROWS
+    # rows on sklearn's own walk is faster. Chunks bound the compiled (rows x trees) arrays.
+    compiled = CompiledForest.compile(estimator) if len(x) < BULK_ROWS else None
     parts: list[np.ndarray] | None = [] if compiled is not None else None
     if compiled is not None and parts is not None:
         for i in range(0, len(x), SCORE_CHUNK):

@@ -434,7 +434,8 @@ def _start_airflow(
         home=state / "airflow",
         port=port,
         # Airflow's own setting wins: a metadata database elsewhere, or one per test run
-        metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or metadata_url_for(database_url),
+        metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        or metadata_url_for(database_url, os.environ.get("LOGANALYZER_AIRFLOW_DB") or "airflow"),
         product_env=dict(env),
     )
     console.print("Airflow: preparing its metadata database (the first start takes a minute)…")

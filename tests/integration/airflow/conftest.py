@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.export_support import moto_server
+from tests.support import moto_server
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -89,12 +89,23 @@ def postgres_conn_uri(database_url: str) -> str:
 def platform(
     airflow_home: Path, database_url: str, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> dict[str, Any]:
-    """Connections for one test: its fresh database, the shared moto endpoint, its own bucket and
-    DynamoDB table (created here, as the platform would), and an MLflow store in a temp folder."""
+    """Connections for one test: its fresh database, the shared moto endpoint, its own bucket,
+    queue and DynamoDB table (made by the platform's own provisioning, as `loganalyzer up` and
+    `loganalyzer aws bootstrap` make them), and an MLflow store in a temp folder."""
     import boto3
 
-    bucket = f"la-test-{uuid.uuid4().hex[:10]}"
-    table = f"summaries-{uuid.uuid4().hex[:8]}"
+    from loganalyzer.aws.provision import ensure_resources
+    from loganalyzer.settings import load_settings
+
+    tag = uuid.uuid4().hex[:8]
+    names = load_settings(
+        {
+            "S3_BUCKET": f"la-test-{tag}",
+            "DYNAMODB_TABLE": f"summaries-{tag}",
+            "LAMBDA_QUEUE": f"events-{tag}",
+            "LAMBDA_DLQ": f"events-{tag}-dlq",
+        }
+    ).aws
     kw: dict[str, Any] = {
         "endpoint_url": aws_endpoint,
         "region_name": "us-east-1",
@@ -102,20 +113,9 @@ def platform(
         "aws_secret_access_key": "testing",
     }
     s3 = boto3.client("s3", **kw)
-    s3.create_bucket(Bucket=bucket)
     ddb = boto3.client("dynamodb", **kw)
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "date", "KeyType": "HASH"},
-            {"AttributeName": "tenant_service", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "date", "AttributeType": "S"},
-            {"AttributeName": "tenant_service", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    provisioned = ensure_resources(s3, boto3.client("sqs", **kw), ddb, names, "us-east-1")
+    bucket, table = provisioned.bucket, provisioned.table
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # the DAGs' tasks connect as the platform's Airflow login user (least privilege, sql/016 +
     # sql/020): a grant a DAG lacks fails its test; seeding and checks use the owner's URL
@@ -150,6 +150,7 @@ def platform(
         "table": table,
         "mlflow_uri": mlflow_uri,
         "kw": kw,
+        "provisioned": provisioned,
     }
 
 
