@@ -188,7 +188,9 @@ def up(
         ensure_topic({**kafka_client_config(kafka), "bootstrap.servers": bootstrap}, kafka.topic, 4)
         env["CONSUMER_METRICS_PORT"] = str(metrics_port)
         sup.start(cli_spec("consumer", "consume", env={**env, "DATABASE_URL": dbs.url("consumer")}))
-        sup.start(cli_spec("lambda-runner", "lambda-runner", env=env))
+        # the runner stands in for AWS itself (Lambda's event source and CloudWatch's metering),
+        # not for a deployable of the product: it records invocations as the owner
+        sup.start(cli_spec("lambda-runner", "lambda-runner", env={**env, "DATABASE_URL": settings.database_url}))
 
         ground_truth = state / "ground_truth.jsonl"
         seeder = HistorySeeder(
