@@ -117,7 +117,9 @@ def run(
             if last_second is not None:
                 take(engine.advance(last_second))
             last_second = second
-        engine.observe_event(ev)
+        engine.observe(
+            ev.timestamp, ev.tenant, ev.service, ev.level, ev.message, ev.metadata.get("duration_ms")
+        )
         n += 1
     take(engine.advance(end))
     took = time.perf_counter() - t0

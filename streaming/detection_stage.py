@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+from loganalyzer.detection.checkpoint import CheckpointVersionError
 from loganalyzer.detection.config import DetectionConfig
 from loganalyzer.detection.engine import DetectionEngine, ForestScorer
 from loganalyzer.detection.episodes import EpisodeEvent, partition_episode_id
@@ -162,6 +163,8 @@ class DetectionStage:
             try:
                 engine = DetectionEngine.restore(self.config, blob, self.scorer)
                 start = min(offset, stored_offset)
+            except CheckpointVersionError as exc:
+                log.warning("partition %d: %s: starting without it", partition, exc)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("partition %d: unreadable detector checkpoint (%s)", partition, exc)
         if engine is None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from loganalyzer.detection.baseline import Expected
-from loganalyzer.detection.config import DetectionConfig, DetectionConfigError, Thresholds
+from loganalyzer.detection.config import DetectionConfig, DetectionConfigError, DetectorThresholds
 from loganalyzer.detection.detectors import (
     error_rate_spike,
     log_volume_drop,
@@ -23,7 +23,7 @@ from loganalyzer.detection.features import FEATURE_NAMES, Counts, window_feature
 from loganalyzer.detection.windows import minute_of, minute_start
 from loganalyzer.model.forest import ForestScores
 
-T = Thresholds()
+T = DetectorThresholds()
 START = datetime(2026, 11, 23, 10, tzinfo=UTC)
 END = START + timedelta(minutes=5)
 
@@ -224,14 +224,14 @@ def test_per_service_overrides_and_validation() -> None:
     )
     assert cfg.thresholds_for("acme", "payments").min_volume == 100
     assert cfg.thresholds_for("acme", "payments").error_rate_factor == 4
-    assert cfg.thresholds_for("acme", "orders").min_volume == Thresholds().min_volume
+    assert cfg.thresholds_for("acme", "orders").min_volume == DetectorThresholds().min_volume
     with pytest.raises(DetectionConfigError, match="unknown thresholds"):
         DetectionConfig.from_mapping({"thresholds": {"error_factor": 3}})
     with pytest.raises(DetectionConfigError, match="must be a number"):
         DetectionConfig.from_mapping({"services": {"x": {"min_volume": "lots"}}})
     tenant_only = DetectionConfig.from_mapping({"services": {"acme/payments": {"min_volume": 7}}})
     assert tenant_only.thresholds_for("acme", "payments").min_volume == 7
-    assert tenant_only.thresholds_for("other", "payments").min_volume == Thresholds().min_volume
+    assert tenant_only.thresholds_for("other", "payments").min_volume == DetectorThresholds().min_volume
     with pytest.raises(DetectionConfigError, match="fast_window_minutes"):
         DetectionConfig.from_mapping({"window_minutes": 3, "fast_window_minutes": 4})
 

@@ -163,11 +163,11 @@ def _poisson(rng: random.Random, lam: float) -> int:
 def test_normal_traffic_rarely_holds_the_cusum_where_learning_stops(
     expected_per_minute: float, at_most: float
 ) -> None:
-    """The engine stops learning a minute at a statistic of 2 (engine.LEARN_BLOCK_CUSUM): under
+    """The engine stops learning a minute at a statistic of 2 (learning.LEARN_BLOCK_CUSUM): under
     normal traffic that must be rare, or the error baseline would learn only the quiet minutes.
     Where errors are rare it is not (two errors in a row do it): there the error-rate floor, not
     the learned rate, is the expectation."""
-    from loganalyzer.detection.engine import LEARN_BLOCK_CUSUM
+    from loganalyzer.detection.learning import LEARN_BLOCK_CUSUM
 
     rng = random.Random(5)
     c = ErrorCusum()

@@ -123,10 +123,34 @@ def test_a_damaged_checkpoint_is_named_and_the_partition_starts_from_its_stored_
     assert engine is not None
     doc = orjson.loads(engine.snapshot())
     assert stage.assign(1, 1800, (1700, orjson.dumps(doc))) == 1700
-    for row in doc["services"]:
-        row[13] = [["not a minute"]]
+    for service in doc["services"]:
+        service["pattern_errors"] = {"not a minute": 1}
     with caplog.at_level("WARNING"):
         assert stage.assign(2, 1800, (1700, orjson.dumps(doc))) == 1800
     assert "partition 2: unreadable detector checkpoint" in caplog.text
     fresh = stage.engine(2)
+    assert fresh is not None and not fresh.services
+
+
+def test_a_checkpoint_of_a_version_this_release_does_not_read_is_discarded_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A newer release's checkpoint (a rollback) is not guessed at: the partition starts without
+    it, from its stored offset, and the log says which version it was."""
+    import orjson
+
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.process(_batch(0, NOW - timedelta(minutes=30), 30))
+    engine = stage.engine(0)
+    assert engine is not None
+    doc = orjson.loads(engine.snapshot())
+    doc["version"] = 99
+    with caplog.at_level("INFO"):
+        assert stage.assign(1, 1800, (1700, orjson.dumps(doc))) == 1800
+    assert "partition 1: detector checkpoint version 99" in caplog.text
+    assert "starting without it" in caplog.text
+    assert "starting cold" in caplog.text  # no stored history given: a cold start
+    fresh = stage.engine(1)
     assert fresh is not None and not fresh.services

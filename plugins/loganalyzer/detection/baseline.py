@@ -11,7 +11,7 @@ Three estimates of per-minute volume and errors, the most specific trusted one a
 A slot's mean is exact over its first visit (alpha 1/n) and then exponentially weighted by
 visit: each new day (or week) weighs `seasonal_alpha` in the mean, so one odd day does not
 define the hour. The engine decides which minutes are learned (not the anomalous ones; see
-engine.py), this module only keeps the numbers.
+learning.py), this module only keeps the numbers.
 
 Time is given as minutes since the epoch (see windows.py); slots are UTC hours.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from loganalyzer.detection.config import BaselineSettings
 
@@ -40,6 +40,16 @@ def week_slot(minute: int) -> int:
 
 def day_slot(minute: int) -> int:
     return (minute // 60) % 24
+
+
+class BaselineState(TypedDict):
+    """A baseline in a detector checkpoint: the slot tables flattened, [volume, errors, n] each."""
+
+    recent_volume: float
+    recent_errors: float
+    minutes: int
+    weekly: list[float] | None
+    daily: list[float] | None
 
 
 @dataclass(slots=True)
@@ -96,24 +106,24 @@ class Baseline:
         _learn(self.weekly, week_slot(minute) * 3, total, errors, floor)
         _learn(self.daily, day_slot(minute) * 3, total, errors, floor)
 
-    def to_state(self) -> list[Any]:
-        return [
-            self.recent_volume,
-            self.recent_errors,
-            self.minutes,
-            None if self.weekly is None else self.weekly.tolist(),
-            None if self.daily is None else self.daily.tolist(),
-        ]
+    def to_state(self) -> BaselineState:
+        """The baseline as named JSON-compatible fields (a detector checkpoint's part)."""
+        return {
+            "recent_volume": self.recent_volume,
+            "recent_errors": self.recent_errors,
+            "minutes": self.minutes,
+            "weekly": None if self.weekly is None else self.weekly.tolist(),
+            "daily": None if self.daily is None else self.daily.tolist(),
+        }
 
     @classmethod
-    def from_state(cls, state: list[Any]) -> Baseline:
-        vol, err, minutes, weekly = state[:4]
-        daily = state[4] if len(state) > 4 else None  # checkpoints before the daily slots
+    def from_state(cls, state: BaselineState) -> Baseline:
+        weekly, daily = state["weekly"], state["daily"]
         if weekly is not None and len(weekly) != WEEK_SLOTS * 3:
             raise ValueError(f"baseline: {len(weekly)} weekly values, expected {WEEK_SLOTS * 3}")
         if daily is not None and len(daily) != DAY_SLOTS * 3:
             raise ValueError(f"baseline: {len(daily)} daily values, expected {DAY_SLOTS * 3}")
-        b = cls(float(vol), float(err), int(minutes))
+        b = cls(float(state["recent_volume"]), float(state["recent_errors"]), int(state["minutes"]))
         if weekly is not None:
             b.weekly = array("d", weekly)
             b.daily = array("d", daily) if daily is not None else array("d", [0.0]) * (DAY_SLOTS * 3)

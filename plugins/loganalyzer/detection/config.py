@@ -58,10 +58,6 @@ class DetectorThresholds:
         _check_thresholds(self, "thresholds")
 
 
-#: The name used before DetectorThresholds; kept for callers and stored configurations.
-Thresholds = DetectorThresholds
-
-
 @dataclass(frozen=True)
 class BaselineSettings:
     """How fast baselines learn and when a seasonal slot is trusted over the recent EWMA."""
@@ -165,10 +161,6 @@ class DetectionConfig:
         if not isinstance(self.baseline, BaselineSettings):
             raise DetectionConfigError("baseline must be a BaselineSettings")
 
-    @property
-    def window(self) -> timedelta:
-        return self.bucket * self.window_buckets
-
     def thresholds_for(self, tenant: str, service: str) -> DetectorThresholds:
         """The most specific thresholds: "tenant/service", then "service", then the global ones."""
         if not self.overrides:
@@ -264,9 +256,6 @@ def _number_in(value: Any, low: float, high: float, where: str, *, low_open: boo
         bound = f"> {low:g}" if low_open else f">= {low:g}"
         upper = "" if math.isinf(high) else f" and <= {high:g}"
         raise DetectionConfigError(f"{where} must be a number {bound}{upper}, got {value!r}")
-
-
-_INT_THRESHOLDS = {"min_volume", "min_errors"}
 
 
 def _check_thresholds(t: DetectorThresholds, where: str) -> None:

@@ -12,9 +12,29 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class EpisodeState(TypedDict):
+    """An episode in a detector checkpoint (times as ISO 8601 strings)."""
+
+    id: str
+    tenant: str
+    service: str
+    type: str
+    window_start: str
+    window_end: str
+    severity: str
+    actual: float
+    expected: float
+    ratio: float
+    description: str
+    status: str
+    resolved_at: str | None
+    normal_streak: int
+    extra: dict[str, Any]
 
 
 def episode_id(tenant: str, service: str, kind: str, start: datetime) -> str:
@@ -50,39 +70,45 @@ class Episode:
     normal_streak: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_state(self) -> list[Any]:
-        return [
-            self.id,
-            self.tenant,
-            self.service,
-            self.type,
-            self.window_start.isoformat(),
-            self.window_end.isoformat(),
-            self.severity,
-            self.actual,
-            self.expected,
-            self.ratio,
-            self.description,
-            self.normal_streak,
-            self.extra,
-        ]
+    def to_state(self) -> EpisodeState:
+        """The episode as named JSON-compatible fields (a detector checkpoint's part)."""
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "service": self.service,
+            "type": self.type,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "severity": self.severity,
+            "actual": self.actual,
+            "expected": self.expected,
+            "ratio": self.ratio,
+            "description": self.description,
+            "status": self.status,
+            "resolved_at": None if self.resolved_at is None else self.resolved_at.isoformat(),
+            "normal_streak": self.normal_streak,
+            "extra": self.extra,
+        }
 
     @classmethod
-    def from_state(cls, s: list[Any]) -> Episode:
+    def from_state(cls, s: EpisodeState) -> Episode:
+        resolved_at = s["resolved_at"]
         return cls(
-            s[0],
-            s[1],
-            s[2],
-            s[3],
-            datetime.fromisoformat(s[4]),
-            datetime.fromisoformat(s[5]),
-            s[6],
-            s[7],
-            s[8],
-            s[9],
-            s[10],
-            normal_streak=s[11],
-            extra=s[12],
+            str(s["id"]),
+            str(s["tenant"]),
+            str(s["service"]),
+            str(s["type"]),
+            datetime.fromisoformat(s["window_start"]),
+            datetime.fromisoformat(s["window_end"]),
+            str(s["severity"]),
+            float(s["actual"]),
+            float(s["expected"]),
+            float(s["ratio"]),
+            str(s["description"]),
+            status=str(s["status"]),
+            resolved_at=None if resolved_at is None else datetime.fromisoformat(resolved_at),
+            normal_streak=int(s["normal_streak"]),
+            extra=dict(s["extra"]),
         )
 
 

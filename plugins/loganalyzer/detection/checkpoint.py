@@ -1,0 +1,328 @@
+"""A partition's detection state as a checkpoint: named fields, a version, and old versions.
+
+The consumer stores `dump()`'s document as JSON in `detector_checkpoints`, with the batch; a
+consumer that gets the partition reads it back (`load()`), so it neither alarms on an empty
+baseline nor goes blind. Every field is named, so a reader (or a migration) never depends on
+positions, and the document carries `version`:
+
+- 3: this layout;
+- 1 and 2: the positional lists written before (2 added `version` and the evidence); they are
+  migrated (`upgrade`), so a consumer upgraded over a running deployment keeps its state;
+- anything else (a newer release's checkpoint, a damaged one) raises `CheckpointVersionError`;
+  the consumer then discards it with a log line and starts without it (warm or cold,
+  streaming/detection_stage.py).
+
+The template miner's state is its own versioned document (`TemplateMiner.to_state`). Pattern
+tallies are not checkpointed: they are drained with every batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
+
+from loganalyzer.detection.baseline import Baseline, BaselineState
+from loganalyzer.detection.episodes import Episode, EpisodeEvent, EpisodeState
+from loganalyzer.detection.evidence import Dispersion, DropEvidence, ErrorCusum
+from loganalyzer.detection.features import Counts
+from loganalyzer.detection.service_state import ServiceState
+from loganalyzer.detection.windows import WindowStore
+from loganalyzer.patterns import MinerConfig, TemplateMiner
+
+CHECKPOINT_VERSION = 3
+#: versions `upgrade` migrates to CHECKPOINT_VERSION (positional lists)
+MIGRATED_VERSIONS = (1, 2)
+
+
+class CheckpointVersionError(ValueError):
+    """A checkpoint of a version this release neither reads nor migrates."""
+
+
+class BucketState(TypedDict):
+    minute: int
+    total: int
+    errors: int
+    warns: int
+    duration_sum: float
+    duration_n: int
+    length_sum: int
+
+
+class DispersionState(TypedDict):
+    cv2: float
+    n: int
+
+
+class DropState(TypedDict):
+    score: float
+    minutes: int
+    expected: float
+    actual: int
+
+
+class CusumState(TypedDict):
+    statistic: float
+    errors: float
+    expected: float
+    recent: list[float]
+
+
+class ServiceCheckpoint(TypedDict):
+    tenant: str
+    service: str
+    first_minute: int
+    last_minute: int
+    buckets: list[BucketState]
+    baseline: BaselineState
+    #: the open episodes
+    episodes: list[EpisodeState]
+    miner: dict[str, Any]
+    messages: int
+    new_patterns: dict[str, int]
+    candidates: dict[str, list[int]]
+    skipped: int
+    forest_streak: int
+    #: minute (as a string: a JSON key) -> ERROR lines of the open new pattern
+    pattern_errors: dict[str, int]
+    dispersion: DispersionState
+    drop: DropState
+    cusum: CusumState
+
+
+class PendingEvent(TypedDict):
+    kind: str
+    episode: EpisodeState
+
+
+class Checkpoint(TypedDict):
+    version: int
+    max_minute: int | None
+    closed_upto: int | None
+    dropped_late: int
+    #: episode changes decided on the hot path that the next advance() returns
+    pending: list[PendingEvent]
+    #: least recently active first (the eviction order)
+    services: list[ServiceCheckpoint]
+
+
+def dump(store: WindowStore[ServiceState], pending: list[EpisodeEvent]) -> Checkpoint:
+    """The state as a JSON-compatible document (ints, floats, strings, lists, dicts)."""
+    return {
+        "version": CHECKPOINT_VERSION,
+        "max_minute": store.max_minute,
+        "closed_upto": store.closed_upto,
+        "dropped_late": store.dropped_late,
+        "pending": [{"kind": e.kind, "episode": e.episode.to_state()} for e in pending],
+        "services": [_dump_service(s) for s in store.services.values()],
+    }
+
+
+def _dump_service(s: ServiceState) -> ServiceCheckpoint:
+    drop, cusum = s.drop, s.cusum
+    return {
+        "tenant": s.tenant,
+        "service": s.service,
+        "first_minute": s.first_minute,
+        "last_minute": s.last_minute,
+        "buckets": [
+            {
+                "minute": k,
+                "total": b.total,
+                "errors": b.errors,
+                "warns": b.warns,
+                "duration_sum": b.duration_sum,
+                "duration_n": b.duration_n,
+                "length_sum": b.length_sum,
+            }
+            for k, b in s.buckets.items()
+        ],
+        "baseline": s.baseline.to_state(),
+        "episodes": [e.to_state() for e in s.episodes.values()],
+        "miner": s.miner.to_state(),
+        "messages": s.messages,
+        "new_patterns": s.new_patterns,
+        "candidates": s.candidates,
+        "skipped": s.skipped,
+        "forest_streak": s.forest_streak,
+        "pattern_errors": {str(k): v for k, v in s.pattern_errors.items()},
+        "dispersion": {"cv2": s.dispersion.cv2, "n": s.dispersion.n},
+        "drop": {
+            "score": drop.score,
+            "minutes": drop.minutes,
+            "expected": drop.expected,
+            "actual": drop.actual,
+        },
+        "cusum": {
+            "statistic": cusum.statistic,
+            "errors": cusum.errors,
+            "expected": cusum.expected,
+            "recent": cusum.recent,
+        },
+    }
+
+
+def load(
+    doc: Mapping[str, Any], store: WindowStore[ServiceState], miner_config: MinerConfig
+) -> list[EpisodeEvent]:
+    """Fill an empty store from a checkpoint of any readable version; returns the pending episode
+    changes. Raises CheckpointVersionError, or ValueError/KeyError/TypeError on a damaged one."""
+    cp = upgrade(doc)
+    store.max_minute = cp["max_minute"]
+    store.closed_upto = cp["closed_upto"]
+    store.dropped_late = int(cp["dropped_late"])
+    open_episodes: dict[str, Episode] = {}
+    for s in cp["services"]:
+        state = _load_service(s, miner_config)
+        store.services[(state.tenant, state.service)] = state
+        open_episodes.update((ep.id, ep) for ep in state.episodes.values())
+    # a pending change of an open episode is that episode (as before the checkpoint): what the
+    # minutes closed next do to it is in the row the change becomes
+    return [
+        EpisodeEvent(
+            str(p["kind"]), open_episodes.get(p["episode"]["id"]) or Episode.from_state(p["episode"])
+        )
+        for p in cp["pending"]
+    ]
+
+
+def _load_service(s: ServiceCheckpoint, miner_config: MinerConfig) -> ServiceState:
+    episodes = [Episode.from_state(e) for e in s["episodes"]]
+    d, drop, cusum = s["dispersion"], s["drop"], s["cusum"]
+    return ServiceState(
+        str(s["tenant"]),
+        str(s["service"]),
+        int(s["first_minute"]),
+        int(s["last_minute"]),
+        {
+            int(b["minute"]): Counts(
+                int(b["total"]),
+                int(b["errors"]),
+                int(b["warns"]),
+                float(b["duration_sum"]),
+                int(b["duration_n"]),
+                int(b["length_sum"]),
+            )
+            for b in s["buckets"]
+        },
+        Baseline.from_state(s["baseline"]),
+        {e.type: e for e in episodes},
+        TemplateMiner.from_state(s["miner"], miner_config),
+        int(s["messages"]),
+        {str(k): int(v) for k, v in s["new_patterns"].items()},
+        {str(k): [int(x) for x in v] for k, v in s["candidates"].items()},
+        pattern_errors={int(k): int(v) for k, v in s["pattern_errors"].items()},
+        skipped=int(s["skipped"]),
+        forest_streak=int(s["forest_streak"]),
+        dispersion=Dispersion(float(d["cv2"]), int(d["n"])),
+        drop=DropEvidence(
+            float(drop["score"]), int(drop["minutes"]), float(drop["expected"]), int(drop["actual"])
+        ),
+        cusum=ErrorCusum(
+            float(cusum["statistic"]),
+            [float(x) for x in cusum["recent"]],
+            float(cusum["errors"]),
+            float(cusum["expected"]),
+        ),
+    )
+
+
+def upgrade(doc: Mapping[str, Any]) -> Checkpoint:
+    """The document in this version's layout. Versions 1 and 2 are migrated; anything else
+    raises CheckpointVersionError."""
+    version = doc.get("version", 1)  # version 1 had no such key
+    if version == CHECKPOINT_VERSION:
+        return cast(Checkpoint, doc)
+    if version in MIGRATED_VERSIONS and isinstance(version, int):
+        return _from_positional(doc)
+    raise CheckpointVersionError(
+        f"detector checkpoint version {version!r}: this release reads version {CHECKPOINT_VERSION} "
+        f"and migrates {', '.join(map(str, MIGRATED_VERSIONS))}"
+    )
+
+
+def _from_positional(doc: Mapping[str, Any]) -> Checkpoint:
+    """Versions 1 and 2: each service a list of fields by position (later fields optional)."""
+    return {
+        "version": CHECKPOINT_VERSION,
+        "max_minute": doc["max_minute"],
+        "closed_upto": doc["closed_upto"],
+        "dropped_late": doc["dropped_late"],
+        "pending": [{"kind": kind, "episode": _episode_v2(e)} for kind, e in doc.get("pending", [])],
+        "services": [_service_v2(row) for row in doc["services"]],
+    }
+
+
+def _service_v2(row: list[Any]) -> ServiceCheckpoint:
+    tenant, service, first, last, buckets, baseline, episodes, miner = row[:8]
+    messages, new_patterns, candidates = row[8:11]
+    vol, err, minutes, weekly = baseline[:4]
+    evidence = row[14] if len(row) > 14 else None
+    out: ServiceCheckpoint = {
+        "tenant": tenant,
+        "service": service,
+        "first_minute": first,
+        "last_minute": last,
+        "buckets": [
+            {
+                "minute": k,
+                "total": total,
+                "errors": errors,
+                "warns": warns,
+                "duration_sum": duration_sum,
+                "duration_n": duration_n,
+                "length_sum": length_sum,
+            }
+            for k, total, errors, warns, duration_sum, duration_n, length_sum in buckets
+        ],
+        "baseline": {
+            "recent_volume": vol,
+            "recent_errors": err,
+            "minutes": minutes,
+            "weekly": weekly,
+            "daily": baseline[4] if len(baseline) > 4 else None,  # before the daily slots
+        },
+        "episodes": [_episode_v2(e) for e in episodes],
+        "miner": miner,
+        "messages": messages,
+        "new_patterns": new_patterns,
+        "candidates": candidates,
+        "skipped": row[11] if len(row) > 11 else 0,
+        "forest_streak": row[12] if len(row) > 12 else 0,
+        "pattern_errors": {str(k): v for k, v in row[13]} if len(row) > 13 else {},
+        "dispersion": {"cv2": 0.0, "n": 0},
+        "drop": {"score": 0.0, "minutes": 0, "expected": 0.0, "actual": 0},
+        "cusum": {"statistic": 0.0, "errors": 0.0, "expected": 0.0, "recent": []},
+    }
+    if evidence is not None:
+        score, run, expected, actual = evidence["drop"]
+        statistic, errors, expected_errors, recent = evidence["cusum"]
+        out["dispersion"] = {"cv2": evidence["cv2"], "n": evidence["cv2_n"]}
+        out["drop"] = {"score": score, "minutes": run, "expected": expected, "actual": actual}
+        out["cusum"] = {
+            "statistic": statistic,
+            "errors": errors,
+            "expected": expected_errors,
+            "recent": recent,
+        }
+    return out
+
+
+def _episode_v2(s: list[Any]) -> EpisodeState:
+    """Positional episodes held open ones only (no status, no resolved_at)."""
+    return {
+        "id": s[0],
+        "tenant": s[1],
+        "service": s[2],
+        "type": s[3],
+        "window_start": s[4],
+        "window_end": s[5],
+        "severity": s[6],
+        "actual": s[7],
+        "expected": s[8],
+        "ratio": s[9],
+        "description": s[10],
+        "status": "open",
+        "resolved_at": None,
+        "normal_streak": s[11],
+        "extra": s[12],
+    }

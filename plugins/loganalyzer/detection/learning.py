@@ -1,0 +1,67 @@
+"""Which closed minutes teach a service's baseline (and its dispersion) what normal is.
+
+A closed minute updates the baseline only when it looks normal: no volume/error episode open
+for the service, no evidence building up (a ramp or a silence is not learned before it alarms,
+else the expectation follows the rise and the evidence never reaches its threshold), and the
+volume within `max_deviation` of the expectation. After `relearn_after_minutes` consecutive
+skipped minutes, non-silent minutes are learned again: a lasting level shift becomes the new
+normal (and its episode resolves) instead of alarming for ever. Silence is never learned: a dead
+service stays an open drop until it logs again. The forest's episodes do not hold learning: it is
+the least precise signal, and a false positive would freeze the baseline.
+
+The same rule serves live minutes and the stored minutes of a warm start.
+"""
+
+from __future__ import annotations
+
+import math
+
+from loganalyzer.detection.baseline import Expected
+from loganalyzer.detection.config import DetectionConfig
+from loganalyzer.detection.features import Counts
+from loganalyzer.detection.new_patterns import errors_outside
+from loganalyzer.detection.rules import RULE_TYPES
+from loganalyzer.detection.service_state import ServiceState
+
+#: error CUSUM at which a minute is no longer learned: about two minutes at twice the expected
+#: errors. Under normal traffic: ~5 % of minutes at one expected error a minute, under 2 % from
+#: five on, up to ~9 % where errors are rarer and the error-rate floor is the expectation anyway
+#: (tests/unit/test_evidence.py)
+LEARN_BLOCK_CUSUM = 2.0
+
+
+def is_warm(cfg: DetectionConfig, state: ServiceState) -> bool:
+    """Has the service learned enough minutes for its rules to fire?"""
+    return state.baseline.minutes >= cfg.warmup_minutes
+
+
+def learn(
+    cfg: DetectionConfig, state: ServiceState, m: int, minute: Counts, exp: Expected, warm: bool
+) -> None:
+    """Learn minute m unless it is anomalous (see the module docstring)."""
+    bs = cfg.baseline
+    episodes = state.episodes
+    t = state.thresholds or cfg.thresholds
+    blocked = (bool(episodes) and any(k in episodes for k in RULE_TYPES)) or (
+        state.drop.score >= t.drop_evidence / 4 or state.cusum.statistic >= LEARN_BLOCK_CUSUM
+    )
+    total = minute.total
+    vol = exp.volume
+    # far: outside the factor band AND beyond Poisson noise (an empty minute of a service
+    # that logs once every few minutes is normal)
+    far = (
+        warm
+        and vol > 0
+        and not (vol / bs.max_deviation <= total <= vol * bs.max_deviation)
+        and abs(total - vol) > 3.0 * math.sqrt(max(vol, 1.0))
+    )
+    if blocked or far:
+        state.skipped += 1
+        if not (bs.relearn_after_minutes and state.skipped > bs.relearn_after_minutes and total > 0):
+            return
+    else:
+        state.skipped = 0
+    errors = errors_outside(state, m, minute.errors)
+    if warm and not blocked and not far:
+        state.dispersion.update(total, vol)
+    state.baseline.update(m, total, max(0, errors), bs)

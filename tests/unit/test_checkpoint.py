@@ -1,0 +1,145 @@
+"""Detector checkpoints: named fields with a version, exact round trips, and the old versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from loganalyzer.detection.checkpoint import CHECKPOINT_VERSION, CheckpointVersionError
+from loganalyzer.detection.config import DetectionConfig
+from loganalyzer.detection.engine import DetectionEngine
+from loganalyzer.detection.episodes import EpisodeEvent
+
+START = datetime(2026, 11, 23, 10, tzinfo=UTC)
+#: written by the engine of checkpoint version 2 (positional lists): a checkpoint taken with an
+#: error-rate episode open and a new-pattern episode pending, and every episode change that
+#: engine then made on the traffic `_traffic` replays (minutes 78-100)
+V2 = Path(__file__).parent / "data" / "detector_checkpoint_v2.json"
+
+
+def _traffic(
+    engine: DetectionEngine,
+    minutes: range,
+    per_minute: int = 120,
+    error_share: float = 0.01,
+    novel: bool = False,
+) -> list[list[str | None]]:
+    """Each minute's episode changes as the consumer writes them: as rows, when they happen."""
+    events: list[list[str | None]] = []
+    for m in minutes:
+        errors = round(per_minute * error_share)
+        for i in range(per_minute):
+            ts = START + timedelta(minutes=m, seconds=i * 60 / per_minute)
+            if novel and i == per_minute - 1:
+                engine.observe(ts, "acme", "payments", "ERROR", f"replica {i} lost its lease on shard 9", 40)
+                continue
+            level = "ERROR" if i < errors else "INFO"
+            msg = f"charge failed for order {i}" if level == "ERROR" else f"charged order {i} in {i % 90} ms"
+            engine.observe(ts, "acme", "payments", level, msg, 40)
+        events += _rows(engine.advance())
+    return events
+
+
+def _rows(events: list[EpisodeEvent]) -> list[list[str | None]]:
+    return [
+        [
+            e.kind,
+            e.episode.id,
+            e.episode.type,
+            e.episode.severity,
+            e.episode.status,
+            e.episode.window_start.isoformat(),
+            e.episode.window_end.isoformat(),
+            None if e.episode.resolved_at is None else e.episode.resolved_at.isoformat(),
+            e.episode.description,
+        ]
+        for e in events
+    ]
+
+
+def _busy_engine() -> DetectionEngine:
+    """Past the seasonal tables' allocation, with an episode open, evidence and a pending event."""
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(75))
+    _traffic(engine, range(75, 78), error_share=0.3)
+    at = START + timedelta(minutes=78, seconds=5)
+    engine.observe(at, "acme", "payments", "ERROR", "replica 4 lost its lease on shard 9", 40)
+    return engine
+
+
+def test_a_checkpoint_round_trips_through_json_with_named_fields() -> None:
+    engine = _busy_engine()
+    blob = engine.snapshot()
+    doc = orjson.loads(blob)
+    assert doc["version"] == CHECKPOINT_VERSION
+    assert set(doc) == {"version", "max_minute", "closed_upto", "dropped_late", "pending", "services"}
+    service = doc["services"][0]
+    assert (service["tenant"], service["service"]) == ("acme", "payments")
+    assert set(service["buckets"][0]) == {
+        "minute",
+        "total",
+        "errors",
+        "warns",
+        "duration_sum",
+        "duration_n",
+        "length_sum",
+    }
+    assert service["baseline"]["weekly"] is not None and service["baseline"]["minutes"] > 60
+    assert [e["type"] for e in service["episodes"]] == ["error_rate_spike", "new_error_pattern"]
+    assert service["cusum"]["statistic"] > 0 and set(service["drop"]) == {
+        "score",
+        "minutes",
+        "expected",
+        "actual",
+    }
+    assert [p["kind"] for p in doc["pending"]] == ["opened"]
+    assert doc["pending"][0]["episode"]["type"] == "new_error_pattern"
+
+    restored = DetectionEngine.restore(DetectionConfig(), blob)
+    assert restored.snapshot() == blob  # nothing lost or changed on the way
+    a, b = engine.services[("acme", "payments")], restored.services[("acme", "payments")]
+    assert (a.buckets, a.cusum, a.drop, a.dispersion, a.pattern_errors, a.new_patterns) == (
+        b.buckets,
+        b.cusum,
+        b.drop,
+        b.dispersion,
+        b.pattern_errors,
+        b.new_patterns,
+    )
+    assert a.episodes == b.episodes and a.baseline.to_state() == b.baseline.to_state()
+    after = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
+    again = _traffic(restored, range(78, 84), error_share=0.3, novel=True) + _traffic(
+        restored, range(84, 100)
+    )
+    assert after == again != []
+
+
+def test_a_version_2_checkpoint_is_migrated_and_continues_as_the_engine_that_wrote_it() -> None:
+    recorded = orjson.loads(V2.read_bytes())
+    assert recorded["checkpoint"]["version"] == 2
+    engine = DetectionEngine.restore(DetectionConfig(), recorded["checkpoint"])
+    state = engine.services[("acme", "payments")]
+    assert set(state.episodes) == {"error_rate_spike", "new_error_pattern"}
+    assert state.cusum.statistic > 0 and state.baseline.weekly is not None
+    assert orjson.loads(engine.snapshot())["version"] == CHECKPOINT_VERSION  # saved in the new layout
+    events = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
+    assert events == recorded["after"]
+
+
+def test_the_current_engine_on_the_same_traffic_agrees_with_the_recorded_one() -> None:
+    """The fixture's traffic is this file's: the engine that wrote version 2 and this one made
+    the same episode changes from the same state (so the migration test compares like with like)."""
+    engine = _busy_engine()
+    events = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
+    assert events == orjson.loads(V2.read_bytes())["after"]
+
+
+@pytest.mark.parametrize("version", [0, 4, 99, "3", None])
+def test_a_version_neither_read_nor_migrated_is_refused_by_name(version: object) -> None:
+    doc = orjson.loads(_busy_engine().snapshot())
+    doc["version"] = version
+    with pytest.raises(CheckpointVersionError, match=f"version {version!r}"):
+        DetectionEngine.restore(DetectionConfig(), doc)
