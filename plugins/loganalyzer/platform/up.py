@@ -190,7 +190,9 @@ def up(
         sup.start(cli_spec("consumer", "consume", env={**env, "DATABASE_URL": dbs.url("consumer")}))
         # the runner stands in for AWS itself (Lambda's event source and CloudWatch's metering),
         # not for a deployable of the product: it records invocations as the owner
-        sup.start(cli_spec("lambda-runner", "lambda-runner", env={**env, "DATABASE_URL": settings.database_url}))
+        sup.start(
+            cli_spec("lambda-runner", "lambda-runner", env={**env, "DATABASE_URL": settings.database_url})
+        )
 
         ground_truth = state / "ground_truth.jsonl"
         seeder = HistorySeeder(
