@@ -91,6 +91,8 @@ class LogConsumer:
         self._in_flight: tuple[Batch, Future[WriteResult]] | None = None
         #: next offset per owned partition as this consumer committed it to PostgreSQL
         self._committed: dict[int, int] = {}
+        #: records waiting in the broker per owned partition, from the last statistics (5 s)
+        self._backlog: dict[int, int] = {}
         #: next offset per owned partition as stored when it was assigned
         self._assigned_at: dict[int, int] = {}
         #: the stored offsets went back: end this Kafka session and start over from them
@@ -292,7 +294,7 @@ class LogConsumer:
         """Silence on partitions where nothing arrives: detection closes their minutes from the
         wall clock (DetectionStage.idle); what it finds is written at once, on its own."""
         assert self.detection is not None
-        derived = self.detection.idle()
+        derived = self.detection.idle(self._backlog)
         if not derived:
             return
         self._drain()
@@ -531,8 +533,10 @@ class LogConsumer:
         stored = {
             p: o for p in self._assigned if (o := self._committed.get(p, self._assigned_at.get(p, -1))) >= 0
         }
-        for partition, records in lag(high_watermarks(stats, self.settings.kafka.topic), stored).items():
+        backlog = lag(high_watermarks(stats, self.settings.kafka.topic), stored)
+        for partition, records in backlog.items():
             self.metrics.lag.labels(partition=str(partition)).set(records)
+        self._backlog = backlog  # detection's quiet partitions must have nothing waiting
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         log.warning("Kafka: %s", err)
