@@ -149,13 +149,15 @@ class LogConsumer:
             # Measured, consume() alone over 1M records: 207k records/s with that default,
             # 1.06M/s with 10 ms, and a smaller queue (50,000: 1.24M/s at +73 MB RSS).
             "fetch.queue.backoff.ms": 10,
-            # How long a fetch may wait at the broker for data. A broker that answers as soon as
-            # records are there loses nothing with a short wait (at most 20 empty fetches/s when
-            # idle); the embedded broker (Tansu) held fetches, and with the 500 ms default a
-            # record reached consume() 0.195 s after it was produced on average, 0.088 s with 50
-            # (50k records/s paced, no database). In bench_latency the batch's oldest record was
-            # 0.42 s old when consume() returned, 0.16 s with 50: the largest share of the lag.
-            "fetch.wait.max.ms": 50,
+            # How long a fetch may wait at the broker for data: librdkafka's default (500 ms).
+            # 50 ms cut the embedded broker's (Tansu 0.6.0) share of the detection lag (a record
+            # reached consume() 0.088 s after it was produced on average instead of 0.195 s, at
+            # 50k records/s paced), but Tansu answers a fetch with NO records when gathering them
+            # takes longer than this wait: in the 30-minute soak (2026-12-06, load average ~16)
+            # partitions whose backlog was many small live batches stopped for good (measured on
+            # that broker: 0 records in 8 s with 50 or 100 ms, 6-15k in 6 s with 200-300 ms, the
+            # whole 59k backlog within 8 s with 500 ms). KAFKA_PROPERTY_FETCH_WAIT_MAX_MS sets it.
+            "fetch.wait.max.ms": 500,
             "queued.min.messages": 50_000,
             "queued.max.messages.kbytes": 64 * 1024,
             # the lag gauge's source: each fetch's high watermark (loganalyzer.consumer_lag)
