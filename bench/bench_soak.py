@@ -145,8 +145,13 @@ class ReadLoad:
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     self.failures += 1
                     writer.close()
-                    await asyncio.sleep(1)
-                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    while not self._stop.is_set():  # the server restarting, or stopped at the end
+                        await asyncio.sleep(1)
+                        try:
+                            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                            break
+                        except OSError:
+                            self.failures += 1
                     continue
                 self.results.append((start - t0, group, time.perf_counter() - start, status))
                 await asyncio.sleep(self.pause)
