@@ -95,7 +95,7 @@ bench-costs: setup ## Cost forecast accuracy on simulated histories vs a naive f
 bench-alerts: setup ## Ingest rate with and without the alerts process against a failing receiver
 	$(PY) bench/bench_alerts_ingest.py
 
-bench-soak: setup ## Soak: steady traffic with incidents for 30 min (MINUTES=3 for a short run): RSS slope, throughput, completeness
+bench-soak: setup ## Soak: 30 min of traffic with incidents, API readers, DAGs (MINUTES=5 for a short run): RSS slopes, completeness, incidents
 	$(PY) bench/bench_soak.py --minutes $(or $(MINUTES),30)
 
 fmt: ## Format and auto-fix

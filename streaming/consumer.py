@@ -94,6 +94,8 @@ class LogConsumer:
         self._in_flight: tuple[Batch, Future[WriteResult]] | None = None
         #: next offset per owned partition as this consumer committed it to PostgreSQL
         self._committed: dict[int, int] = {}
+        #: records waiting in the broker per owned partition, from the last statistics (5 s)
+        self._backlog: dict[int, int] = {}
         #: next offset per owned partition as stored when it was assigned
         self._assigned_at: dict[int, int] = {}
         #: the stored offsets went back: end this Kafka session and start over from them
@@ -150,13 +152,15 @@ class LogConsumer:
             # Measured, consume() alone over 1M records: 207k records/s with that default,
             # 1.06M/s with 10 ms, and a smaller queue (50,000: 1.24M/s at +73 MB RSS).
             "fetch.queue.backoff.ms": 10,
-            # How long a fetch may wait at the broker for data. A broker that answers as soon as
-            # records are there loses nothing with a short wait (at most 20 empty fetches/s when
-            # idle); the embedded broker (Tansu) held fetches, and with the 500 ms default a
-            # record reached consume() 0.195 s after it was produced on average, 0.088 s with 50
-            # (50k records/s paced, no database). In bench_latency the batch's oldest record was
-            # 0.42 s old when consume() returned, 0.16 s with 50: the largest share of the lag.
-            "fetch.wait.max.ms": 50,
+            # How long a fetch may wait at the broker for data: librdkafka's default (500 ms).
+            # 50 ms cut the embedded broker's (Tansu 0.6.0) share of the detection lag (a record
+            # reached consume() 0.088 s after it was produced on average instead of 0.195 s, at
+            # 50k records/s paced), but Tansu answers a fetch with NO records when gathering them
+            # takes longer than this wait: in the 30-minute soak (2026-12-06, load average ~16)
+            # partitions whose backlog was many small live batches stopped for good (measured on
+            # that broker: 0 records in 8 s with 50 or 100 ms, 6-15k in 6 s with 200-300 ms, the
+            # whole 59k backlog within 8 s with 500 ms). KAFKA_PROPERTY_FETCH_WAIT_MAX_MS sets it.
+            "fetch.wait.max.ms": 500,
             "queued.min.messages": 50_000,
             "queued.max.messages.kbytes": 64 * 1024,
             # the lag gauge's source: each fetch's high watermark (loganalyzer.consumer_lag)
@@ -295,7 +299,7 @@ class LogConsumer:
         """Silence on partitions where nothing arrives: detection closes their minutes from the
         wall clock (DetectionStage.idle); what it finds is written at once, on its own."""
         assert self.detection is not None
-        derived = self.detection.idle()
+        derived = self.detection.idle(self._backlog)
         if not derived:
             return
         self._drain()
@@ -534,8 +538,10 @@ class LogConsumer:
         stored = {
             p: o for p in self._assigned if (o := self._committed.get(p, self._assigned_at.get(p, -1))) >= 0
         }
-        for partition, records in lag(high_watermarks(stats, self.settings.kafka.topic), stored).items():
+        backlog = lag(high_watermarks(stats, self.settings.kafka.topic), stored)
+        for partition, records in backlog.items():
             self.metrics.lag.labels(partition=str(partition)).set(records)
+        self._backlog = backlog  # detection's quiet partitions must have nothing waiting
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         log.warning("Kafka: %s", err)

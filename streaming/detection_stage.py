@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -298,14 +298,17 @@ class DetectionStage:
             out[p] = derived
         return out
 
-    def idle(self) -> dict[int, PartitionDerived]:
+    def idle(self, backlog: Mapping[int, int] | None = None) -> dict[int, PartitionDerived]:
         """Close the minutes that wall-clock time has passed on quiet live partitions.
 
         A partition quiet for `q` seconds is taken to be at event time newest + q, so its
         minutes close once q passes the allowed lateness, exactly as if an event had arrived.
-        Skipped: partitions that never had an event, and those replaying history (newest event
-        over LIVE_HORIZON behind the wall clock when it came). Returns the episode changes of the
-        partitions where something changed."""
+        Skipped: partitions that never had an event, those replaying history (newest event over
+        LIVE_HORIZON behind the wall clock when it came), and those with records waiting in the
+        broker (`backlog`: the consumer lag last known per partition): nothing arriving then
+        means a consumer behind or a broker slow to answer its fetches, not silence at the
+        source, and their quiet time starts again. Returns the episode changes of the partitions
+        where something changed."""
         now = self._clock()
         if self._last_idle is not None and now - self._last_idle < IDLE_EVERY:
             return {}
@@ -313,7 +316,7 @@ class DetectionStage:
         self._last_idle = now
         out: dict[int, PartitionDerived] = {}
         for p, owned in self._owned.items():
-            if stalled:
+            if stalled or (backlog is not None and backlog.get(p, 0) > 0):
                 owned.last_data = max(owned.last_data, now)
             quiet = now - owned.last_data
             if owned.newest is None or owned.behind > LIVE_HORIZON or quiet < IDLE_AFTER:

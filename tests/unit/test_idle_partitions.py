@@ -88,6 +88,29 @@ def test_replayed_history_and_a_stalled_consumer_are_not_silence() -> None:
     assert backfill.closed_upto <= backfill.max_minute  # its minutes closed by its own events only
 
 
+def test_a_partition_with_records_waiting_in_the_broker_is_not_silent() -> None:
+    """Nothing arriving while the broker still holds records for the partition (a consumer
+    behind, a broker slow to answer fetches, as Tansu on a loaded machine) is not silence at the
+    source: no drop while the backlog lasts; once it is gone, quiet time counts from then."""
+    clocks = Clocks()
+    stage = _stage(clocks)
+    stage.assign(0, 0, None)
+    stage.process(_batch(0, NOW - timedelta(minutes=60), 60))
+    stage.idle()
+    for _ in range(8 * 60):  # eight minutes with 5,000 records waiting: what a drop would need
+        clocks.tick(1.0)
+        assert _drops(stage.idle({0: 5000})) == []
+    found: list[AnomalyRow] = []
+    for _ in range(60):  # caught up, then one quiet minute: within the allowed lateness
+        clocks.tick(1.0)
+        found += _drops(stage.idle({0: 0}))
+    assert found == []
+    for _ in range(8 * 60):
+        clocks.tick(1.0)
+        found += _drops(stage.idle({0: 0}))
+    assert [a.status for a in found] == ["open"]
+
+
 def test_an_event_from_a_clock_an_hour_ahead_does_not_carry_the_watermark_away() -> None:
     """One host whose clock runs an hour fast must not close the partition's next hour: its event
     is counted at the consumer's now, and the partition's real traffic keeps being counted."""

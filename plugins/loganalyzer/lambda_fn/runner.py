@@ -106,6 +106,27 @@ def _timed(invoke: Invoke, event: Mapping[str, Any], record: Record | None) -> A
                 log.error("could not record the invocation's duration (its cost is missing): %s", exc)
 
 
+#: waits between polls while the queue's endpoint cannot be reached: doubling from the first
+#: to the last, so a short outage costs seconds and a long one a request every half minute
+OUTAGE_BACKOFF = (1.0, 30.0)
+
+
+def endpoint_unavailable(exc: BaseException) -> bool:
+    """True for what passes by itself: the endpoint unreachable, a timeout, a 5xx or throttling.
+
+    A missing queue or refused credentials are not: retrying them would hide a wrong setting."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return status >= 500 or "Throttl" in code or code == "RequestThrottled"
+    return False
+
+
 def run(
     sqs: Any,
     url: str,
@@ -115,11 +136,29 @@ def run(
     wait_seconds: int = 20,
     until_idle: bool = False,
     record: Record | None = None,
+    backoff: tuple[float, float] = OUTAGE_BACKOFF,
 ) -> RunnerStats:
-    """Poll until `stop` is set (or, with until_idle, until a poll comes back empty)."""
+    """Poll until `stop` is set (or, with until_idle, until a poll comes back empty).
+
+    While the queue cannot be reached the runner waits and polls again with a doubling delay,
+    saying so once per attempt; the messages wait on the queue (SQS keeps them) and are
+    processed when it answers again. Under `loganalyzer up` an exit would only be a restart
+    loop, and in AWS the event source mapping does the same waiting."""
     stats = RunnerStats()
+    delay = backoff[0]
     while not stop.is_set():
-        got = poll_once(sqs, url, invoke, stats, wait_seconds, record)
+        try:
+            got = poll_once(sqs, url, invoke, stats, wait_seconds, record)
+        except Exception as exc:
+            if not endpoint_unavailable(exc):
+                raise
+            log.warning("SQS queue unavailable (%s); retrying in %.0f s", exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, backoff[1])
+            continue
+        if delay != backoff[0]:
+            log.info("SQS queue reachable again; polling %s", url)
+            delay = backoff[0]
         if until_idle and got == 0:
             break
     return stats
