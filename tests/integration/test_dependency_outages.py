@@ -29,11 +29,10 @@ from loganalyzer.generator.services import CATALOGUE, service_by_name
 from loganalyzer.generator.traffic import Record, TrafficModel
 from loganalyzer.platform.local import mlflow_spec
 from loganalyzer.platform.processes import free_port, port_open
-from tests.export_support import moto_server
 from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
 from tests.integration.slack_receiver import SlackReceiver
 from tests.integration.tcp_gate import TcpGate
-from tests.support import count, new_topic, produce, wait_for
+from tests.support import count, moto_server, new_topic, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
