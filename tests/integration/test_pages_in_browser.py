@@ -92,6 +92,14 @@ def swagger_try_out(browser: Browser, path: str, api_key: str) -> dict[str, str]
     return dict(answer["result"]["value"])
 
 
+def wait_for_first_model(platform: RunningPlatform) -> None:
+    """Until `up` reports the first model; fails when it says the model was not trained (the
+    model page would then say the model does not exist)."""
+    wait_for(lambda: "first model" in platform.output().split("is up", 1)[-1], 300, "the first model", 1.0)
+    report = platform.output().split("is up", 1)[-1]
+    assert "first model not trained" not in report, report[-2000:]
+
+
 def airflow_token(platform: RunningPlatform) -> str:
     line = platform.banner_line("Airflow UI/API:")
     password = line.split("password ", 1)[1].split(";", 1)[0]
@@ -108,7 +116,7 @@ def airflow_token(platform: RunningPlatform) -> str:
 def test_api_airflow_and_mlflow_pages_render_without_errors(running_platform: RunningPlatform) -> None:
     platform = running_platform
     # the model page needs a model: the first one is trained after seeding
-    wait_for(lambda: "first model" in platform.output().split("is up", 1)[-1], 300, "the first model", 1.0)
+    wait_for_first_model(platform)
     token = airflow_token(platform)
     # the DAGs are parsed by the dag-processor a little after the api-server answers
     wait_for(
@@ -186,7 +194,7 @@ def test_banner_commands_answer(running_platform: RunningPlatform) -> None:
             done.stdout[-1500:],
             done.stderr,
         )
-    wait_for(lambda: "first model" in platform.output().split("is up", 1)[-1], 300, "the first model", 1.0)
+    wait_for_first_model(platform)
     mlflow = platform.output().splitlines()
     command = platform.try_after("MLflow UI/registry:")
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
