@@ -110,6 +110,17 @@ def airflow_token(platform: RunningPlatform) -> str:
     return str(answer.json()["access_token"])
 
 
+def dag_count(platform: RunningPlatform, token: str) -> int:
+    """The DAGs Airflow's API lists; 0 while a busy api-server does not answer within 30 s."""
+    try:
+        answer = httpx.get(
+            f"{platform.airflow_url}/api/v2/dags", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.TimeoutException:
+        return 0
+    return len(answer.json()["dags"])
+
+
 # the first test that asks for the session's platform waits for `up` with Airflow (minutes on a
 # busy 2-core machine): its setup counts against the test's own timeout
 @pytest.mark.timeout(1500)
@@ -119,21 +130,7 @@ def test_api_airflow_and_mlflow_pages_render_without_errors(running_platform: Ru
     wait_for_first_model(platform)
     token = airflow_token(platform)
     # the DAGs are parsed by the dag-processor a little after the api-server answers
-    wait_for(
-        lambda: (
-            len(
-                httpx.get(
-                    f"{platform.airflow_url}/api/v2/dags",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=30,
-                ).json()["dags"]
-            )
-            >= len(DAGS)
-        ),
-        240,
-        "the DAGs in Airflow's API",
-        2.0,
-    )
+    wait_for(lambda: dag_count(platform, token) >= len(DAGS), 240, "the DAGs in Airflow's API", 2.0)
     with headless_chromium() as browser:
         # the API as a user's browser gets it with their key: the anomalies the seed's incidents made
         browser.set_headers({"X-API-Key": platform.api_key})
