@@ -12,6 +12,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api.cost_cache import CostCache
@@ -41,6 +42,9 @@ TAGS = [
     {"name": "costs", "description": "What the platform costs on AWS: estimate, forecast, what-if, pricing"},
 ]
 
+
+#: where /docs and /redoc load Swagger UI's and ReDoc's scripts and styles from
+DOCS_ASSETS_URL = "/docs-assets"
 
 #: what the middlewares answer before a route runs (serving/limits.py, serving/rate_limit.py)
 LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -74,12 +78,18 @@ def create_app(settings: ServingSettings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) are served from the package's own copy of their
+    # scripts: FastAPI's default loads them from a CDN, and a machine without internet access
+    # (an air-gapped deployment, our test machines) would show a blank page
+    app = FastAPIOffline(
         title="Smart Log Analyzer API",
         version="1.0.0",
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        # no validator badge: it would send the schema's address to validator.swagger.io
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     key_cache: KeyCache = {}

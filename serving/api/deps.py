@@ -18,7 +18,7 @@ from serving.settings import ServingSettings
 api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="An API key from `loganalyzer keys create --tenant T` (la_<id>_<secret>).",
+    description="An API key from `loganalyzer keys create --tenant T` (`la_<id>_<secret>`).",
 )
 
 Row = dict[str, object]

@@ -207,7 +207,10 @@ def up(
         if generator and seed:
             seeded_until = _seed(seeder, seed_span)
             if "MLFLOW_TRACKING_URI" in env:
-                first_model = _start_first_model(env, state, seed_span, seeded_until, ground_truth)
+                # as the nightly retraining runs in Airflow: the read-only user may not read feedback
+                first_model = _start_first_model(
+                    {**env, "DATABASE_URL": dbs.url("airflow")}, state, seed_span, seeded_until, ground_truth
+                )
 
         api_lines = ["REST API:            not started (--no-api)"]
         if api:
