@@ -44,7 +44,7 @@ CREATE FUNCTION analyze_table(table_name text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF table_name <> ALL (ARRAY['detector_checkpoints', 'ingest_offsets', 'anomalies', 'log_patterns',
-                                'hourly_metrics', 'cost_snapshots']) THEN
+                                'hourly_metrics', 'cost_snapshots', 'alert_deliveries']) THEN
         RAISE EXCEPTION 'analyze_table: % is not one of the tables maintenance analyzes', table_name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
