@@ -39,3 +39,9 @@ COMMENT ON TABLE minute_count_hours IS 'Hours of event time whose minute_counts 
 
 -- Airflow tasks write both (hourly_rollup) and read them (nightly_retrain), as with hourly_metrics.
 GRANT SELECT, INSERT, UPDATE, DELETE ON minute_counts, minute_count_hours TO loganalyzer_airflow;
+
+-- Owned by the migrations' owner like every table (sql/016_roles.sql); lambda_invocations
+-- (sql/021) was created after 016's hand-over and was left owned by whoever ran the migration.
+ALTER TABLE minute_counts OWNER TO loganalyzer_owner;
+ALTER TABLE minute_count_hours OWNER TO loganalyzer_owner;
+ALTER TABLE lambda_invocations OWNER TO loganalyzer_owner;
