@@ -149,7 +149,19 @@ def roll_up(conn: psycopg.Connection, start: datetime, end: datetime) -> RollupR
     with conn.transaction():
         written = conn.execute(_UPSERT, params).rowcount
         deleted = conn.execute(_DELETE_STALE, params).rowcount
-        row = conn.execute(_UPSERT_MINUTES, params).fetchone()
-        conn.execute(_MARK_HOURS, params)
-    m_written, m_deleted = row if row else (0, 0)
-    return RollupResult(start, end, max(written, 0), max(deleted, 0), int(m_written), int(m_deleted))
+        m_written, m_deleted = _roll_up_minutes(conn, params)
+    return RollupResult(start, end, max(written, 0), max(deleted, 0), m_written, m_deleted)
+
+
+def _roll_up_minutes(conn: psycopg.Connection, params: dict[str, datetime]) -> tuple[int, int]:
+    row = conn.execute(_UPSERT_MINUTES, params).fetchone()
+    conn.execute(_MARK_HOURS, params)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def roll_up_minutes(conn: psycopg.Connection, start: datetime, end: datetime) -> tuple[int, int]:
+    """Only the minute_counts part of `roll_up` (rows written, deleted), in one transaction: for
+    filling a month of minutes at once (bench/bench_retrain.py) without hourly_metrics'
+    percentiles, which cost most of a roll-up."""
+    with conn.transaction():
+        return _roll_up_minutes(conn, {"start": start, "end": end})
