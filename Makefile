@@ -17,7 +17,7 @@ $(UV):
 
 setup: $(UV) ## Install system services check + the locked Python environment in .venv/
 	bash scripts/system-deps.sh
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 up: setup ## Set up, then run the whole platform locally (Ctrl-C stops everything)
 	.venv/bin/loganalyzer up

@@ -126,6 +126,8 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT count(*) FROM anomalies",
         HOURLY,
         "DELETE FROM hourly_metrics WHERE hour = '2026-01-15T10:00Z'",
+        "DELETE FROM minute_counts WHERE minute < '2000-01-01'",
+        "SELECT count(*) FROM minute_count_hours",
         f"SELECT ensure_log_partition('{DAY}'::date + 2)",
         f"SELECT * FROM index_closed_log_partitions('{DAY}'::date + 1)",
         f"SELECT * FROM drop_log_partitions_before('{DAY}')",
@@ -208,6 +210,7 @@ FORBIDDEN: dict[str, list[str]] = {
     ],
     "loganalyzer_alerts": [
         LOG_ROW,
+        "SELECT count(*) FROM minute_counts",
         "UPDATE anomalies SET status = 'resolved'",
         "DELETE FROM anomalies",
         "DELETE FROM alert_deliveries",

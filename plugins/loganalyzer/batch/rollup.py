@@ -9,6 +9,11 @@ and a backfill over older days catches the rest.
 A row is only rewritten when one of its values changed (`IS DISTINCT FROM`), so re-running an
 unchanged hour leaves no dead row versions and keeps `computed_at`. Rows of a (tenant, service)
 that has no logs in a recomputed hour any more (its partition was dropped) are deleted.
+
+The same run recomputes `minute_counts` for the same hours, the same way (upsert of changed
+rows, delete of minutes that have no logs any more), and lists the hours in
+`minute_count_hours`: nightly retraining reads a month of minutes from there instead of
+aggregating the month's logs (loganalyzer.db.minute_counts).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+
+from loganalyzer.db.minute_counts import MINUTES_FROM_LOGS
 
 _UPSERT = """
 WITH fresh AS (
@@ -62,6 +69,44 @@ WHERE h.hour >= %(start)s AND h.hour < %(end)s
 """
 
 
+_UPSERT_MINUTES = f"""
+WITH fresh AS (
+    SELECT minute, tenant, service, total, errors, warns, duration_sum, duration_n, length_sum
+    FROM ({MINUTES_FROM_LOGS.format(where="")}) AS m
+),
+written AS (
+    INSERT INTO minute_counts AS c (minute, tenant, service, total, errors, warns, duration_sum,
+                                    duration_n, length_sum)
+    SELECT * FROM fresh
+    ON CONFLICT (minute, tenant, service) DO UPDATE SET
+        total = excluded.total, errors = excluded.errors, warns = excluded.warns,
+        duration_sum = excluded.duration_sum, duration_n = excluded.duration_n,
+        length_sum = excluded.length_sum
+    WHERE (c.total, c.errors, c.warns, c.duration_sum, c.duration_n, c.length_sum)
+          IS DISTINCT FROM
+          (excluded.total, excluded.errors, excluded.warns, excluded.duration_sum,
+           excluded.duration_n, excluded.length_sum)
+    RETURNING 1
+),
+deleted AS (
+    DELETE FROM minute_counts c
+    WHERE c.minute >= %(start)s AND c.minute < %(end)s
+      AND NOT EXISTS (SELECT 1 FROM fresh f
+                      WHERE f.minute = c.minute AND f.tenant = c.tenant AND f.service = c.service)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM deleted)
+"""
+# Both data-modifying parts see the same snapshot: the delete never sees the rows being written,
+# and removes only minutes that `fresh` (the hours' logs now) does not hold.
+
+_MARK_HOURS = """
+INSERT INTO minute_count_hours (hour)
+SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour')
+ON CONFLICT (hour) DO NOTHING
+"""
+
+
 @dataclass(frozen=True)
 class RollupResult:
     start: datetime
@@ -69,6 +114,9 @@ class RollupResult:
     #: rows inserted or changed (0 when the hours were already up to date)
     written: int
     deleted: int
+    #: minute_counts rows inserted or changed, and deleted
+    minutes_written: int = 0
+    minutes_deleted: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -76,6 +124,8 @@ class RollupResult:
             "end": self.end.isoformat(),
             "written": self.written,
             "deleted": self.deleted,
+            "minutes_written": self.minutes_written,
+            "minutes_deleted": self.minutes_deleted,
         }
 
 
@@ -89,7 +139,8 @@ def hours_to_roll_up(interval_end: datetime, late_hours: int = 1) -> tuple[datet
 
 
 def roll_up(conn: psycopg.Connection, start: datetime, end: datetime) -> RollupResult:
-    """Recompute hourly_metrics for every whole hour in [start, end), in one transaction."""
+    """Recompute hourly_metrics and minute_counts for every whole hour in [start, end), in one
+    transaction."""
     if start.minute or start.second or start.microsecond or end.minute or end.second or end.microsecond:
         raise ValueError(f"roll-up bounds must be whole hours, got {start} .. {end}")
     if end <= start:
@@ -98,4 +149,19 @@ def roll_up(conn: psycopg.Connection, start: datetime, end: datetime) -> RollupR
     with conn.transaction():
         written = conn.execute(_UPSERT, params).rowcount
         deleted = conn.execute(_DELETE_STALE, params).rowcount
-    return RollupResult(start, end, max(written, 0), max(deleted, 0))
+        m_written, m_deleted = _roll_up_minutes(conn, params)
+    return RollupResult(start, end, max(written, 0), max(deleted, 0), m_written, m_deleted)
+
+
+def _roll_up_minutes(conn: psycopg.Connection, params: dict[str, datetime]) -> tuple[int, int]:
+    row = conn.execute(_UPSERT_MINUTES, params).fetchone()
+    conn.execute(_MARK_HOURS, params)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def roll_up_minutes(conn: psycopg.Connection, start: datetime, end: datetime) -> tuple[int, int]:
+    """Only the minute_counts part of `roll_up` (rows written, deleted), in one transaction: for
+    filling a month of minutes at once (bench/bench_retrain.py) without hourly_metrics'
+    percentiles, which cost most of a roll-up."""
+    with conn.transaction():
+        return _roll_up_minutes(conn, {"start": start, "end": end})
