@@ -5,7 +5,7 @@
    in the way): the closed days first, rebuilt for search as `loganalyzer db maintain` does
    (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
    up to the start of the measurement (today's partition keeps only the indexes ingestion pays
-   for, no search column, as on a live system), then the hourly step's search GIN of each of
+   for, no search column, as on a live system), then `loganalyzer db index-hours`' search GIN of each of
    today's closed hours (loganalyzer.db.search_hours; --no-hour-indexes drops them);
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
@@ -176,7 +176,7 @@ def load(url: str, n_logs: int, days: int) -> None:
 
 
 def hour_search_indexes(conn: Any, build: bool) -> int:
-    """Today's closed hours with their search GIN, as the hourly step leaves them (build), or
+    """Today's closed hours with their search GIN, as `db index-hours` leaves them (build), or
     none (to measure the search without them on the same data). Returns how many there are."""
     names = [
         r[0]
@@ -387,7 +387,7 @@ def main() -> None:
         "--hour-indexes",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="today's closed hours with their search GIN, as the hourly step leaves them (default); "
+        help="today's closed hours with their search GIN, as `db index-hours` leaves them (default); "
         "--no-hour-indexes drops them to measure without",
     )
     args = ap.parse_args()

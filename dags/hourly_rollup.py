@@ -5,10 +5,6 @@ hour of its data interval **and the hour before it**, so events that arrive late
 Idempotent: a re-run or a backfill of an hour writes the same rows (unchanged rows are not even
 rewritten). Work: `loganalyzer.batch.rollup`.
 
-Then each of today's closed hours gets its full-text GIN (`loganalyzer.db.search_hours`, built
-CONCURRENTLY, once per hour; the same as `loganalyzer db index-hours`), so that log search over
-today reads an index instead of parsing every line.
-
 - Schedule: every hour, for the hour that just ended (data interval = that hour).
 - Backfill: `airflow backfill create --dag-id hourly_rollup --from-date 2026-11-29 --to-date 2026-12-06`
   (or the UI's "Backfill" button); runs go one at a time.
@@ -44,17 +40,7 @@ def hourly_rollup() -> None:
         with open_database() as conn:
             return roll_up(conn, start, end).to_dict()
 
-    @task
-    def index_closed_hours() -> list[str]:
-        from datetime import UTC, datetime
-
-        from loganalyzer.batch.airflow_io import open_database
-        from loganalyzer.db.search_hours import index_closed_hours
-
-        with open_database(autocommit=True) as conn:
-            return index_closed_hours(conn, datetime.now(UTC))
-
-    roll_up_hours() >> index_closed_hours()
+    roll_up_hours()
 
 
 hourly_rollup()

@@ -134,7 +134,8 @@ def db_index_hours() -> None:
     """Today's closed hours: a small full-text GIN per hour (loganalyzer.db.search_hours).
 
     Built CONCURRENTLY (ingestion never waits), each once, an hour after it closed (+5 min);
-    run it every hour (the hourly_rollup DAG does). The day's rebuild at close replaces them.
+    run it every hour. Opt-in: every hour index costs each inserted row a predicate check
+    (22 of them: COPY at ~0.75, docs/measurements.md). The day's rebuild at close replaces them.
     """
     from loganalyzer.db.search_hours import index_closed_hours
 

@@ -22,7 +22,10 @@ Why one index per hour and not one growing index: each build reads one hour (sec
 whole day so far (up to ~2 min of CPU per rebuild at 10M rows a day); a row inserted with a
 timestamp in an indexed hour (late) is added to that hour's index by PostgreSQL itself, and a
 row of the open hour pays only the predicate checks. The day's rebuild at close (sql/014)
-replaces the partition and with it these indexes.
+replaces the partition and with it these indexes. What it costs: PostgreSQL checks every
+partial index's predicate for every inserted row; with 22 hour indexes a COPY of open-hour rows
+ran at 0.75 of the rate without them (bench/bench_search_hours.py), so this is opt-in
+(`loganalyzer db index-hours`) until the hours are merged into fewer indexes.
 """
 
 from __future__ import annotations

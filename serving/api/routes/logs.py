@@ -7,7 +7,7 @@ window quickly. Closed days that maintenance has rebuilt for search (sql/014) an
 their GIN on (service, message_tsv); today's partition (and a closed day not rebuilt yet) has no
 stored search column on purpose (ingestion pays nothing for search); each of its hours that has
 closed gets its own partial GIN on to_tsvector (loganalyzer.db.search_hours, `loganalyzer db
-index-hours`, hourly), answered by one query per whole hour. The open hour (and an hour not
+index-hours`, run hourly), answered by one query per whole hour. The open hour (and an hour not
 indexed yet) is read through the BRIN on timestamp, parsing each message that passes the other
 filters: there the window grows to
 at most UNINDEXED_WINDOW, and once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
