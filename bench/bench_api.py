@@ -5,7 +5,8 @@
    in the way): the closed days first, rebuilt for search as `loganalyzer db maintain` does
    (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
    up to the start of the measurement (today's partition keeps only the indexes ingestion pays
-   for: no search index, as on a live system);
+   for, no search column, as on a live system), then `loganalyzer db index-hours`' search GIN of each of
+   today's closed hours (loganalyzer.db.search_hours; --no-hour-indexes drops them);
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
 3. for each endpoint, SECONDS of requests from 32 keep-alive connections (a small asyncio
@@ -45,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
 from loganalyzer.db.migrate import migrate  # noqa: E402
+from loganalyzer.db.search_hours import index_closed_hours  # noqa: E402
 from loganalyzer.platform.processes import free_port, port_open  # noqa: E402
 from serving.keys import new_key  # noqa: E402
 from tests.support import ADMIN_URL  # noqa: E402
@@ -166,11 +168,36 @@ def load(url: str, n_logs: int, days: int) -> None:
         )
         conn.execute("VACUUM ANALYZE")
         _insert_logs(conn, closed_rows, n_logs, midnight, datetime.now(UTC))
-        print(f"  today: {n_logs - closed_rows:,} rows up to now, no search index (as ingestion leaves it)")
+        print(f"  today: {n_logs - closed_rows:,} rows up to now, no search column (as ingestion leaves it)")
         conn.execute(
             f'INSERT INTO hourly_metrics {HOURLY} WHERE "timestamp" >= %s GROUP BY 1, 2, 3', (midnight,)
         )
         conn.execute(f"VACUUM ANALYZE logs_p{midnight:%Y%m%d}")
+
+
+def hour_search_indexes(conn: Any, build: bool) -> int:
+    """Today's closed hours with their search GIN, as `db index-hours` leaves them (build), or
+    none (to measure the search without them on the same data). Returns how many there are."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid "
+            "JOIN pg_class c ON c.oid = x.indexrelid "
+            "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '_search_h[0-9]{2}$'"
+        )
+    ]
+    if not build:
+        for name in names:
+            conn.execute(f'DROP INDEX "{name}"')
+        print(f"  hour search indexes: none ({len(names)} dropped)")
+        return 0
+    t = time.perf_counter()
+    built = index_closed_hours(conn, datetime.now(UTC))
+    if built:
+        conn.execute("ANALYZE logs")
+    took = time.perf_counter() - t
+    print(f"  hour search indexes: {len(built)} built in {took:.1f} s, {len(names)} there before")
+    return len(names) + len(built)
 
 
 def create_key(url: str, tenant: str, admin: bool) -> str:
@@ -356,6 +383,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (default 2)")
     ap.add_argument("--url", help="reuse a database a previous --keep run loaded")
     ap.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
+    ap.add_argument(
+        "--hour-indexes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="today's closed hours with their search GIN, as `db index-hours` leaves them (default); "
+        "--no-hour-indexes drops them to measure without",
+    )
     args = ap.parse_args()
 
     url = args.url or make_conninfo(ADMIN_URL, dbname=f"la_bench_api_{uuid.uuid4().hex[:8]}")
@@ -369,6 +403,8 @@ def main() -> None:
             t = time.perf_counter()
             load(url, args.logs, args.days)
             print(f"  loaded in {time.perf_counter() - t:.0f} s")
+        with connect(url, autocommit=True) as conn:
+            hour_indexes = hour_search_indexes(conn, build=args.hour_indexes)
         tenant_key = create_key(url, "acme", admin=False)
         with connect(url) as conn:
             ids = [r[0] for r in conn.execute("SELECT id FROM anomalies WHERE tenant = 'acme' LIMIT 2000")]
@@ -392,7 +428,8 @@ def main() -> None:
         print()
         print(
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {args.logs:,} logs over {args.days} days "
-            f"({today[0] if today else 0:,} of them today, without search index), 10,000 anomalies, "
+            f"({today[0] if today else 0:,} of them today, {hour_indexes} closed hours with a search index), "
+            f"10,000 anomalies, "
             f"{CONNECTIONS} connections, 1 uvicorn worker (uvloop, httptools), pool of 4; "
             f"load average (1 min) {results[0][1].load_before:.1f} at start, "
             f"{uncached_results[-1][1].load_after:.1f} at end"

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loganalyzer.db.connection import connect
+from loganalyzer.db.search_hours import index_closed_hours
 from tests.integration.api_harness import NOW, Keys, client, make_keys, seed
 from tests.support import fresh_database
 
@@ -81,7 +82,8 @@ def test_a_search_out_of_time_answers_what_it_found_and_continues_from_there(
     until = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
     path = f"/api/v1/logs/search?q=timeout&limit=7&from={since}&to={until}"
     unhurried = _pages(c, keys.acme, path)
-    with client(url, search_budget_ms=1) as hurried:  # one window per request, then a cursor
+    # one window per request, then a cursor; hundreds of requests: no per-key rate limit
+    with client(url, search_budget_ms=1, rate_limit_per_second=0) as hurried:
         short_pages = 0
         rows: list[dict[str, Any]] = []
         cursor = ""
@@ -256,3 +258,24 @@ def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:
     assert bad.status_code == 422 and bad.json()["path"] == "s3.storage_gb"
     assert c.post("/api/v1/costs/price", headers=h, json=[1, 2]).status_code == 422
     assert c.post("/api/v1/costs/price", headers=h, content=b"{").status_code == 422
+
+
+def test_todays_hour_indexes_answer_the_same_pages(api: tuple[TestClient, Keys, str]) -> None:
+    c, keys, url = api
+    since = (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    until = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    paths = [
+        f"/api/v1/logs/search?q=timeout&limit=7&from={since}&to={until}",
+        f"/api/v1/logs/search?q=handled&service=svc-b&limit=50&from={since}&to={until}",
+    ]
+    parsed = [_pages(c, keys.acme, p) for p in paths]
+    with connect(url, autocommit=True) as conn:
+        built = index_closed_hours(conn, NOW + timedelta(hours=3))
+        try:
+            assert built
+            with client(url) as indexed:  # a new app: it sees the new indexes at once
+                assert [_pages(indexed, keys.acme, p) for p in paths] == parsed
+                assert all(parsed)
+        finally:
+            for name in built:
+                conn.execute(f'DROP INDEX "{name}"')

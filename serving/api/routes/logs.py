@@ -5,8 +5,11 @@ then 4, 16, ...; never across midnight, so each query reads one daily partition)
 is full. A common term fills the page from the newest minutes alone; a rare one widens the
 window quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through
 their GIN on (service, message_tsv); today's partition (and a closed day not rebuilt yet) has no
-search index on purpose (ingestion pays nothing for search), so its windows are read through the
-BRIN on timestamp, parsing each message that passes the other filters: there the window grows to
+stored search column on purpose (ingestion pays nothing for search); each of its hours that has
+closed gets its own partial GIN on to_tsvector (loganalyzer.db.search_hours, `loganalyzer db
+index-hours`, run hourly), answered by one query per whole hour. The open hour (and an hour not
+indexed yet) is read through the BRIN on timestamp, parsing each message that passes the other
+filters: there the window grows to
 at most UNINDEXED_WINDOW, and once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
 the rows found so far with a cursor that continues where it stopped (a page may then hold fewer
 than `limit` rows and still have a next_cursor). A request's cost stays bounded and 32 callers
@@ -26,6 +29,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
+from loganalyzer.db.search_hours import hour_of_index
 from serving.api import cursor as cursors
 from serving.api.deps import CurrentPrincipal, DbDep, Row, SettingsDep, tenant_scope
 from serving.api.pages import cut
@@ -57,6 +61,8 @@ class Partitions:
     first: date | None
     last: date | None
     search_ready: frozenset[date]
+    #: hours of days not rebuilt yet that have their own GIN (loganalyzer.db.search_hours)
+    hours_ready: frozenset[datetime] = frozenset()
 
 
 async def partitions(request: Request, db: DbDep) -> Partitions:
@@ -70,11 +76,18 @@ async def partitions(request: Request, db: DbDep) -> Partitions:
         "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_p[0-9]{8}$'"
     )
     rows = await cur.fetchall()
+    cur = await db.execute(
+        "SELECT ic.relname AS name FROM pg_inherits i "
+        "JOIN pg_index ix ON ix.indrelid = i.inhrelid JOIN pg_class ic ON ic.oid = ix.indexrelid "
+        "WHERE i.inhparent = 'logs'::regclass AND ix.indisvalid AND ic.relname ~ '_search_h[0-9]{2}$'"
+    )
+    hours = [hour_of_index(str(r["name"])) for r in await cur.fetchall()]
     days = [r["day"] for r in rows if isinstance(r["day"], date)]
     found = Partitions(
         min(days, default=None),
         max(days, default=None),
         frozenset(r["day"] for r in rows if r["ready"] and isinstance(r["day"], date)),
+        frozenset(h for h in hours if h is not None),
     )
     request.app.state.log_partitions = (time.monotonic() + READY_CACHE_SECONDS, found)
     return found
@@ -200,7 +213,18 @@ async def search(
         day = last_instant.astimezone(UTC).date()
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         indexed = day in parts.search_ready
-        lower = max(start, _minus(upper, window if indexed else min(window, UNINDEXED_WINDOW)), midnight)
+        hour = last_instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if not indexed and hour in parts.hours_ready:
+            # the hour's own GIN answers: one query for the whole (rest of the) hour, so that
+            # the BRIN on timestamp has nothing to narrow and the planner does not AND them
+            lower = max(start, hour)
+        else:
+            lower = max(start, _minus(upper, window if indexed else min(window, UNINDEXED_WINDOW)), midnight)
+            if not indexed and hour - timedelta(hours=1) in parts.hours_ready:
+                # the open hour: after a first short window (a common word fills the page there),
+                # the rest of the hour in one query, so that no BRIN range (~8 minutes of lines)
+                # is parsed by several windows and the indexed hours are reached within the budget
+                lower = max(start, hour) if window > FIRST_WINDOW else max(lower, hour)
         conditions = list(where)
         window_args: list[Any] = []
         if query_text:
