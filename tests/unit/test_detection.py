@@ -380,8 +380,9 @@ def test_forest_opens_no_second_row_beside_a_rule_that_explains_the_window() -> 
     assert _opened(_traffic(engine, range(60, 63), error_share=0.3)) == ["error_rate_spike"]
     forest.score, forest.z = 0.2, 9.0  # the burst's windows now look decisive to the forest too
     assert _opened(_traffic(engine, range(63, 66), error_share=0.3)) == []
-    # the errors are over but the windows stay out: once the rule resolves, it is the forest's
-    assert "isolation_forest" in _opened(_traffic(engine, range(66, 76)))
+    # the errors are over but the windows stay out: once the rule resolves (after
+    # rule_resolve_after normal minutes), it is the forest's
+    assert "isolation_forest" in _opened(_traffic(engine, range(66, 86)))
 
 
 def test_a_pattern_episode_that_starts_later_does_not_explain_an_earlier_window() -> None:
