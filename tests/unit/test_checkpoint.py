@@ -60,9 +60,13 @@ def _rows(events: list[EpisodeEvent]) -> list[list[str | None]]:
     ]
 
 
-def _busy_engine() -> DetectionEngine:
+#: the version-2 engine resolved rule episodes after 3 normal minutes, as `resolve_after` does
+V2_CONFIG = DetectionConfig(rule_resolve_after=3)
+
+
+def _busy_engine(config: DetectionConfig | None = None) -> DetectionEngine:
     """Past the seasonal tables' allocation, with an episode open, evidence and a pending event."""
-    engine = DetectionEngine(DetectionConfig())
+    engine = DetectionEngine(config or DetectionConfig())
     _traffic(engine, range(75))
     _traffic(engine, range(75, 78), error_share=0.3)
     at = START + timedelta(minutes=78, seconds=5)
@@ -120,7 +124,7 @@ def test_a_checkpoint_round_trips_through_json_with_named_fields() -> None:
 def test_a_version_2_checkpoint_is_migrated_and_continues_as_the_engine_that_wrote_it() -> None:
     recorded = orjson.loads(V2.read_bytes())
     assert recorded["checkpoint"]["version"] == 2
-    engine = DetectionEngine.restore(DetectionConfig(), recorded["checkpoint"])
+    engine = DetectionEngine.restore(V2_CONFIG, recorded["checkpoint"])
     state = engine.services[("acme", "payments")]
     assert set(state.episodes) == {"error_rate_spike", "new_error_pattern"}
     assert state.cusum.statistic > 0 and state.baseline.weekly is not None
@@ -132,7 +136,7 @@ def test_a_version_2_checkpoint_is_migrated_and_continues_as_the_engine_that_wro
 def test_the_current_engine_on_the_same_traffic_agrees_with_the_recorded_one() -> None:
     """The fixture's traffic is this file's: the engine that wrote version 2 and this one made
     the same episode changes from the same state (so the migration test compares like with like)."""
-    engine = _busy_engine()
+    engine = _busy_engine(V2_CONFIG)
     events = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
     assert events == orjson.loads(V2.read_bytes())["after"]
 

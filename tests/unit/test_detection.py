@@ -115,6 +115,25 @@ def test_steady_traffic_raises_nothing() -> None:
     assert _opened(_traffic(engine, range(90))) == []
 
 
+def _burst_with_a_lull(config: DetectionConfig) -> list[EpisodeEvent]:
+    """Errors that stop for 8 minutes inside one incident, as a bursty incident does."""
+    engine = DetectionEngine(config)
+    _traffic(engine, range(40))
+    events = _traffic(engine, range(40, 46), error_share=0.3)
+    events += _traffic(engine, range(46, 54))
+    events += _traffic(engine, range(54, 58), error_share=0.3)
+    return events + _traffic(engine, range(58, 80))
+
+
+def test_a_lull_inside_an_incident_does_not_make_a_second_row() -> None:
+    events = _burst_with_a_lull(DetectionConfig())
+    assert _opened(events) == ["error_rate_spike"]
+    resolved = [e.episode for e in events if e.kind == "resolved"]
+    assert len(resolved) == 1 and resolved[0].window_end >= START + timedelta(minutes=58)
+    # resolving after 3 normal minutes, as before, the lull made two rows of it
+    assert _opened(_burst_with_a_lull(DetectionConfig(rule_resolve_after=3))) == ["error_rate_spike"] * 2
+
+
 def test_error_burst_is_one_episode_that_opens_updates_and_resolves() -> None:
     engine = DetectionEngine(DetectionConfig())
     _traffic(engine, range(40))
@@ -380,8 +399,9 @@ def test_forest_opens_no_second_row_beside_a_rule_that_explains_the_window() -> 
     assert _opened(_traffic(engine, range(60, 63), error_share=0.3)) == ["error_rate_spike"]
     forest.score, forest.z = 0.2, 9.0  # the burst's windows now look decisive to the forest too
     assert _opened(_traffic(engine, range(63, 66), error_share=0.3)) == []
-    # the errors are over but the windows stay out: once the rule resolves, it is the forest's
-    assert "isolation_forest" in _opened(_traffic(engine, range(66, 76)))
+    # the errors are over but the windows stay out: once the rule resolves (after
+    # rule_resolve_after normal minutes), it is the forest's
+    assert "isolation_forest" in _opened(_traffic(engine, range(66, 86)))
 
 
 def test_a_pattern_episode_that_starts_later_does_not_explain_an_earlier_window() -> None:

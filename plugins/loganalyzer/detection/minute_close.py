@@ -72,7 +72,7 @@ def close_minute(
             if w_fast is not None:
                 window_findings(found, w_fast, exp, exp.volume * fast, t, fast_start, end, disp)
             evidence_findings(state, found, m, minute, exp, t, end)
-        events.extend(step_rule_episodes(state, found, start, end, cfg.resolve_after))
+        events.extend(step_rule_episodes(state, found, start, end, cfg.rule_resolve_after))
         if scores is not None and warm:
             event = step_forest(
                 state, scores[i], deviations[i], calibrated, version, t, window, start, end, cfg.resolve_after
