@@ -196,11 +196,16 @@ def test_missing_object_names_it(platform: tuple[Settings, Provisioned]) -> None
         )
 
 
-def test_runner_cli_names_a_missing_queue(aws_endpoint: str) -> None:
+def test_runner_cli_names_a_missing_queue(aws_endpoint: str, database_url: str) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "AWS_ENDPOINT_URL": aws_endpoint, "LAMBDA_QUEUE": f"nope-{uuid.uuid4().hex[:6]}"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "LAMBDA_QUEUE": f"nope-{uuid.uuid4().hex[:6]}",
+        "DATABASE_URL": database_url,  # the runner records invocations: the test's own database
+    }
     out = subprocess.run(
         [sys.executable, "-m", "loganalyzer", "lambda-runner", "--until-idle", "--wait-seconds", "1"],
         env=env,
