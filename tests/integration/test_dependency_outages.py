@@ -226,7 +226,12 @@ def test_aws_unreachable_never_touches_ingestion_and_the_summaries_come_later(
                 assert done.returncode == 0, done.stderr[-2000:]
                 # the export's notifications waited on the queue; the runner picks them up
                 wait_for(lambda: _summaries(direct, day) > 0, 180, "the day's summaries in DynamoDB")
-                assert "SQS queue reachable again" in log_text(runner_log)
+                # said once the poll that carried them returns, which is after the lambda wrote them
+                wait_for(
+                    lambda: "SQS queue reachable again" in log_text(runner_log),
+                    60,
+                    "the runner saying the queue is back",
+                )
                 assert runner.poll() is None
                 stop_gracefully(consumer, log)
         finally:
