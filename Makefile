@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-backfill bench-memory bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
+.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-backfill bench-fresh bench-memory bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,8 +19,9 @@ setup: $(UV) ## Install system services check + the locked Python environment in
 	bash scripts/system-deps.sh
 	$(UV) sync --locked --compile-bytecode
 
-up: setup ## Set up, then run the whole platform locally (Ctrl-C stops everything)
-	.venv/bin/loganalyzer up
+UP_ARGS ?=
+up: setup ## Set up, then run the whole platform locally (Ctrl-C stops everything); options: make up UP_ARGS="--api-port 8001"
+	.venv/bin/loganalyzer up $(UP_ARGS)
 
 test-deps: ## System packages only the tests need (docker-compose, chromium)
 	bash scripts/system-deps.sh --tests
@@ -73,6 +74,9 @@ bench-retrain: setup ## Nightly retraining on 30 days x 50 services (budget 60 s
 
 bench-backfill: setup ## airflow backfill create of hourly_rollup over 7 days, run by a LocalExecutor scheduler
 	$(PY) bench/bench_backfill.py
+
+bench-fresh: setup ## `make up` on a fresh clone, timed until the first anomaly (target: 5 minutes)
+	$(PY) bench/bench_fresh_clone.py
 
 bench-memory: setup ## RSS and PSS of everything `loganalyzer up` starts, against airflow standalone
 	$(PY) bench/bench_platform_memory.py

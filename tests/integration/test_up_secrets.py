@@ -4,11 +4,7 @@ of the files it wrote nor in its own output."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,12 +13,12 @@ from psycopg.conninfo import make_conninfo
 
 from loganalyzer.db.connection import connect
 from loganalyzer.db.login_users import USERS
-from loganalyzer.platform.processes import free_port, port_open
+from loganalyzer.platform.processes import port_open
 from tests.integration.slack_receiver import SlackReceiver
 from tests.support import count, wait_for
+from tests.up_support import launch_up
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _connected(url: str) -> dict[str, set[str]]:
@@ -43,57 +39,31 @@ def test_up_runs_each_process_as_its_user_and_logs_no_secret(database_url: str, 
     owner_url = make_conninfo(database_url, password=owner_password)
     receiver = SlackReceiver().start()
     webhook = receiver.url("T0" + secrets.token_hex(12))
-    state = tmp_path / "state"
-    kafka, aws, metrics, mlflow, api = free_port(), free_port(), free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AWS_ENDPOINT", "MLFLOW_"))}
-    env.update(
-        DATABASE_URL=owner_url,
-        LOGANALYZER_STATE_DIR=str(state),
-        KAFKA_SESSION_TIMEOUT_MS="6000",
-        SLACK_WEBHOOK_URL=webhook,
-        LOG_LEVEL="DEBUG",  # the most a process would ever print
-    )
-    out_file = tmp_path / "up.out"
-    with out_file.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "loganalyzer",
-                "up",
-                *("--kafka-port", str(kafka), "--aws-port", str(aws), "--metrics-port", str(metrics)),
-                *("--mlflow-port", str(mlflow), "--api-port", str(api), "--no-airflow", "--rate", "300"),
-                *("--seed-history", "20m"),  # the seeder and the first model's retraining log too
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: port_open("127.0.0.1", metrics), 120, "the consumer's metrics endpoint")
-        wait_for(lambda: count(database_url) > 200, 120, "generated logs in PostgreSQL")
-        wait_for(lambda: port_open("127.0.0.1", api), 120, "the API")
-        key = (state / "api-admin-key").read_text().strip()
-        base = f"http://127.0.0.1:{api}/api/v1/anomalies"
-        r = httpx.get(f"{base}?limit=5", headers={"X-API-Key": key}, timeout=30)
-        assert r.status_code == 200, r.text
-        r = httpx.get(f"{base}/nope", headers={"X-API-Key": key}, timeout=30)
-        assert r.status_code == 404
-        wait_for(lambda: "loganalyzer-alerts" in _connected(database_url), 120, "the alerts process")
-        users = _connected(database_url)
-        assert users.get("loganalyzer-consumer") == {USERS["consumer"][0]}, users
-        assert users.get("loganalyzer-api") == {USERS["api"][0]}, users
-        assert users.get("loganalyzer-alerts") == {USERS["alerts"][0]}, users
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=90)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        receiver.stop()
-    assert proc.returncode == 0, out_file.read_text(errors="replace")[-3000:]
+    env = {"SLACK_WEBHOOK_URL": webhook, "LOG_LEVEL": "DEBUG"}  # DEBUG: the most a process would print
+    # the seeder and the first model's retraining log too
+    with launch_up(tmp_path, owner_url, "--rate", "300", "--seed-history", "20m", env=env) as up:
+        try:
+            wait_for(
+                lambda: port_open("127.0.0.1", up.ports["metrics"]), 120, "the consumer's metrics endpoint"
+            )
+            wait_for(lambda: count(database_url) > 200, 120, "generated logs in PostgreSQL")
+            wait_for(lambda: port_open("127.0.0.1", up.ports["api"]), 120, "the API")
+            key = up.api_key
+            base = f"{up.api_url}/api/v1/anomalies"
+            r = httpx.get(f"{base}?limit=5", headers={"X-API-Key": key}, timeout=30)
+            assert r.status_code == 200, r.text
+            r = httpx.get(f"{base}/nope", headers={"X-API-Key": key}, timeout=30)
+            assert r.status_code == 404
+            wait_for(lambda: "loganalyzer-alerts" in _connected(database_url), 120, "the alerts process")
+            users = _connected(database_url)
+            assert users.get("loganalyzer-consumer") == {USERS["consumer"][0]}, users
+            assert users.get("loganalyzer-api") == {USERS["api"][0]}, users
+            assert users.get("loganalyzer-alerts") == {USERS["alerts"][0]}, users
+            returncode = up.stop(timeout=90)
+        finally:
+            receiver.stop()
+    out_file, state = up.out_path, up.state
+    assert returncode == 0, up.output()[-3000:]
 
     db_users = state / "db-users"
     passwords = {p.name: p.read_text().strip() for p in db_users.iterdir() if p.name != "pgpass"}

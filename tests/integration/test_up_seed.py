@@ -4,10 +4,6 @@ without a hole."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from loganalyzer.platform.processes import free_port
 from tests.support import count, wait_for
+from tests.up_support import launch_up
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # ~2 minutes on a quiet machine; the timeout leaves room for a machine at load average 20
@@ -30,37 +25,10 @@ def test_up_seeds_history_finds_its_incidents_and_promotes_a_first_model(
 ) -> None:
     from mlflow import MlflowClient
 
-    kafka, aws, metrics, mlflow, api = free_port(), free_port(), free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AWS_ENDPOINT", "MLFLOW_"))}
-    state = tmp_path / "state"
-    env.update(DATABASE_URL=database_url, LOGANALYZER_STATE_DIR=str(state), KAFKA_SESSION_TIMEOUT_MS="6000")
-    out_path = tmp_path / "up.out"
     began = time.monotonic()
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "loganalyzer",
-                "up",
-                *("--kafka-port", str(kafka), "--aws-port", str(aws), "--metrics-port", str(metrics)),
-                *("--mlflow-port", str(mlflow), "--api-port", str(api)),
-                "--no-airflow",
-                *("--seed-history", "2h", "--rate", "100"),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-
-        def output() -> str:
-            return out_path.read_text(errors="replace")
-
-        wait_for(lambda: "Smart Log Analyzer is up" in output() or proc.poll() is not None, 300, "the banner")
-        assert proc.poll() is None, output()[-3000:]
+    with launch_up(tmp_path, database_url, *("--seed-history", "2h", "--rate", "100")) as up:
+        output, state, api, mlflow = up.output, up.state, up.ports["api"], up.ports["mlflow"]
+        up.wait_for_banner(300)
         seeded_in = time.monotonic() - began
         key = (state / "api-admin-key").read_text().strip()
 
@@ -104,16 +72,7 @@ def test_up_seeds_history_finds_its_incidents_and_promotes_a_first_model(
             'WHERE "timestamp" >= m.minute AND "timestamp" < m.minute + interval \'1 minute\')',
         )
         assert empty == 0, f"{empty} minute(s) without logs between history and live traffic"
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:  # a failed assertion: stop it as Ctrl-C would, so no child outlives it
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        returncode = up.stop(timeout=60)
     text = output()
-    assert proc.returncode == 0, text[-3000:]
+    assert returncode == 0, text[-3000:]
     assert "history: " in text and "incident(s) in it" in text
