@@ -30,48 +30,39 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127
 
 
 @contextmanager
-def moto_server(log_dir: Path) -> Iterator[str]:
-    """A real moto server (S3, SQS, DynamoDB) as its own process, as `loganalyzer up` starts it."""
-    port = free_port()
+def _server(name: str, argv: list[str], port: int, log_dir: Path) -> Iterator[None]:
+    """`argv` as its own process (logging to log_dir), until its port answers; killed afterwards."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"moto-{port}.log", "wb") as out:
-        proc = subprocess.Popen(
-            list(moto_spec(port).argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    with open(log_dir / f"{name}-{port}.log", "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + 30
             while not port_open("127.0.0.1", port):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start; see {log_dir}")
+                    raise RuntimeError(f"{name} did not start; see {log_dir}")
                 time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            yield
         finally:
             proc.kill()
             proc.wait()
 
 
 @contextmanager
-def tansu_broker(log_dir: Path) -> Iterator[str]:
-    """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port."""
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A real moto server (S3, SQS, DynamoDB, CloudFormation, ...) as its own process, as
+    `loganalyzer up` starts it."""
     port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"tansu-{port}.log", "wb") as out:
-        proc = subprocess.Popen(
-            list(broker_spec(port).argv),  # the same command line as `loganalyzer up`
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not port_open("127.0.0.1", port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Tansu did not start; see {log_dir}")
-                time.sleep(0.05)
-            yield f"127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait()
+    with _server("moto", list(moto_spec(port).argv), port, log_dir):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def tansu_broker(log_dir: Path) -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu, in memory) on a free loopback port, with the same
+    command line as `loganalyzer up`."""
+    port = free_port()
+    with _server("tansu", list(broker_spec(port).argv), port, log_dir):
+        yield f"127.0.0.1:{port}"
 
 
 @contextmanager

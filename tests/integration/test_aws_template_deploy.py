@@ -19,7 +19,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from tests.support import moto_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -29,19 +30,14 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "template.ya
 
 
 @pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
+def aws(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with moto_server(tmp_path / "moto") as endpoint:
         yield {
-            "endpoint_url": f"http://{host}:{port}",
+            "endpoint_url": endpoint,
             "region_name": "eu-west-1",
             "aws_access_key_id": "test",
             "aws_secret_access_key": "test",
         }
-    finally:
-        server.stop()
 
 
 def test_the_stack_creates_every_resource_and_its_outputs_name_them(aws: dict[str, Any]) -> None:

@@ -21,13 +21,12 @@ from typing import Any
 import boto3
 import pytest
 from confluent_kafka import Producer
-from moto.server import ThreadedMotoServer
 
 from loganalyzer.kafka_admin import ensure_topic
 from loganalyzer.platform.local import broker_spec
 from loganalyzer.platform.processes import free_port, port_open
 from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
-from tests.support import count, produce, valid_values, wait_for
+from tests.support import count, moto_server, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,22 +35,16 @@ BUCKET = "tansu"
 
 
 @pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ).create_bucket(Bucket=BUCKET)
-    try:
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    with moto_server(tmp_path / "moto") as endpoint:
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        server.stop()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from loganalyzer.batch.maintenance import VACUUM_TABLES
 from loganalyzer.db.connection import connect
 from loganalyzer.db.login_users import USERS, LoginUserError, ensure_login_users, login_users
 from tests.integration.consumer_harness import consumer_env, consumer_process, stop_gracefully
@@ -288,6 +289,24 @@ def test_each_forbidden_action_is_refused(conn: psycopg.Connection[tuple[object,
         if not isinstance(e, errors.InsufficientPrivilege)
     }
     assert other == {}, f"{role}: failed for another reason than privileges: {other}"
+
+
+def test_the_airflow_role_analyzes_every_table_maintenance_vacuums(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """maintenance.VACUUM_TABLES and the owner's analyze_table whitelist (sql/020) are two lists
+    of one thing: a table in the first only makes the nightly maintenance fail as Airflow's role."""
+    refused = {
+        t: str(e).splitlines()[0]
+        for t in VACUUM_TABLES
+        if (e := _attempt(conn, "loganalyzer_airflow", f"SELECT analyze_table('{t}')")) is not None
+    }
+    assert refused == {}
+    assert conn.execute(
+        "SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) t", (list(VACUUM_TABLES),)
+    ).fetchone() == (True,)
+    other = _attempt(conn, "loganalyzer_airflow", "SELECT analyze_table('api_keys')")
+    assert isinstance(other, errors.InvalidParameterValue), other
 
 
 def test_the_real_consumer_runs_logged_in_as_a_member_of_its_role_only(
