@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import fresh_database, tansu_broker
+from tests.support import PrivatePostgres, fresh_database, tansu_broker
 from tests.up_support import RunningPlatform, platform_with_airflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +31,14 @@ def running_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runni
     any test that needs the running product rather than starting another (~2 GB, minutes)."""
     with platform_with_airflow(tmp_path_factory.mktemp("platform")) as running:
         yield running
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, for tests that stop, slow or kill the database."""
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.cleanup()

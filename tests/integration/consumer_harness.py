@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loganalyzer.settings import load_settings
 from streaming.consumer import LogConsumer
+from streaming.detection_stage import DetectionStage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +35,11 @@ def consumer_env(
 
 
 @contextmanager
-def running_consumer(env: dict[str, str]) -> Iterator[LogConsumer]:
-    consumer = LogConsumer(load_settings(env))
+def running_consumer(
+    env: dict[str, str], detection: DetectionStage | None = None, stop_within: float = 60
+) -> Iterator[LogConsumer]:
+    """The consumer in a thread of the test (its internals reachable); it must stop cleanly."""
+    consumer = LogConsumer(load_settings(env), detection=detection)
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(consumer.run()), daemon=True)
     thread.start()
@@ -43,8 +47,8 @@ def running_consumer(env: dict[str, str]) -> Iterator[LogConsumer]:
         yield consumer
     finally:
         consumer.stop()
-        thread.join(60)
-        assert not thread.is_alive(), "consumer did not stop within 60s"
+        thread.join(stop_within)
+        assert not thread.is_alive(), f"consumer did not stop within {stop_within:.0f} s"
     assert result == [0], f"consumer exit code {result}"
 
 

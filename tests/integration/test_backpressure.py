@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -101,16 +100,6 @@ def test_a_stalled_database_holds_the_consumer_back_with_bounded_memory(
         count(database_url, "SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM logs")
         == WARM + BACKLOG
     )
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.cleanup()
 
 
 #: 20 s in CI; `TEST_OUTAGE_SECONDS=180` runs the same test through a three-minute outage

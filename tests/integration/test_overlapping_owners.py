@@ -14,7 +14,6 @@ derived from its whole batch must not be added for the rows it does not write.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +22,9 @@ import pytest
 
 from loganalyzer.db.connection import connect
 from loganalyzer.detection.config import DetectionConfig
-from loganalyzer.settings import load_settings
 from streaming.consumer import LogConsumer
 from streaming.detection_stage import DetectionStage
-from tests.integration.consumer_harness import consumer_env
+from tests.integration.consumer_harness import consumer_env, running_consumer
 from tests.support import count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
@@ -36,17 +34,8 @@ N = 2000
 
 @contextmanager
 def _member(env: dict[str, str]) -> Iterator[LogConsumer]:
-    consumer = LogConsumer(load_settings(env), detection=DetectionStage(DetectionConfig(), None, 0.5))
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(consumer.run()), daemon=True)
-    thread.start()
-    try:
+    with running_consumer(env, DetectionStage(DetectionConfig(), None, 0.5), stop_within=90) as consumer:
         yield consumer
-    finally:
-        consumer.stop()
-        thread.join(90)
-        assert not thread.is_alive(), "a member did not stop within 90 s"
-    assert result == [0]
 
 
 def _waiting_writers(url: str) -> int:

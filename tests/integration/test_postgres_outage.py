@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -14,16 +13,6 @@ from tests.integration.consumer_harness import consumer_env, running_consumer
 from tests.support import PrivatePostgres, count, new_topic, produce, valid_values, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.cleanup()
 
 
 def test_postgres_restart_mid_stream_loses_nothing(broker: str, private_pg: PrivatePostgres) -> None:
