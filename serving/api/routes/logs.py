@@ -20,6 +20,7 @@ LIMIT: it re-parses each message).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +53,41 @@ HEADLINE = sql.SQL("ts_headline('simple', message, websearch_to_tsquery('simple'
 MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
 MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
 READY_CACHE_SECONDS = 30.0
+#: one cheap necessary condition per word, tried before to_tsvector on rows without a search
+#: index: a lexeme of the 'simple' configuration is a lowercased token of the line, so a line
+#: that matches contains each required lexeme as a substring of its lowercased text.
+#: lower() under the C collation lowers ASCII letters only (several times cheaper than the
+#: locale's lower() and ~10x cheaper than to_tsvector); a line with any non-ASCII character
+#: skips the shortcut and is decided by to_tsvector alone, so the result is exactly the same.
+CONTAINS_WORD = sql.SQL('lower(message COLLATE "C") LIKE %s')
+NON_ASCII = sql.SQL("octet_length(message) <> char_length(message)")
+#: a tsquery's text is quoted lexemes joined by operators: these operators require every lexeme
+_QUOTED_LEXEME = re.compile(r"'((?:[^']|'')*)'")
+_AND_ONLY = re.compile(r"^(?:\s|&|<->|<\d+>|\(|\))*$")
+#: the narrowest window the adaptive walk reads from an unindexed hour
+MIN_UNINDEXED_WINDOW = timedelta(seconds=10)
+
+
+def required_lexemes(tsquery_text: str) -> tuple[str, ...]:
+    """The lexemes every matching line holds, from the text of a tsquery (`'a' & 'b' <-> 'c'`):
+    all of them when the query only ANDs words and phrases, none (no shortcut) when it has OR,
+    NOT, prefixes or weights."""
+    if not _AND_ONLY.match(_QUOTED_LEXEME.sub("", tsquery_text)):
+        return ()
+    return tuple(m.replace("''", "'") for m in _QUOTED_LEXEME.findall(tsquery_text))
+
+
+def like_pattern(lexeme: str) -> str:
+    escaped = lexeme.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """What PostgreSQL made of a search text: whether it has words, and the words every match holds."""
+
+    ok: bool
+    lexemes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -93,15 +129,20 @@ async def partitions(request: Request, db: DbDep) -> Partitions:
     return found
 
 
-async def _searchable(request: Request, db: DbDep, text: str) -> bool:
-    """Whether `text` holds a word to search for (`"!!"` does not). PostgreSQL parses the
-    websearch syntax; the answer is remembered per text, so a repeated search skips the trip."""
-    known_texts: dict[str, bool] = request.app.state.searchable_texts
+async def _searchable(request: Request, db: DbDep, text: str) -> Searchable:
+    """Whether `text` holds a word to search for (`"!!"` does not), and the lexemes every match
+    holds. PostgreSQL parses the websearch syntax; the answer is remembered per text, so a
+    repeated search skips the trip."""
+    known_texts: dict[str, Searchable] = request.app.state.searchable_texts
     known = known_texts.get(text)
     if known is None:
-        cur = await db.execute("SELECT numnode(websearch_to_tsquery('simple', %s)) > 0 AS ok", (text,))
+        cur = await db.execute(
+            "SELECT numnode(q) > 0 AS ok, q::text AS query FROM websearch_to_tsquery('simple', %s) AS q",
+            (text,),
+        )
         row = await cur.fetchone()
-        known = bool(row and row["ok"])
+        ok = bool(row and row["ok"])
+        known = Searchable(ok, required_lexemes(str(row["query"])) if row and ok else ())
         if len(known_texts) > 10_000:
             known_texts.clear()
         known_texts[text] = known
@@ -181,8 +222,21 @@ async def search(
         where.append(sql.SQL("level = %s"))
         args.append(level.value)
     query_text = (q or "").strip()
-    if query_text and not await _searchable(request, db, query_text):
-        raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
+    lexemes: tuple[str, ...] = ()
+    if query_text:
+        searchable = await _searchable(request, db, query_text)
+        if not searchable.ok:
+            raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
+        lexemes = searchable.lexemes
+    prefilter: sql.Composable | None = None
+    if lexemes:
+        prefilter = (
+            sql.SQL("(")
+            + NON_ASCII
+            + sql.SQL(" OR (")
+            + sql.SQL(" AND ").join([CONTAINS_WORD] * len(lexemes))
+            + sql.SQL("))")
+        )
     upper = end
     if cursor is not None:
         c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
@@ -214,20 +268,26 @@ async def search(
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         indexed = day in parts.search_ready
         hour = last_instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        if not indexed and hour in parts.hours_ready:
+        parsed = not indexed and hour not in parts.hours_ready
+        if not parsed and not indexed:
             # the hour's own GIN answers: one query for the whole (rest of the) hour, so that
             # the BRIN on timestamp has nothing to narrow and the planner does not AND them
             lower = max(start, hour)
         else:
-            lower = max(start, _minus(upper, window if indexed else min(window, UNINDEXED_WINDOW)), midnight)
-            if not indexed and hour - timedelta(hours=1) in parts.hours_ready:
-                # the open hour: after a first short window (a common word fills the page there),
-                # the rest of the hour in one query, so that no BRIN range (~8 minutes of lines)
-                # is parsed by several windows and the indexed hours are reached within the budget
-                lower = max(start, hour) if window > FIRST_WINDOW else max(lower, hour)
+            # lines read through the BRIN and parsed: with the words' substring shortcut a
+            # line costs little, so the window may grow to the hour; without it (OR, NOT), a
+            # window parses at most UNINDEXED_WINDOW of lines
+            width = window if indexed or prefilter is not None else min(window, UNINDEXED_WINDOW)
+            lower = max(start, _minus(upper, width), midnight)
+            if parsed and hour - timedelta(hours=1) in parts.hours_ready:
+                # the open hour never shares a query with the indexed hour before it
+                lower = max(lower, hour)
         conditions = list(where)
         window_args: list[Any] = []
         if query_text:
+            if parsed and prefilter is not None:
+                conditions.append(prefilter)
+                window_args += [like_pattern(w) for w in lexemes]
             conditions.append(MATCH_STORED if indexed else MATCH_PARSED)
             window_args.append(query_text)
         query = sql.SQL(
@@ -241,9 +301,16 @@ async def search(
         )
         headline_args = [query_text, HEADLINE_OPTIONS] if query_text else []
         cur = await db.execute(query, [*headline_args, lower, upper, *args, *window_args, rows_wanted])
-        rows += await cur.fetchall()
+        found = await cur.fetchall()
+        rows += found
+        if parsed and prefilter is not None and found:
+            # size the next window from the density just seen (twice what should fill the
+            # page), so that a common word does not parse a whole hour for its last few lines
+            wanted = limit + 1 - len(rows)
+            window = min(max((upper - lower) * (2 * wanted / len(found)), MIN_UNINDEXED_WINDOW), window * 4)
+        else:
+            window = min(window * 4, timedelta(days=1))
         upper = lower
-        window = min(window * 4, timedelta(days=1))
 
     rows, next_cursor = cut(
         rows, limit, lambda r: (r["timestamp"], r["kafka_partition"], r["kafka_offset"], r["kafka_topic"])
