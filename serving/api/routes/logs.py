@@ -53,6 +53,11 @@ HEADLINE = sql.SQL("ts_headline('simple', message, websearch_to_tsquery('simple'
 MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
 MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
 READY_CACHE_SECONDS = 30.0
+COLUMNS = sql.SQL(
+    '"timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, kafka_topic'
+)
+IN_SPAN = sql.SQL('"timestamp" >= %s AND "timestamp" < %s')
+NEWEST_FIRST = sql.SQL('"timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC')
 #: one cheap necessary condition per word, tried before to_tsvector on rows without a search
 #: index: a lexeme of the 'simple' configuration is a lowercased token of the line, so a line
 #: that matches contains each required lexeme as a substring of its lowercased text.
@@ -269,10 +274,19 @@ async def search(
         indexed = day in parts.search_ready
         hour = last_instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         parsed = not indexed and hour not in parts.hours_ready
+        hours = [hour]
         if not parsed and not indexed:
-            # the hour's own GIN answers: one query for the whole (rest of the) hour, so that
-            # the BRIN on timestamp has nothing to narrow and the planner does not AND them
-            lower = max(start, hour)
+            # each hour's own GIN answers for the whole (rest of the) hour, so that the BRIN on
+            # timestamp has nothing to narrow and the planner does not AND them; as the window
+            # grows, several indexed hours go in one statement (a branch per hour), so that a
+            # rare word crosses a day of hour indexes in a few round trips instead of 23
+            while (
+                len(hours) < window // timedelta(hours=1)
+                and hours[-1] - timedelta(hours=1) in parts.hours_ready
+                and hours[-1] > max(start, midnight)
+            ):
+                hours.append(hours[-1] - timedelta(hours=1))
+            lower = max(start, hours[-1])
         else:
             # lines read through the BRIN and parsed: with the words' substring shortcut a
             # line costs little, so the window may grow to the hour; without it (OR, NOT), a
@@ -290,17 +304,27 @@ async def search(
                 window_args += [like_pattern(w) for w in lexemes]
             conditions.append(MATCH_STORED if indexed else MATCH_PARSED)
             window_args.append(query_text)
-        query = sql.SQL(
-            'SELECT "timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, '
-            "kafka_topic, {} AS highlight "
-            'FROM logs WHERE "timestamp" >= %s AND "timestamp" < %s {} '
-            'ORDER BY "timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC LIMIT %s'
-        ).format(
-            HEADLINE if query_text else sql.SQL("NULL::text"),
-            sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions),
-        )
+        filters = sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions)
         headline_args = [query_text, HEADLINE_OPTIONS] if query_text else []
-        cur = await db.execute(query, [*headline_args, lower, upper, *args, *window_args, rows_wanted])
+        highlight = HEADLINE if query_text else sql.SQL("NULL::text")
+        if len(hours) == 1:
+            query = sql.SQL("SELECT {}, {} AS highlight FROM logs WHERE {} {} ORDER BY {} LIMIT %s").format(
+                COLUMNS, highlight, IN_SPAN, filters, NEWEST_FIRST
+            )
+            query_args = [*headline_args, lower, upper, *args, *window_args, rows_wanted]
+        else:
+            branch = sql.SQL("(SELECT {} FROM logs WHERE {} {} ORDER BY {} LIMIT %s)").format(
+                COLUMNS, IN_SPAN, filters, NEWEST_FIRST
+            )
+            query = sql.SQL("SELECT {}, {} AS highlight FROM ({}) AS u ORDER BY {} LIMIT %s").format(
+                COLUMNS, highlight, sql.SQL(" UNION ALL ").join([branch] * len(hours)), NEWEST_FIRST
+            )
+            query_args = [*headline_args]
+            for h in hours:
+                query_args += [max(lower, h), min(upper, h + timedelta(hours=1)), *args, *window_args]
+                query_args.append(rows_wanted)
+            query_args.append(rows_wanted)
+        cur = await db.execute(query, query_args)
         found = await cur.fetchall()
         rows += found
         if parsed and prefilter is not None and found:
