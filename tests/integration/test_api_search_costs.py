@@ -260,7 +260,14 @@ def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:
     assert c.post("/api/v1/costs/price", headers=h, content=b"{").status_code == 422
 
 
-def test_todays_hour_indexes_answer_the_same_pages(api: tuple[TestClient, Keys, str]) -> None:
+@pytest.mark.parametrize(
+    "indexed_at",
+    [timedelta(hours=3), timedelta(minutes=25)],  # all hours closed; or the open hour's first 20 minutes
+    ids=["closed-hours", "open-hour-prefix"],
+)
+def test_todays_hour_indexes_answer_the_same_pages(
+    api: tuple[TestClient, Keys, str], indexed_at: timedelta
+) -> None:
     c, keys, url = api
     since = (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z")
     until = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
@@ -270,9 +277,11 @@ def test_todays_hour_indexes_answer_the_same_pages(api: tuple[TestClient, Keys, 
     ]
     parsed = [_pages(c, keys.acme, p) for p in paths]
     with connect(url, autocommit=True) as conn:
-        built = index_closed_hours(conn, NOW + timedelta(hours=3))
+        built = index_closed_hours(conn, NOW + indexed_at)
         try:
             assert built
+            if indexed_at < timedelta(hours=1):
+                assert built[-1] == f"logs_p{NOW:%Y%m%d}_search_h{NOW:%H}_m20"
             with client(url) as indexed:  # a new app: it sees the new indexes at once
                 assert [_pages(indexed, keys.acme, p) for p in paths] == parsed
                 assert all(parsed)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from psycopg import sql
 
-from loganalyzer.db.search_hours import hour_of_index
+from loganalyzer.db.search_hours import INDEX_NAMES, hour_of_index, prefix_of_index
 from serving.api import cursor as cursors
 from serving.api.deps import CurrentPrincipal, DbDep, Row, SettingsDep, tenant_scope
 from serving.api.pages import cut
@@ -104,6 +105,8 @@ class Partitions:
     search_ready: frozenset[date]
     #: hours of days not rebuilt yet that have their own GIN (loganalyzer.db.search_hours)
     hours_ready: frozenset[datetime] = frozenset()
+    #: hours (the open one) whose first minutes have a GIN: hour -> end of what it covers
+    prefixes: Mapping[datetime, datetime] = field(default_factory=dict)
 
 
 async def partitions(request: Request, db: DbDep) -> Partitions:
@@ -120,15 +123,22 @@ async def partitions(request: Request, db: DbDep) -> Partitions:
     cur = await db.execute(
         "SELECT ic.relname AS name FROM pg_inherits i "
         "JOIN pg_index ix ON ix.indrelid = i.inhrelid JOIN pg_class ic ON ic.oid = ix.indexrelid "
-        "WHERE i.inhparent = 'logs'::regclass AND ix.indisvalid AND ic.relname ~ '_search_h[0-9]{2}$'"
+        "WHERE i.inhparent = 'logs'::regclass AND ix.indisvalid AND ic.relname ~ %s",
+        (INDEX_NAMES,),
     )
-    hours = [hour_of_index(str(r["name"])) for r in await cur.fetchall()]
+    names = [str(r["name"]) for r in await cur.fetchall()]
+    hours = [hour_of_index(n) for n in names]
+    prefixes: dict[datetime, datetime] = {}
+    for n in names:
+        if (span := prefix_of_index(n)) is not None:
+            prefixes[span[0]] = max(prefixes.get(span[0], span[1]), span[1])
     days = [r["day"] for r in rows if isinstance(r["day"], date)]
     found = Partitions(
         min(days, default=None),
         max(days, default=None),
         frozenset(r["day"] for r in rows if r["ready"] and isinstance(r["day"], date)),
         frozenset(h for h in hours if h is not None),
+        prefixes,
     )
     request.app.state.log_partitions = (time.monotonic() + READY_CACHE_SECONDS, found)
     return found
@@ -273,7 +283,11 @@ async def search(
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         indexed = day in parts.search_ready
         hour = last_instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        parsed = not indexed and hour not in parts.hours_ready
+        # an hour with its own GIN, or the part of the open hour its prefix GIN covers
+        hour_indexed = not indexed and (
+            hour in parts.hours_ready or last_instant < parts.prefixes.get(hour, hour)
+        )
+        parsed = not indexed and not hour_indexed
         hours = [hour]
         if not parsed and not indexed:
             # each hour's own GIN answers for the whole (rest of the) hour, so that the BRIN on
@@ -296,6 +310,9 @@ async def search(
             if parsed and hour - timedelta(hours=1) in parts.hours_ready:
                 # the open hour never shares a query with the indexed hour before it
                 lower = max(lower, hour)
+            if parsed and hour in parts.prefixes:
+                # nor with its own indexed first minutes
+                lower = max(lower, parts.prefixes[hour])
         conditions = list(where)
         window_args: list[Any] = []
         if query_text:
