@@ -26,6 +26,11 @@ replaces the partition and with it these indexes. What it costs: PostgreSQL chec
 partial index's predicate for every inserted row; with 22 hour indexes a COPY of open-hour rows
 ran at 0.75 of the rate without them (bench/bench_search_hours.py), so this is opt-in
 (`loganalyzer db index-hours`) until the hours are merged into fewer indexes.
+
+The open hour: its whole 10-minute steps so far get one "prefix" index [HH:00, HH:MM), built
+again a step longer on each run (run it every 10 minutes) and dropped once the hour has its own
+index, so that a search parses at most a step plus the time between runs line by line. It is one
+more partial index for the predicate checks; each rebuild reads at most the hour so far.
 """
 
 from __future__ import annotations

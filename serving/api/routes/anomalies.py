@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from psycopg import sql
 
@@ -144,11 +143,11 @@ async def _fetch(db: DbDep, principal: Principal, anomaly_id: str, columns: sql.
 #: Other lines are looked for in the window's first minute first (samples_end): today's
 #: partition has no service/time index (ingestion does not pay for it), and the BRIN reads every
 #: block range the window touches, of all services (~380 blocks for 5 minutes at 1.4M lines a
-#: day). Only when that minute holds too few lines is the statement run over the whole window,
-#: so the lines shown are the same: the window's first ones, problems first.
+#: day). The rest of the window is read only when that minute holds fewer than 10 other lines
+#: (a one-time filter: the branch is never started otherwise), so the lines shown are the same:
+#: the window's first ones, problems first.
 WINDOW = "SELECT window_start, window_end FROM anomalies WHERE id = %s"
 FIRST_SAMPLES = timedelta(minutes=1)
-MAX_SAMPLES = 10
 DETAIL = """
 SELECT json_build_object(
     'id', a.id, 'tenant', a.tenant, 'service', a.service, 'type', a.anomaly_type,
@@ -181,6 +180,20 @@ SELECT json_build_object(
                     AND "timestamp" BETWEEN a.window_start AND a.window_end
                     AND "timestamp" BETWEEN %(start)s AND %(samples_end)s
                     AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+                  ORDER BY "timestamp" LIMIT 10)
+                UNION ALL
+                (SELECT false, "timestamp", host, level, message FROM logs
+                  WHERE tenant = a.tenant AND service = a.service
+                    AND "timestamp" BETWEEN a.window_start AND a.window_end
+                    AND "timestamp" > %(samples_end)s AND "timestamp" <= %(end)s
+                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+                    AND (SELECT count(*) FROM (
+                          SELECT FROM logs
+                           WHERE tenant = a.tenant AND service = a.service
+                             AND "timestamp" BETWEEN a.window_start AND a.window_end
+                             AND "timestamp" BETWEEN %(start)s AND %(samples_end)s
+                             AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+                           LIMIT 10) first_minute) < 10
                   ORDER BY "timestamp" LIMIT 10)) u
                 ORDER BY u.problem DESC, u."timestamp" LIMIT 10) s), '[]'::json)),
     'feedback', coalesce((
@@ -209,22 +222,14 @@ async def get_anomaly(db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath
     if window is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly with id {anomaly_id!r}")
     start, end = window["window_start"], window["window_end"]
-    args: dict[str, Any] = {"id": anomaly_id, "start": start, "end": end, "samples_end": end}
+    samples_end = end
     if isinstance(start, datetime) and isinstance(end, datetime) and start + FIRST_SAMPLES < end:
-        args["samples_end"] = start + FIRST_SAMPLES
-        body = await _detail(db, anomaly_id, args)
-        if len(orjson.loads(body)["explanation"]["sample_logs"]) >= MAX_SAMPLES:
-            return RawJSON(body)
-        args["samples_end"] = end
-    return RawJSON(await _detail(db, anomaly_id, args))
-
-
-async def _detail(db: DbDep, anomaly_id: str, args: dict[str, Any]) -> str:
-    cur = await db.execute(DETAIL, args)
+        samples_end = start + FIRST_SAMPLES
+    cur = await db.execute(DETAIL, {"id": anomaly_id, "start": start, "end": end, "samples_end": samples_end})
     row = await cur.fetchone()
     if row is None:  # deleted since its window was read (retention)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly with id {anomaly_id!r}")
-    return str(row["body"])
+    return RawJSON(row["body"])
 
 
 async def _act(

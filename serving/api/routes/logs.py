@@ -6,11 +6,14 @@ is full. A common term fills the page from the newest minutes alone; a rare one 
 window quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through
 their GIN on (service, message_tsv); today's partition (and a closed day not rebuilt yet) has no
 stored search column on purpose (ingestion pays nothing for search); each of its hours that has
-closed gets its own partial GIN on to_tsvector (loganalyzer.db.search_hours, `loganalyzer db
-index-hours`, run hourly), answered by one query per whole hour. The open hour (and an hour not
-indexed yet) is read through the BRIN on timestamp, parsing each message that passes the other
-filters: there the window grows to
-at most UNINDEXED_WINDOW, and once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
+closed gets its own partial GIN on to_tsvector, and the open hour's whole 10-minute steps a
+prefix GIN (loganalyzer.db.search_hours, `loganalyzer db index-hours`, run every 10 minutes),
+answered by one query per whole hour, several hours in one statement (a branch each) as the
+window grows. The rest of the open hour (and an hour not indexed yet) is read through the BRIN
+on timestamp, parsing each message that passes the other filters, after a cheap substring test
+per required word (CONTAINS_WORD: exact, see there); there the window grows to the hour (to
+UNINDEXED_WINDOW for queries with OR/NOT, which get no substring test) and is sized from the
+density seen. Once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
 the rows found so far with a cursor that continues where it stopped (a page may then hold fewer
 than `limit` rows and still have a next_cursor). A request's cost stays bounded and 32 callers
 keep their share of the pool; a rare word over today's lines takes several pages instead of one
