@@ -6,7 +6,10 @@
    (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
    up to the start of the measurement (today's partition keeps only the indexes ingestion pays
    for, no search column, as on a live system), then `loganalyzer db index-hours`' search GIN of each of
-   today's closed hours (loganalyzer.db.search_hours; --no-hour-indexes drops them);
+   today's closed hours and the open hour's whole 10-minute steps (loganalyzer.db.search_hours;
+   --no-hour-indexes drops them); a database reused with --url first gets today's lines from
+   where its load stopped up to now, so that the open hour holds lines as on a live system;
+   anomaly by id asks for a fixed random sample of 2,000 of the tenant's episodes over the week;
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
 3. for each endpoint, SECONDS of requests from 32 keep-alive connections (a small asyncio
