@@ -6,7 +6,10 @@
    (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
    up to the start of the measurement (today's partition keeps only the indexes ingestion pays
    for, no search column, as on a live system), then `loganalyzer db index-hours`' search GIN of each of
-   today's closed hours (loganalyzer.db.search_hours; --no-hour-indexes drops them);
+   today's closed hours and the open hour's whole 10-minute steps (loganalyzer.db.search_hours;
+   --no-hour-indexes drops them); a database reused with --url first gets today's lines from
+   where its load stopped up to now, so that the open hour holds lines as on a live system;
+   anomaly by id asks for a fixed random sample of 2,000 of the tenant's episodes over the week;
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
 3. for each endpoint, SECONDS of requests from 32 keep-alive connections (a small asyncio
@@ -175,6 +178,35 @@ def load(url: str, n_logs: int, days: int) -> None:
         conn.execute(f"VACUUM ANALYZE logs_p{midnight:%Y%m%d}")
 
 
+def top_up_today(url: str) -> None:
+    """A reused database (--url) gets today's lines from where its load stopped up to now, at
+    the rate it was loaded with, so that the open hour holds lines as on a live system (a
+    search's cost depends on the open hour's unindexed rows). Refuses a database loaded on
+    another day: its "today" has been closed without the rebuild that maintenance would do."""
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            'SELECT count(*), max("timestamp"), (SELECT max(kafka_offset) FROM logs) FROM logs '
+            'WHERE "timestamp" >= %s',
+            (midnight,),
+        ).fetchone()
+        assert row is not None
+        today, last, offset = row
+        if not today or last is None or offset is None:
+            raise SystemExit(f"{url}: no lines of today ({midnight:%Y-%m-%d}): load a fresh database")
+        rows = round(today * (now - last) / (last - midnight))
+        if rows <= 0:
+            return
+        _insert_logs(conn, offset + 1, offset + 1 + rows, last + timedelta(microseconds=1), now)
+        conn.execute("DELETE FROM hourly_metrics WHERE hour >= %s", (midnight,))
+        conn.execute(
+            f'INSERT INTO hourly_metrics {HOURLY} WHERE "timestamp" >= %s GROUP BY 1, 2, 3', (midnight,)
+        )
+        conn.execute(f"VACUUM ANALYZE logs_p{midnight:%Y%m%d}")
+        print(f"  today topped up with {rows:,} lines up to now ({today + rows:,} today)")
+
+
 def hour_search_indexes(conn: Any, build: bool) -> int:
     """Today's closed hours with their search GIN, as `db index-hours` leaves them (build), or
     none (to measure the search without them on the same data). Returns how many there are."""
@@ -183,7 +215,7 @@ def hour_search_indexes(conn: Any, build: bool) -> int:
         for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid "
             "JOIN pg_class c ON c.oid = x.indexrelid "
-            "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '_search_h[0-9]{2}$'"
+            "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '_search_h[0-9]{2}(_m[0-9]{2})?$'"
         )
     ]
     if not build:
@@ -403,11 +435,21 @@ def main() -> None:
             t = time.perf_counter()
             load(url, args.logs, args.days)
             print(f"  loaded in {time.perf_counter() - t:.0f} s")
+        else:
+            top_up_today(url)
         with connect(url, autocommit=True) as conn:
             hour_indexes = hour_search_indexes(conn, build=args.hour_indexes)
         tenant_key = create_key(url, "acme", admin=False)
         with connect(url) as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM anomalies WHERE tenant = 'acme' LIMIT 2000")]
+            # a fixed random sample over the whole week (today's episodes included: their sample
+            # lines come from today's partition, which has no service/time index)
+            conn.execute("SELECT setseed(0.22)")
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM anomalies WHERE tenant = 'acme' ORDER BY random() LIMIT 2000"
+                )
+            ]
             today = conn.execute(
                 "SELECT count(*) FROM logs "
                 "WHERE \"timestamp\" >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"

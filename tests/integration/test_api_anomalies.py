@@ -267,3 +267,55 @@ def test_repeated_pages_are_answered_before_routing_for_the_same_scope_only(
         # another query string is another page
         assert len(_get(c, keys.acme, path + "&severity=high")["data"]) < len(acme["data"])
         assert pages.front_hits == 1
+
+
+def test_sample_lines_are_the_windows_first_whether_or_not_its_first_minute_holds_enough(
+    api: tuple[TestClient, Keys, str],
+) -> None:
+    """Other lines are looked for in the window's first minute first: with too few there, the
+    whole window is read, so the samples are the window's first lines (problems first) either way."""
+    c, keys, url = api
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    offsets = {  # seconds after the window start -> level; the window is 10 minutes
+        "sparse": [
+            (5, "INFO"),
+            (20, "INFO"),
+            (50, "ERROR"),
+            (90, "INFO"),
+            *[(120 + 20 * k, "INFO") for k in range(12)],
+        ],
+        "dense": [(2 * k, "INFO") for k in range(25)] + [(59, "WARN"), (400, "ERROR")],
+    }
+    with connect(url) as conn:
+        for n, (service, lines) in enumerate(offsets.items()):
+            conn.execute(
+                INSERT_ANOMALY,
+                (
+                    f"acme-slice-{service}",
+                    "acme",
+                    f"svc-{service}",
+                    "log_volume_spike",
+                    "high",
+                    "open",
+                    start,
+                    start + timedelta(minutes=10),
+                    1.0,
+                    5.0,
+                    "x",
+                    None,
+                    None,
+                ),
+            )
+            for k, (s, level) in enumerate(lines):
+                conn.execute(
+                    'INSERT INTO logs ("timestamp", tenant, service, host, level, message, kafka_topic, '
+                    "kafka_partition, kafka_offset) VALUES (%s, 'acme', %s, 'h', %s, %s, 'slice', %s, %s)",
+                    (start + timedelta(seconds=s), f"svc-{service}", level, f"line {s}", n, k),
+                )
+        conn.commit()
+    for service, lines in offsets.items():
+        samples = _get(c, keys.acme, f"/api/v1/anomalies/acme-slice-{service}")["explanation"]["sample_logs"]
+        problems = sorted(s for s, level in lines if level != "INFO")
+        others = sorted(s for s, level in lines if level == "INFO")
+        expected = [f"line {s}" for s in (problems + others)[:10]]
+        assert [s["message"] for s in samples] == expected, service

@@ -260,7 +260,14 @@ def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:
     assert c.post("/api/v1/costs/price", headers=h, content=b"{").status_code == 422
 
 
-def test_todays_hour_indexes_answer_the_same_pages(api: tuple[TestClient, Keys, str]) -> None:
+@pytest.mark.parametrize(
+    "indexed_at",
+    [timedelta(hours=3), timedelta(minutes=25)],  # all hours closed; or the open hour's first 20 minutes
+    ids=["closed-hours", "open-hour-prefix"],
+)
+def test_todays_hour_indexes_answer_the_same_pages(
+    api: tuple[TestClient, Keys, str], indexed_at: timedelta
+) -> None:
     c, keys, url = api
     since = (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z")
     until = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
@@ -270,12 +277,67 @@ def test_todays_hour_indexes_answer_the_same_pages(api: tuple[TestClient, Keys, 
     ]
     parsed = [_pages(c, keys.acme, p) for p in paths]
     with connect(url, autocommit=True) as conn:
-        built = index_closed_hours(conn, NOW + timedelta(hours=3))
+        built = index_closed_hours(conn, NOW + indexed_at)
         try:
             assert built
+            if indexed_at < timedelta(hours=1):
+                assert built[-1] == f"logs_p{NOW:%Y%m%d}_search_h{NOW:%H}_m20"
             with client(url) as indexed:  # a new app: it sees the new indexes at once
                 assert [_pages(indexed, keys.acme, p) for p in paths] == parsed
                 assert all(parsed)
         finally:
             for name in built:
                 conn.execute(f'DROP INDEX "{name}"')
+
+
+def test_the_substring_shortcut_on_unindexed_lines_finds_what_to_tsvector_finds(
+    api: tuple[TestClient, Keys, str],
+) -> None:
+    """Today's lines are parsed after a cheap substring test per word: upper case, non-ASCII
+    letters that lower() of the C collation leaves alone, LIKE's wildcards and words only inside
+    longer tokens must give the same lines as to_tsvector alone."""
+    c, keys, url = api
+    at = NOW + timedelta(minutes=50)
+    messages = [
+        "ZQX-Timeout in PAYMENT_gw",  # upper case, hyphenated token
+        "\u212aelvin zqx probe",  # KELVIN SIGN: the locale lowers it to 'k', lower() of "C" does not
+        "ÉCOLE zqx 50%_off",  # non-ASCII upper case; LIKE wildcards in the text
+        "zqxtimeout glued",  # 'zqx' only inside a longer word: a substring, not a lexeme
+    ]
+    with connect(url) as conn:
+        for i, m in enumerate(messages):
+            conn.execute(
+                'INSERT INTO logs ("timestamp", tenant, service, host, level, message, kafka_topic, '
+                "kafka_partition, kafka_offset) "
+                "VALUES (%s, 'acme', 'svc-sub', 'h', 'INFO', %s, 'sub', 0, %s)",
+                (at + timedelta(seconds=i), m, i),
+            )
+        conn.commit()
+    until = (NOW + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    try:
+        for q, expected in [
+            ("zqx", {0, 1, 2}),
+            ("ZQX timeout", {0}),
+            ("kelvin", {1}),
+            ("école", {2}),
+            ("50 off", {2}),
+            ('"zqx timeout"', {0}),
+            ("payment_gw", {0}),
+            ("zqx -probe", {0, 2}),
+            ("kelvin or école", {1, 2}),
+        ]:
+            rows = _pages(c, keys.acme, f"/api/v1/logs/search?q={q}&service=svc-sub&to={until}&limit=2")
+            with connect(url) as conn:
+                truth = {
+                    messages.index(r[0])
+                    for r in conn.execute(
+                        "SELECT message FROM logs WHERE kafka_topic = 'sub' "
+                        "AND to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)",
+                        (q,),
+                    )
+                }
+            assert {messages.index(r["message"]) for r in rows} == truth == expected, q
+    finally:
+        with connect(url) as conn:
+            conn.execute("DELETE FROM logs WHERE kafka_topic = 'sub'")
+            conn.commit()

@@ -51,10 +51,36 @@ def test_closed_hours_get_an_index_once_and_searches_use_it(database_url: str) -
             "logs_p20260304_search_h02",
             "logs_p20260304_search_h01",
             "logs_p20260304_search_h00",
+            "logs_p20260304_search_h03_m10",  # the open hour's first 10 minutes
         ]
-        assert _hour_indexes(conn) == [(f"logs_p20260304_search_h0{h}", True) for h in range(3)]
+        assert _hour_indexes(conn) == [
+            *[(f"logs_p20260304_search_h0{h}", True) for h in range(3)],
+            ("logs_p20260304_search_h03_m10", True),
+        ]
         assert index_closed_hours(conn, now) == []  # built once
+        # one step later the prefix is built one step longer, and the shorter one dropped
+        assert index_closed_hours(conn, now + timedelta(minutes=10)) == ["logs_p20260304_search_h03_m20"]
+        assert _hour_indexes(conn)[-1] == ("logs_p20260304_search_h03_m20", True)
+        assert len(_hour_indexes(conn)) == 4
+        # the hour's own index replaces its prefix
         assert index_closed_hours(conn, now + timedelta(minutes=55)) == ["logs_p20260304_search_h03"]
+        assert [n for n, _ in _hour_indexes(conn)] == [f"logs_p20260304_search_h0{h}" for h in range(4)]
+
+        # a search inside the prefix reads the prefix's GIN
+        conn.execute(
+            "CREATE INDEX logs_p20260304_search_h03_m10 ON logs_p20260304 "
+            "USING gin (service, to_tsvector('simple'::regconfig, message)) "
+            "WHERE \"timestamp\" >= '2026-03-04 03:00+00' AND \"timestamp\" < '2026-03-04 03:10+00'"
+        )
+        conn.execute("ANALYZE logs")
+        prefix_args = (DAY + timedelta(hours=3), DAY + timedelta(hours=3, minutes=10), "svc-0", "needle")
+        plan = "\n".join(str(r[0]) for r in conn.execute("EXPLAIN " + SEARCH, prefix_args))
+        assert "logs_p20260304_search_h03_m10" in plan, plan
+        assert (
+            conn.execute(SEARCH, prefix_args).fetchall()
+            == conn.execute(SEARCH.replace("message)", "message || '')"), prefix_args).fetchall()
+        )
+        conn.execute("DROP INDEX logs_p20260304_search_h03_m10")
         conn.execute("ANALYZE logs")
 
         args = (DAY + timedelta(hours=2), DAY + timedelta(hours=2, minutes=59), "svc-0", "needle")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from loganalyzer.costs.daily import GIB, DayMeasure, day_document, day_usages, p
 from loganalyzer.costs.engine import price
 from loganalyzer.costs.monthly import combine_days
 from serving.api import cursor
+from serving.api.routes.logs import like_pattern, required_lexemes
 from serving.keys import key_id_of, matches, new_key
 
 KINDS = (datetime, str, int)
@@ -74,3 +76,23 @@ def test_a_months_days_priced_one_by_one_add_up_to_the_month_without_free_tier()
     daily = sum((price_day(u).total for _, u in days), Decimal(0))
     month = price(combine_days([u for _, u in days]))
     assert month.total > 0 and abs(daily - month.total) <= Decimal("0.01") * 3 * 30  # cents per line
+
+
+@pytest.mark.parametrize(
+    ("tsquery", "lexemes"),
+    [
+        ("'timeout' & 'nosuchword'", ("timeout", "nosuchword")),
+        ("'connection' <-> 'refused' & 'db'", ("connection", "refused", "db")),
+        ("'a' <2> ( 'b' & 'c' )", ("a", "b", "c")),
+        ("'it''s' & 'x'", ("it's", "x")),
+        ("'a' | 'b'", ()),  # either word: neither is required
+        ("'a' & !'b'", ()),
+        ("'a':*", ()),
+    ],
+)
+def test_required_lexemes_only_when_every_word_must_be_there(tsquery: str, lexemes: tuple[str, ...]) -> None:
+    assert required_lexemes(tsquery) == lexemes
+
+
+def test_like_pattern_escapes_wildcards() -> None:
+    assert like_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%"
