@@ -273,9 +273,16 @@ def main() -> None:
     ap.add_argument("--deploys", type=int, default=4)
     ap.add_argument("--burstiness", type=float, default=0.5)
     ap.add_argument("--family", choices=("clean", "hard", "both"), default="both")
+    ap.add_argument(
+        "--end",
+        type=lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC),
+        help="the day the run ends, YYYY-MM-DD (default: today): traffic has weekly seasonality, so "
+        "the weekday the incidents fall on changes the figures (weekend nights are the quietest)",
+    )
     args = ap.parse_args()
 
-    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = today if args.end is None else args.end.replace(hour=0, minute=0, second=0, microsecond=0)
     learn = timedelta(days=args.learn_days)
     span = timedelta(hours=args.hours)
     start = now - learn - span

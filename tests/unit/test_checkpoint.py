@@ -98,6 +98,7 @@ def test_a_checkpoint_round_trips_through_json_with_named_fields() -> None:
         "minutes",
         "expected",
         "actual",
+        "capped",
     }
     assert [p["kind"] for p in doc["pending"]] == ["opened"]
     assert doc["pending"][0]["episode"]["type"] == "new_error_pattern"
@@ -141,7 +142,37 @@ def test_the_current_engine_on_the_same_traffic_agrees_with_the_recorded_one() -
     assert events == orjson.loads(V2.read_bytes())["after"]
 
 
-@pytest.mark.parametrize("version", [0, 4, 99, "3", None])
+def _quiet(engine: DetectionEngine, minutes: range, silent: bool = False) -> list[list[str | None]]:
+    """A quiet service: 3 lines a minute, or none."""
+    events: list[list[str | None]] = []
+    for m in minutes:
+        for i in range(0 if silent else 3):
+            ts = START + timedelta(minutes=m, seconds=i * 20)
+            engine.observe(ts, "acme", "cron", "INFO", f"ran job {i}", 40)
+        events += _rows(engine.advance(START + timedelta(minutes=m + 1, seconds=16)))
+    return events
+
+
+def test_a_version_3_checkpoint_is_migrated_with_its_low_run_and_continues() -> None:
+    """Version 3 had no capped evidence: it is derived from the run's, so a silence under way at
+    the checkpoint is found at the same minute as by the engine that did not stop."""
+    engine = DetectionEngine(DetectionConfig())
+    _quiet(engine, range(90))
+    _quiet(engine, range(90, 93), silent=True)
+    doc = orjson.loads(engine.snapshot())
+    for service in doc["services"]:
+        del service["drop"]["capped"]
+    doc["version"] = 3
+    restored = DetectionEngine.restore(DetectionConfig(), doc)
+    a, b = engine.services[("acme", "cron")], restored.services[("acme", "cron")]
+    assert b.drop.minutes == 3 and b.drop.capped == a.drop.capped > 0
+    assert orjson.loads(restored.snapshot())["version"] == CHECKPOINT_VERSION
+    after = _quiet(engine, range(93, 110), silent=True)
+    assert [r[2] for r in after if r[0] == "opened"] == ["log_volume_drop"]
+    assert _quiet(restored, range(93, 110), silent=True) == after
+
+
+@pytest.mark.parametrize("version", [0, 5, 99, "3", None])
 def test_a_version_neither_read_nor_migrated_is_refused_by_name(version: object) -> None:
     doc = orjson.loads(_busy_engine().snapshot())
     doc["version"] = version

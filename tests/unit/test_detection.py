@@ -16,6 +16,7 @@ from loganalyzer.detection.detectors import (
     log_volume_spike,
     severity,
     significance,
+    sustained_drop,
 )
 from loganalyzer.detection.engine import DetectionEngine
 from loganalyzer.detection.episodes import EpisodeEvent
@@ -70,6 +71,32 @@ def test_log_volume_drop(total: int, expected: float, fires: bool, level: str | 
         assert f.severity == level
         if total == 0:
             assert "went silent" in f.description
+
+
+@pytest.mark.parametrize(
+    ("total", "expected", "cv2", "fires"),
+    [
+        (3, 138.5, 0.17, False),  # one near-empty minute of bursty traffic (a 1e-6 minute there)
+        (21, 556.0, 0.16, False),  # the same on the busiest service
+        (0, 556.0, 0.16, True),  # silence of that service is beyond any burst (1e-8)
+        (0, 40.0, 0.01, True),  # near-Poisson traffic: one silent minute is enough
+    ],
+)
+def test_a_window_drop_must_also_be_improbable_given_the_dispersion(
+    total: int, expected: float, cv2: float, fires: bool
+) -> None:
+    f = log_volume_drop(Counts(total=total), expected, T, START, END, 1 + cv2 * expected, cv2)
+    assert (f is not None) is fires
+    # without the tail the 4-sigma test alone lets each of them through
+    assert log_volume_drop(Counts(total=total), expected, T, START, END, 1 + cv2 * expected) is not None
+
+
+def test_a_run_fires_on_its_capped_evidence_or_on_its_whole_improbability() -> None:
+    t = DetectorThresholds()
+    assert sustained_drop(0, 20.0, 4.9, t, START, END, capped=4.9) is None
+    assert sustained_drop(0, 20.0, 5.2, t, START, END, capped=5.2) is not None  # several minutes
+    assert sustained_drop(0, 500.0, 8.5, t, START, END, capped=3.0) is not None  # one minute, 1e-8
+    assert sustained_drop(0, 500.0, 7.5, t, START, END, capped=3.0) is None
 
 
 @pytest.mark.parametrize(("excess", "level"), [(1.2, "low"), (2, "medium"), (4, "high"), (10, "critical")])
@@ -503,7 +530,8 @@ def test_a_new_patterns_lines_still_in_the_window_explain_it_to_the_forest() -> 
     ("per_minute", "silent_minutes", "opens"),
     [
         (4, 30, True),  # a quiet service silent for half an hour: improbable over the span
-        (4, 3, False),  # three empty minutes of a quiet service are not news
+        (4, 2, False),  # two empty minutes of a quiet service are not news (8 expected: 3e-4)
+        (4, 3, True),  # three are, on traffic this regular (12 expected, none seen: 6e-6)
         (200, 3, True),  # a busy one's are
     ],
 )
@@ -512,6 +540,39 @@ def test_silence_is_judged_over_its_whole_span(per_minute: int, silent_minutes: 
     _traffic(engine, range(90), per_minute=per_minute)
     events = _traffic(engine, range(90, 130), per_minute=per_minute, silent=range(90, 90 + silent_minutes))
     assert ("log_volume_drop" in _opened(events)) is opens
+
+
+def test_a_low_run_is_learned_when_it_ends_without_an_alarm_and_not_while_it_lasts() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(90), per_minute=4)
+    engine.advance(START + timedelta(minutes=90, seconds=16))
+    state = engine.services[("acme", "payments")]
+    learned, volume = state.baseline.minutes, state.baseline.recent_volume
+    _traffic(engine, range(90, 92), per_minute=4, silent=range(90, 92))
+    engine.advance(START + timedelta(minutes=92, seconds=16))
+    # two empty minutes: a run, not yet news, and not learned while it might become news
+    assert state.drop.minutes == 2 and state.baseline.minutes == learned
+    assert state.baseline.recent_volume == volume
+    events = _traffic(engine, range(92, 94), per_minute=4)
+    events += engine.advance(START + timedelta(minutes=94, seconds=16))
+    assert _opened(events) == []
+    # the run ended without an alarm: its two minutes are learned, then the two after it
+    assert state.baseline.minutes == learned + 2 + 2
+    assert state.baseline.recent_volume < volume
+
+
+def test_a_silence_keeps_its_expectation_and_is_never_learned() -> None:
+    engine = DetectionEngine(DetectionConfig())
+    _traffic(engine, range(90), per_minute=2)
+    engine.advance(START + timedelta(minutes=90, seconds=16))
+    state = engine.services[("acme", "payments")]
+    volume = state.baseline.recent_volume
+    events = _traffic(engine, range(90, 120), per_minute=2, silent=range(90, 120))
+    events += engine.advance(START + timedelta(minutes=120, seconds=16))
+    assert "log_volume_drop" in _opened(events)
+    assert state.baseline.recent_volume == volume  # the expectation did not sink with the silence
+    _traffic(engine, range(120, 125), per_minute=2)
+    assert state.baseline.recent_volume == volume  # nor was the silence learned once it ended
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,19 @@ def test_drop_evidence_accumulates_over_the_low_run(
     assert fired == fires_after
 
 
+def test_capped_evidence_counts_no_minute_beyond_the_cap_and_the_ended_run_is_reported() -> None:
+    ev = DropEvidence()
+    ev.update(0, 500.0, 0.25, 0.1, 3.0)  # one empty minute of a busy bursty service: ~1e-9
+    assert ev.score > 8 and ev.capped == 3.0
+    ev.update(1, 15.0, 0.2, 0.1, 3.0)  # a night minute at 1 of 15 counts fully (~1e-2.4)
+    assert 3.0 < ev.capped < 6.0 and ev.capped < ev.score
+    assert ev.ended is None
+    ev.update(500, 500.0, 0.25, 0.1, 3.0)
+    assert ev.ended == (2, 1) and ev.capped == 0.0 and ev.score == 0.0
+    ev.update(500, 500.0, 0.25, 0.1, 3.0)
+    assert ev.ended is None  # only the minute that ended it says so
+
+
 def test_drop_evidence_resets_on_a_normal_minute() -> None:
     ev = DropEvidence()
     ev.update(0, 10.0, 0.0, 0.1)

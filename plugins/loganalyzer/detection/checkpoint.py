@@ -5,7 +5,8 @@ consumer that gets the partition reads it back (`load()`), so it neither alarms 
 baseline nor goes blind. Every field is named, so a reader (or a migration) never depends on
 positions, and the document carries `version`:
 
-- 3: this layout;
+- 4: this layout (the low run's evidence with each minute capped, `drop.capped`);
+- 3: the same without `drop.capped`, migrated by deriving it from the run's evidence;
 - 1 and 2: the positional lists written before (2 added `version` and the evidence); they are
   migrated (`upgrade`), so a consumer upgraded over a running deployment keeps its state;
 - anything else (a newer release's checkpoint, a damaged one) raises `CheckpointVersionError`;
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict, cast
 
 from loganalyzer.detection.baseline import Baseline, BaselineState
+from loganalyzer.detection.config import DetectorThresholds
 from loganalyzer.detection.episodes import Episode, EpisodeEvent, EpisodeState
 from loganalyzer.detection.evidence import Dispersion, DropEvidence, ErrorCusum
 from loganalyzer.detection.features import Counts
@@ -29,9 +31,9 @@ from loganalyzer.detection.service_state import ServiceState
 from loganalyzer.detection.windows import WindowStore
 from loganalyzer.patterns import MinerConfig, TemplateMiner
 
-CHECKPOINT_VERSION = 3
-#: versions `upgrade` migrates to CHECKPOINT_VERSION (positional lists)
-MIGRATED_VERSIONS = (1, 2)
+CHECKPOINT_VERSION = 4
+#: versions `upgrade` migrates to CHECKPOINT_VERSION (1 and 2: positional lists)
+MIGRATED_VERSIONS = (1, 2, 3)
 
 
 class CheckpointVersionError(ValueError):
@@ -58,6 +60,8 @@ class DropState(TypedDict):
     minutes: int
     expected: float
     actual: int
+    #: the run's evidence with no minute counted for more than drop_minute_cap (version 4)
+    capped: float
 
 
 class CusumState(TypedDict):
@@ -151,6 +155,7 @@ def _dump_service(s: ServiceState) -> ServiceCheckpoint:
             "minutes": drop.minutes,
             "expected": drop.expected,
             "actual": drop.actual,
+            "capped": drop.capped,
         },
         "cusum": {
             "statistic": cusum.statistic,
@@ -215,7 +220,11 @@ def _load_service(s: ServiceCheckpoint, miner_config: MinerConfig) -> ServiceSta
         forest_streak=int(s["forest_streak"]),
         dispersion=Dispersion(float(d["cv2"]), int(d["n"])),
         drop=DropEvidence(
-            float(drop["score"]), int(drop["minutes"]), float(drop["expected"]), int(drop["actual"])
+            float(drop["score"]),
+            int(drop["minutes"]),
+            float(drop["expected"]),
+            int(drop["actual"]),
+            float(drop["capped"]),
         ),
         cusum=ErrorCusum(
             float(cusum["statistic"]),
@@ -227,17 +236,36 @@ def _load_service(s: ServiceCheckpoint, miner_config: MinerConfig) -> ServiceSta
 
 
 def upgrade(doc: Mapping[str, Any]) -> Checkpoint:
-    """The document in this version's layout. Versions 1 and 2 are migrated; anything else
+    """The document in this version's layout. Versions 1, 2 and 3 are migrated; anything else
     raises CheckpointVersionError."""
     version = doc.get("version", 1)  # version 1 had no such key
     if version == CHECKPOINT_VERSION:
         return cast(Checkpoint, doc)
+    if version == 3 and isinstance(version, int):
+        return _from_v3(doc)
     if version in MIGRATED_VERSIONS and isinstance(version, int):
         return _from_positional(doc)
     raise CheckpointVersionError(
         f"detector checkpoint version {version!r}: this release reads version {CHECKPOINT_VERSION} "
         f"and migrates {', '.join(map(str, MIGRATED_VERSIONS))}"
     )
+
+
+def capped_from(score: float, minutes: int, cap: float = DetectorThresholds.drop_minute_cap) -> float:
+    """A run's capped evidence where only its sum is known (a version-3 checkpoint): at most
+    `cap` per minute, at most the sum. Exact for runs whose minutes were all below the cap (a
+    quiet service's silence) or all above it (a busy service's outage)."""
+    return min(score, cap * minutes)
+
+
+def _from_v3(doc: Mapping[str, Any]) -> Checkpoint:
+    """Version 3: the same named fields, without the low run's capped evidence."""
+    services = []
+    for s in doc["services"]:
+        drop = s["drop"]
+        capped = capped_from(float(drop["score"]), int(drop["minutes"]))
+        services.append({**s, "drop": {**drop, "capped": capped}})
+    return cast(Checkpoint, {**doc, "version": CHECKPOINT_VERSION, "services": services})
 
 
 def _from_positional(doc: Mapping[str, Any]) -> Checkpoint:
@@ -290,14 +318,20 @@ def _service_v2(row: list[Any]) -> ServiceCheckpoint:
         "forest_streak": row[12] if len(row) > 12 else 0,
         "pattern_errors": {str(k): v for k, v in row[13]} if len(row) > 13 else {},
         "dispersion": {"cv2": 0.0, "n": 0},
-        "drop": {"score": 0.0, "minutes": 0, "expected": 0.0, "actual": 0},
+        "drop": {"score": 0.0, "minutes": 0, "expected": 0.0, "actual": 0, "capped": 0.0},
         "cusum": {"statistic": 0.0, "errors": 0.0, "expected": 0.0, "recent": []},
     }
     if evidence is not None:
         score, run, expected, actual = evidence["drop"]
         statistic, errors, expected_errors, recent = evidence["cusum"]
         out["dispersion"] = {"cv2": evidence["cv2"], "n": evidence["cv2_n"]}
-        out["drop"] = {"score": score, "minutes": run, "expected": expected, "actual": actual}
+        out["drop"] = {
+            "score": score,
+            "minutes": run,
+            "expected": expected,
+            "actual": actual,
+            "capped": capped_from(score, run),
+        }
         out["cusum"] = {
             "statistic": statistic,
             "errors": errors,

@@ -50,6 +50,12 @@ class DetectorThresholds:
     #: the whole run's probability (negative binomial with the service's dispersion) is below
     #: 10^-this: a busy service's outage in ~2 minutes, a quiet service's silence over its span
     drop_evidence: float = 8.0
+    #: ... or when that probability, with no minute counted below 10^-drop_minute_cap, is below
+    #: 10^-this: a run of several improbable minutes (an outage at night, a quiet service's
+    #: silence) is news sooner than 10^-drop_evidence, while one near-empty minute of bursty
+    #: traffic, whose far tail the fitted dispersion does not know, never opens a row alone
+    drop_run_evidence: float = 5.0
+    drop_minute_cap: float = 3.0
     #: Poisson CUSUM (log-likelihood ratio for errors at error_rate_factor x the baseline) at which
     #: a sustained error rise is an error_rate_spike; about e^this minutes between false alarms
     error_cusum: float = 10.0
@@ -278,6 +284,8 @@ def _check_thresholds(t: DetectorThresholds, where: str) -> None:
     _number_in(t.min_significance, 0.0, math.inf, f"{where}.min_significance")
     _number_in(t.forest_score, -math.inf, math.inf, f"{where}.forest_score")
     _number_in(t.drop_evidence, 0.0, math.inf, f"{where}.drop_evidence", low_open=True)
+    _number_in(t.drop_run_evidence, 0.0, math.inf, f"{where}.drop_run_evidence", low_open=True)
+    _number_in(t.drop_minute_cap, 0.0, math.inf, f"{where}.drop_minute_cap", low_open=True)
     _number_in(t.error_cusum, 0.0, math.inf, f"{where}.error_cusum", low_open=True)
 
 

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from loganalyzer.detection.baseline import Expected
 from loganalyzer.detection.config import DetectorThresholds
+from loganalyzer.detection.evidence import log10_tail_low
 from loganalyzer.detection.features import Counts
 
 #: score assigned to a silent service (the inverse ratio is infinite)
@@ -134,12 +135,19 @@ def log_volume_drop(
     start: datetime,
     end: datetime,
     dispersion: float = 1.0,
+    tail_cv2: float | None = None,
 ) -> Finding | None:
+    """`tail_cv2` (the window total's squared coefficient of variation: a minute's cv2 over the
+    window's minutes): the window must also be as improbable as `drop_evidence` asks of a run
+    (evidence.log10_tail_low). The sigma test alone, at 4 sigma, let one near-empty minute of
+    bursty traffic (a 1e-5 minute there) open a row."""
     if expected_window < t.min_expected_for_drop or expected_window <= 0:
         return None
     ratio = w.total / expected_window
     sigma = -significance(w.total, expected_window) / math.sqrt(max(1.0, dispersion))
     if ratio >= t.volume_drop_factor or sigma < t.min_significance:
+        return None
+    if tail_cv2 is not None and -log10_tail_low(w.total, expected_window, tail_cv2) < t.drop_evidence:
         return None
     return _drop_finding(w.total, expected_window, t, start, end)
 
@@ -164,10 +172,18 @@ def _drop_finding(
 
 
 def sustained_drop(
-    total: int, expected: float, log10_p: float, t: DetectorThresholds, start: datetime, end: datetime
+    total: int,
+    expected: float,
+    log10_p: float,
+    t: DetectorThresholds,
+    start: datetime,
+    end: datetime,
+    capped: float = 0.0,
 ) -> Finding | None:
-    """A run of low minutes whose joint probability is below 10^-drop_evidence (evidence.py)."""
-    if expected <= 0 or log10_p < t.drop_evidence:
+    """A run of low minutes whose joint probability is below 10^-drop_evidence, or below
+    10^-drop_run_evidence with no minute counted below 10^-drop_minute_cap (`capped`;
+    evidence.py)."""
+    if expected <= 0 or (log10_p < t.drop_evidence and capped < t.drop_run_evidence):
         return None
     return _drop_finding(
         total, expected, t, start, end, f" (probability 1e-{log10_p:.0f} given its dispersion)"

@@ -12,6 +12,8 @@ minute dips look significant under a Poisson test. So:
 - `log10_tail_low`: log10 P(X <= x) for such a count (Poisson when cv2 is 0);
 - `DropEvidence`: the sum of those log-probabilities over the consecutive minutes that are below
   the drop threshold: the improbability of the whole low (or silent) span, whatever its length;
+  beside it the same sum with each minute counted for at most `cap` (a run of several improbable
+  minutes, which one odd minute of bursty traffic never is);
 - `ErrorCusum`: a Poisson CUSUM of ERROR lines against the baseline error rate, conditioned on each
   minute's own volume (so bursty volume does not move it), for a shift to `factor` x: evidence of a
   sustained moderate rise accumulates, a single noisy minute does not reach the threshold.
@@ -86,23 +88,36 @@ def log10_tail_low(x: int, mu: float, cv2: float) -> float:
 
 @dataclass(slots=True)
 class DropEvidence:
-    """-log10 of the probability of the current run of low minutes, and how long the run is."""
+    """-log10 of the probability of the current run of low minutes, and how long the run is.
+
+    `capped` is the same sum with no minute counted for more than the `cap` given to update():
+    one minute's tail is only as good as the dispersion's fit far out in it (on bursty traffic a
+    near-empty minute happens more often than the fitted negative binomial says), a run of
+    several low minutes is not. `ended` is the run that the last update ended, (minutes, lines),
+    for learning to take up in the same minute's close (not checkpointed: None between minutes)."""
 
     score: float = 0.0
     minutes: int = 0
     expected: float = 0.0
     actual: int = 0
+    capped: float = 0.0
+    ended: tuple[int, int] | None = None
 
-    def update(self, x: int, mu: float, cv2: float, drop_factor: float) -> float:
+    def update(self, x: int, mu: float, cv2: float, drop_factor: float, cap: float = math.inf) -> float:
         """Add a closed minute: a minute below `drop_factor` of its expectation extends the run,
         any other minute ends it. Returns the run's evidence."""
+        self.ended = None
         if mu > 0 and x < drop_factor * mu:
-            self.score -= log10_tail_low(x, mu, cv2)
+            minute = -log10_tail_low(x, mu, cv2)
+            self.score += minute
+            self.capped += min(minute, cap)
             self.minutes += 1
             self.expected += mu
             self.actual += x
         else:
-            self.score, self.minutes, self.expected, self.actual = 0.0, 0, 0.0, 0
+            if self.minutes:
+                self.ended = (self.minutes, self.actual)
+            self.score, self.minutes, self.expected, self.actual, self.capped = 0.0, 0, 0.0, 0, 0.0
         return self.score
 
 

@@ -3,11 +3,15 @@
 A closed minute updates the baseline only when it looks normal: no volume/error episode open
 for the service, no evidence building up (a ramp or a silence is not learned before it alarms,
 else the expectation follows the rise and the evidence never reaches its threshold), and the
-volume within `max_deviation` of the expectation. After `relearn_after_minutes` consecutive
-skipped minutes, non-silent minutes are learned again: a lasting level shift becomes the new
-normal (and its episode resolves) instead of alarming for ever. Silence is never learned: a dead
-service stays an open drop until it logs again. The forest's episodes do not hold learning: it is
-the least precise signal, and a false positive would freeze the baseline.
+volume within `max_deviation` of the expectation. The minutes of a run of low minutes
+(evidence.DropEvidence) wait for the run to end: learned then if it opened no drop, as its
+average minute, never while it lasts (a quiet service's first silent minutes, learned, took its
+expectation to half before the silence was improbable enough to block learning). After
+`relearn_after_minutes` consecutive skipped minutes, non-silent minutes are learned again: a
+lasting level shift becomes the new normal (and its episode resolves) instead of alarming for
+ever. Silence is never learned: a dead service stays an open drop until it logs again. The
+forest's episodes do not hold learning: it is the least precise signal, and a false positive
+would freeze the baseline.
 
 The same rule serves live minutes and the stored minutes of a warm start.
 """
@@ -41,10 +45,14 @@ def learn(
     """Learn minute m unless it is anomalous (see the module docstring)."""
     bs = cfg.baseline
     episodes = state.episodes
-    t = state.thresholds or cfg.thresholds
-    blocked = (bool(episodes) and any(k in episodes for k in RULE_TYPES)) or (
-        state.drop.score >= t.drop_evidence / 4 or state.cusum.statistic >= LEARN_BLOCK_CUSUM
-    )
+    drop = state.drop
+    ended, drop.ended = drop.ended, None
+    rule_episode = bool(episodes) and any(k in episodes for k in RULE_TYPES)
+    if ended is not None and not rule_episode:  # a low run that was no incident
+        run_minutes, run_total = ended
+        for _ in range(run_minutes):
+            state.baseline.update(m, round(run_total / run_minutes), 0, bs)
+    blocked = rule_episode or drop.minutes > 0 or state.cusum.statistic >= LEARN_BLOCK_CUSUM
     total = minute.total
     vol = exp.volume
     # far: outside the factor band AND beyond Poisson noise (an empty minute of a service

@@ -67,10 +67,11 @@ def close_minute(
                     w_fast = new_patterns.without_pattern_errors(
                         w_fast, state.pattern_errors, m - fast + 1, m
                     )
+            cv2 = state.dispersion.cv2
             disp = state.dispersion.index(exp.volume)
-            window_findings(found, w_full, exp, exp.volume * n, t, start, end, disp)
+            window_findings(found, w_full, exp, exp.volume * n, t, start, end, disp, cv2 / n)
             if w_fast is not None:
-                window_findings(found, w_fast, exp, exp.volume * fast, t, fast_start, end, disp)
+                window_findings(found, w_fast, exp, exp.volume * fast, t, fast_start, end, disp, cv2 / fast)
             evidence_findings(state, found, m, minute, exp, t, end)
         events.extend(step_rule_episodes(state, found, start, end, cfg.rule_resolve_after))
         if scores is not None and warm:

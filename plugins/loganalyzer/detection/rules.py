@@ -40,8 +40,11 @@ def window_findings(
     start: datetime,
     end: datetime,
     dispersion: float = 1.0,
+    tail_cv2: float | None = None,
 ) -> None:
-    """Evaluate the three rules on one window; the first window that fires a type keeps it."""
+    """Evaluate the three rules on one window; the first window that fires a type keeps it.
+    `dispersion`: a minute's variance over mean; `tail_cv2`: the window total's cv2 (a drop must
+    be improbable under it too, detectors.log_volume_drop)."""
     if "error_rate_spike" not in found and (f := error_rate_spike(w, exp, t, start, end)) is not None:
         found["error_rate_spike"] = f
     if (
@@ -53,7 +56,7 @@ def window_findings(
         found["log_volume_spike"] = f
     if (
         "log_volume_drop" not in found
-        and (f := log_volume_drop(w, expected_window, t, start, end, dispersion)) is not None
+        and (f := log_volume_drop(w, expected_window, t, start, end, dispersion, tail_cv2)) is not None
     ):
         found["log_volume_drop"] = f
 
@@ -71,9 +74,13 @@ def evidence_findings(
     minutes (silence of a quiet service, an outage of a bursty one), and the error CUSUM. Updated
     with every closed minute of a warm service; fires a type no window has fired."""
     drop = state.drop
-    score = drop.update(minute.total, exp.volume, state.dispersion.cv2, t.volume_drop_factor)
+    score = drop.update(
+        minute.total, exp.volume, state.dispersion.cv2, t.volume_drop_factor, t.drop_minute_cap
+    )
     if "log_volume_drop" not in found and drop.minutes:
-        f = sustained_drop(drop.actual, drop.expected, score, t, minute_start(m - drop.minutes + 1), end)
+        f = sustained_drop(
+            drop.actual, drop.expected, score, t, minute_start(m - drop.minutes + 1), end, drop.capped
+        )
         if f is not None:
             found["log_volume_drop"] = f
     errors = errors_outside(state, m, minute.errors)
