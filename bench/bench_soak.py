@@ -77,8 +77,14 @@ from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from loganalyzer.platform.airflow import process_tree_rss  # noqa: E402
 from loganalyzer.platform.processes import free_port, port_open  # noqa: E402
-from tests.export_support import moto_server  # noqa: E402
-from tests.support import consumer_env, count, fresh_database, start_consumer, tansu_broker  # noqa: E402
+from tests.support import (  # noqa: E402
+    consumer_env,
+    count,
+    fresh_database,
+    moto_server,
+    start_consumer,
+    tansu_broker,
+)
 
 LIVE_SEED = 1  # `loganalyzer generate`'s default seed
 HISTORY_SEED = 2
