@@ -147,7 +147,7 @@ class ReadLoad:
                 raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {self.key}\r\n\r\n".encode()
                 start = time.perf_counter()
                 try:
-                    status = await asyncio.wait_for(_request(reader, writer, raw), 60)
+                    status, _ = await asyncio.wait_for(_request(reader, writer, raw), 60)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     self.failures += 1
                     writer.close()
@@ -595,6 +595,9 @@ def main() -> None:
             with connect(url) as conn:
                 rows = conn.execute("SELECT to_jsonb(a) FROM anomalies a ORDER BY window_start").fetchall()
             (args.keep_logs / "anomalies.json").write_text(json.dumps([r[0] for r in rows], indent=1))
+            (args.keep_logs / "samples.json").write_text(
+                json.dumps({"rss_mb": samples, "broker_backlog": backlog, "t0": t0.isoformat()})
+            )
     load_after = os.getloadavg()
     live_events = completeness.valid + completeness.invalid - n_history
 
