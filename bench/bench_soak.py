@@ -77,8 +77,14 @@ from loganalyzer.generator.traffic import TrafficModel  # noqa: E402
 from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from loganalyzer.platform.airflow import process_tree_rss  # noqa: E402
 from loganalyzer.platform.processes import free_port, port_open  # noqa: E402
-from tests.export_support import moto_server  # noqa: E402
-from tests.support import consumer_env, count, fresh_database, start_consumer, tansu_broker  # noqa: E402
+from tests.support import (  # noqa: E402
+    consumer_env,
+    count,
+    fresh_database,
+    moto_server,
+    start_consumer,
+    tansu_broker,
+)
 
 LIVE_SEED = 1  # `loganalyzer generate`'s default seed
 HISTORY_SEED = 2
@@ -141,7 +147,7 @@ class ReadLoad:
                 raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {self.key}\r\n\r\n".encode()
                 start = time.perf_counter()
                 try:
-                    status = await asyncio.wait_for(_request(reader, writer, raw), 60)
+                    status, _ = await asyncio.wait_for(_request(reader, writer, raw), 60)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     self.failures += 1
                     writer.close()
@@ -589,6 +595,9 @@ def main() -> None:
             with connect(url) as conn:
                 rows = conn.execute("SELECT to_jsonb(a) FROM anomalies a ORDER BY window_start").fetchall()
             (args.keep_logs / "anomalies.json").write_text(json.dumps([r[0] for r in rows], indent=1))
+            (args.keep_logs / "samples.json").write_text(
+                json.dumps({"rss_mb": samples, "broker_backlog": backlog, "t0": t0.isoformat()})
+            )
     load_after = os.getloadavg()
     live_events = completeness.valid + completeness.invalid - n_history
 
