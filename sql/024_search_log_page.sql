@@ -80,6 +80,9 @@ DECLARE
     found_rows bigint := 0;
     windows integer := 0;
     i integer;
+    -- windows are measured back from now when the span ends later (the default `to` is a minute
+    -- ahead, for clocks running fast): a first window of the future alone would find nothing
+    now_at timestamptz := statement_timestamp();
 BEGIN
     -- the conditions every window shares; parameters by number ($1 lower, $2 upper, $3 rows)
     IF p_tenant IS NOT NULL THEN common := common || ' AND tenant = $4'; END IF;
@@ -108,9 +111,9 @@ BEGIN
             IF kinds[i] = 'h' THEN
                 lo := lowers[i];
             ELSIF kinds[i] = 'p' AND NOT (has_q AND filtered) THEN
-                lo := greatest(lowers[i], hi - least(window_size, max_unfiltered_window));
+                lo := greatest(lowers[i], least(hi, now_at) - least(window_size, max_unfiltered_window));
             ELSE
-                lo := greatest(lowers[i], hi - window_size);
+                lo := greatest(lowers[i], least(hi, now_at) - window_size);
             END IF;
             RETURN QUERY EXECUTE select_rows
                 || CASE

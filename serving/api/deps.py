@@ -24,12 +24,12 @@ api_key_header = APIKeyHeader(
 Row = dict[str, object]
 
 
-def get_settings(request: Request) -> ServingSettings:
+async def get_settings(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
 
 
-def get_pool(request: Request) -> Pool:
+async def get_pool(request: Request) -> Pool:
     pool: Pool = request.app.state.pool
     return pool
 
@@ -104,7 +104,7 @@ async def get_db(pool: PoolDep, principal: CurrentPrincipal) -> AsyncIterator[ps
 DbDep = Annotated[psycopg.AsyncConnection[Row], Depends(get_db, scope="function")]
 
 
-def get_page_cache(request: Request) -> PageCache:
+async def get_page_cache(request: Request) -> PageCache:
     cache: PageCache = request.app.state.page_cache
     return cache
 
