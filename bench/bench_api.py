@@ -422,6 +422,10 @@ def main() -> None:
         help="today's closed hours with their search GIN, as `db index-hours` leaves them (default); "
         "--no-hour-indexes drops them to measure without",
     )
+    ap.add_argument(
+        "--only",
+        help="measure only the endpoints whose name contains this text (e.g. 'search'), beside /ping",
+    )
     args = ap.parse_args()
 
     url = args.url or make_conninfo(ADMIN_URL, dbname=f"la_bench_api_{uuid.uuid4().hex[:8]}")
@@ -455,10 +459,15 @@ def main() -> None:
                 "WHERE \"timestamp\" >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
             ).fetchone()
         named = endpoints(ids)
+        if args.only:
+            named = [named[0], *(e for e in named[1:-1] if args.only in e[0]), named[-1]]
 
         server, port = start_server(url, page_cache_seconds=2.0)
         results = measure(port, tenant_key, named, args.seconds, args.warmup)
         stop_server(server)
+        server = None
+        if args.only:
+            return
         # the same list endpoints without the page cache, against their own trivial reference
         server, port = start_server(url, page_cache_seconds=0.0)
         uncached = [named[0], named[1], named[3], named[0]]

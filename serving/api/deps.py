@@ -24,12 +24,12 @@ api_key_header = APIKeyHeader(
 Row = dict[str, object]
 
 
-def get_settings(request: Request) -> ServingSettings:
+async def get_settings(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
 
 
-def get_pool(request: Request) -> Pool:
+async def get_pool(request: Request) -> Pool:
     pool: Pool = request.app.state.pool
     return pool
 
@@ -97,10 +97,14 @@ async def get_db(pool: PoolDep, principal: CurrentPrincipal) -> AsyncIterator[ps
         yield conn
 
 
-DbDep = Annotated[psycopg.AsyncConnection[Row], Depends(get_db)]
+#: scope="function": the connection goes back to the pool as soon as the route returns, not after
+#: the response has been sent (FastAPI's default for dependencies with yield): with 32 callers
+#: on 4 connections in one event loop, sending waits for the loop, and every request queued for
+#: a connection waited with it
+DbDep = Annotated[psycopg.AsyncConnection[Row], Depends(get_db, scope="function")]
 
 
-def get_page_cache(request: Request) -> PageCache:
+async def get_page_cache(request: Request) -> PageCache:
     cache: PageCache = request.app.state.page_cache
     return cache
 

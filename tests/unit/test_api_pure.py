@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from fastapi import HTTPException
@@ -14,7 +15,7 @@ from loganalyzer.costs.daily import GIB, DayMeasure, day_document, day_usages, p
 from loganalyzer.costs.engine import price
 from loganalyzer.costs.monthly import combine_days
 from serving.api import cursor
-from serving.api.routes.logs import like_pattern, required_lexemes
+from serving.api.routes.logs import Partitions, Segment, like_pattern, required_lexemes, segments
 from serving.keys import key_id_of, matches, new_key
 
 KINDS = (datetime, str, int)
@@ -96,3 +97,52 @@ def test_required_lexemes_only_when_every_word_must_be_there(tsquery: str, lexem
 
 def test_like_pattern_escapes_wildcards() -> None:
     assert like_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%"
+
+
+def test_a_search_span_is_cut_newest_first_by_how_each_part_is_indexed() -> None:
+    day = datetime(2026, 12, 7, tzinfo=UTC)
+    h = timedelta(hours=1)
+    parts = Partitions(
+        first=date(2026, 12, 5),
+        last=date(2026, 12, 7),
+        search_ready=frozenset({date(2026, 12, 5)}),  # 12-06 closed but not rebuilt yet
+        hours_ready=frozenset({day - 2 * h, day + h}),
+        prefixes={day + 3 * h: day + 3 * h + timedelta(minutes=20)},
+    )
+    start, upper = day - timedelta(days=1, hours=12), day + 3 * h + timedelta(minutes=45)
+    cut = segments(start, upper, parts)
+    assert cut == [
+        Segment(day + 3 * h + timedelta(minutes=20), upper, "p"),  # the open hour past its prefix
+        Segment(day + 3 * h, day + 3 * h + timedelta(minutes=20), "h"),  # its prefix GIN
+        Segment(day + 2 * h, day + 3 * h, "p"),
+        Segment(day + h, day + 2 * h, "h"),
+        Segment(day, day + h, "p"),  # never across midnight
+        Segment(day - h, day, "p"),
+        Segment(day - 2 * h, day - h, "h"),
+        Segment(day - timedelta(days=1), day - 2 * h, "p"),  # unindexed hours of a day together
+        Segment(start, day - timedelta(days=1), "s"),
+    ]
+
+
+@given(
+    st.datetimes(min_value=datetime(2026, 12, 1), max_value=datetime(2026, 12, 9), timezones=st.just(UTC)),
+    st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=4)),
+    st.sets(st.integers(0, 8 * 24 - 1)),
+    st.sets(st.integers(1, 8)),
+)
+def test_search_segments_cover_the_span_once_newest_first_each_in_one_day(
+    start: datetime, length: timedelta, indexed_hours: set[int], ready_days: set[int]
+) -> None:
+    base = datetime(2026, 12, 1, tzinfo=UTC)
+    parts = Partitions(
+        first=base.date(),
+        last=base.date() + timedelta(days=9),
+        search_ready=frozenset(base.date() + timedelta(days=d) for d in ready_days),
+        hours_ready=frozenset(base + timedelta(hours=n) for n in indexed_hours),
+    )
+    cut = segments(start, start + length, parts)
+    assert cut[0].upper == start + length and cut[-1].lower == start
+    assert all(a.lower == b.upper for a, b in pairwise(cut))
+    last_instant = timedelta(microseconds=1)
+    assert all(s.lower < s.upper and s.lower.date() == (s.upper - last_instant).date() for s in cut)
+    assert all((s.kind == "s") == (s.lower.date() in parts.search_ready) for s in cut)

@@ -1,24 +1,28 @@
 """Full-text log search: newest first, keyset pages, highlighted.
 
-How a page is found: the time span is walked backwards from `to` in growing windows (1 minute,
-then 4, 16, ...; never across midnight, so each query reads one daily partition) until the page
-is full. A common term fills the page from the newest minutes alone; a rare one widens the
-window quickly. Closed days that maintenance has rebuilt for search (sql/014) answer through
-their GIN on (service, message_tsv); today's partition (and a closed day not rebuilt yet) has no
-stored search column on purpose (ingestion pays nothing for search); each of its hours that has
-closed gets its own partial GIN on to_tsvector, and the open hour's whole 10-minute steps a
-prefix GIN (loganalyzer.db.search_hours, `loganalyzer db index-hours`, run every 10 minutes),
-answered by one query per whole hour, several hours in one statement (a branch each) as the
-window grows. The rest of the open hour (and an hour not indexed yet) is read through the BRIN
-on timestamp, parsing each message that passes the other filters, after a cheap substring test
-per required word (CONTAINS_WORD: exact, see there); there the window grows to the hour (to
-UNINDEXED_WINDOW for queries with OR/NOT, which get no substring test) and is sized from the
-density seen. Once the walk has spent API_SEARCH_BUDGET_MS it stops and answers
-the rows found so far with a cursor that continues where it stopped (a page may then hold fewer
-than `limit` rows and still have a next_cursor). A request's cost stays bounded and 32 callers
-keep their share of the pool; a rare word over today's lines takes several pages instead of one
-long request. ts_headline runs on the returned rows only (PostgreSQL evaluates it after the
-LIMIT: it re-parses each message).
+How a page is found: the time span is cut into segments newest first (`segments`), never across
+midnight, each with the way its lines are searched, and one statement, `search_log_page`
+(sql/024), walks them inside PostgreSQL in growing windows (1 minute, then 4, 16, ...) until the
+page is full or the time budget is spent. A request thus holds its pooled connection for one
+round trip: with 32 callers on 4 connections in one event loop, each further statement of a
+page cost its wait for the loop again. Closed days that maintenance has rebuilt for search
+(sql/014) answer through their GIN on (service, message_tsv). Today's partition (and a closed day
+not rebuilt yet) has no stored search column on purpose (ingestion pays nothing for search);
+each of its hours that has closed gets its own partial GIN on to_tsvector, and the open hour's
+whole 10-minute steps a prefix GIN (loganalyzer.db.search_hours, `loganalyzer db index-hours`,
+run every 10 minutes), each asked in one query for the whole hour (or prefix). The rest of the
+open hour (and an hour not indexed yet) is read through the BRIN on timestamp, parsing each
+message that passes the other filters, after a cheap substring test per required word: a lexeme
+of the 'simple' configuration is a lowercased token of the line, so a matching line contains
+each required lexeme as a substring of its text lowered by the C collation (ASCII letters only,
+several times cheaper than the locale's lower() and ~10x cheaper than to_tsvector); a line with
+any non-ASCII character skips the test and is decided by to_tsvector alone, so the lines found
+are exactly the same. There a window that found lines sizes the next from the density it saw;
+queries with OR/NOT (no substring test) read at most 5 minutes per window. Once the walk has
+spent API_SEARCH_BUDGET_MS it answers the rows found so far with a cursor that continues where
+it stopped (a page may then hold fewer than `limit` rows and still have a next_cursor), so a
+rare word over today's lines takes several pages instead of one long request. ts_headline runs
+on the returned rows only.
 """
 
 from __future__ import annotations
@@ -45,36 +49,27 @@ from serving.models.logs import LogPage
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 DEFAULT_SPAN = timedelta(days=7)
-FIRST_WINDOW = timedelta(minutes=1)
-#: the widest window read from a partition without a search index (today's)
-UNINDEXED_WINDOW = timedelta(minutes=5)
 #: the earliest instant a cursor can name: "every line before `t`" is the cursor (t, this, ...)
 BEFORE_EVERYTHING_AT = (-(2**31), -(2**63), "")
 HEADLINE_OPTIONS = "StartSel=<b>, StopSel=</b>, HighlightAll=true"
 
 
-HEADLINE = sql.SQL("ts_headline('simple', message, websearch_to_tsquery('simple', %s), %s)")
-MATCH_STORED = sql.SQL("message_tsv @@ websearch_to_tsquery('simple', %s)")
-MATCH_PARSED = sql.SQL("to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %s)")
+HEADLINE = sql.SQL("ts_headline('simple', s.message, websearch_to_tsquery('simple', %s), %s)")
 READY_CACHE_SECONDS = 30.0
 COLUMNS = sql.SQL(
-    '"timestamp", tenant, service, host, level, message, kafka_partition, kafka_offset, kafka_topic'
+    's."timestamp", s.tenant, s.service, s.host, s.level, s.message, s.kafka_partition, '
+    "s.kafka_offset, s.kafka_topic"
 )
-IN_SPAN = sql.SQL('"timestamp" >= %s AND "timestamp" < %s')
-NEWEST_FIRST = sql.SQL('"timestamp" DESC, kafka_partition DESC, kafka_offset DESC, kafka_topic DESC')
-#: one cheap necessary condition per word, tried before to_tsvector on rows without a search
-#: index: a lexeme of the 'simple' configuration is a lowercased token of the line, so a line
-#: that matches contains each required lexeme as a substring of its lowercased text.
-#: lower() under the C collation lowers ASCII letters only (several times cheaper than the
-#: locale's lower() and ~10x cheaper than to_tsvector); a line with any non-ASCII character
-#: skips the shortcut and is decided by to_tsvector alone, so the result is exactly the same.
-CONTAINS_WORD = sql.SQL('lower(message COLLATE "C") LIKE %s')
-NON_ASCII = sql.SQL("octet_length(message) <> char_length(message)")
+#: the whole walk of one page, in one statement (sql/024_search_log_page.sql): segments, the
+#: words, their substring patterns, tenant, service, level, the cursor, rows wanted, budget
+WALK = sql.SQL(
+    "search_log_page(%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text, %s::text[], "
+    "%s::text, %s::text, %s::text, %s::timestamptz, %s::integer, %s::bigint, %s::text, %s, %s) "
+    "WITH ORDINALITY AS s"
+)
 #: a tsquery's text is quoted lexemes joined by operators: these operators require every lexeme
 _QUOTED_LEXEME = re.compile(r"'((?:[^']|'')*)'")
 _AND_ONLY = re.compile(r"^(?:\s|&|<->|<\d+>|\(|\))*$")
-#: the narrowest window the adaptive walk reads from an unindexed hour
-MIN_UNINDEXED_WINDOW = timedelta(seconds=10)
 
 
 def required_lexemes(tsquery_text: str) -> tuple[str, ...]:
@@ -167,6 +162,48 @@ async def _searchable(request: Request, db: DbDep, text: str) -> Searchable:
     return known
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A part of the searched span, [lower, upper), and how its lines are searched: 's' a closed
+    day rebuilt for search (its stored column and GIN), 'h' an hour or an open hour's first
+    minutes with their own GIN, 'p' lines without a search index (parsed)."""
+
+    lower: datetime
+    upper: datetime
+    kind: str
+
+
+def segments(start: datetime, upper: datetime, parts: Partitions) -> list[Segment]:
+    """[start, upper) cut newest first as the search reads it: never across midnight, a rebuilt
+    day in one piece, an indexed hour (or prefix) in one piece, and consecutive unindexed hours
+    of a day together (the walk sizes its windows there)."""
+    out: list[Segment] = []
+    start, hi = start.astimezone(UTC), upper.astimezone(UTC)
+    while hi > start:
+        last_instant = hi - timedelta(microseconds=1)
+        day = last_instant.date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        hour = last_instant.replace(minute=0, second=0, microsecond=0)
+        if day in parts.search_ready:
+            lo, kind = max(start, midnight), "s"
+        elif hour in parts.hours_ready or last_instant < parts.prefixes.get(hour, hour):
+            lo, kind = max(start, hour), "h"
+        else:
+            lo, kind = max(start, parts.prefixes.get(hour, hour)), "p"
+        if (
+            kind == "p"
+            and out
+            and out[-1].kind == "p"
+            and out[-1].lower == hi
+            and hi != midnight + timedelta(days=1)
+        ):
+            out[-1] = Segment(lo, out[-1].upper, "p")
+        else:
+            out.append(Segment(lo, hi, kind))
+        hi = lo
+    return out
+
+
 def _minus(t: datetime, d: timedelta) -> datetime:
     try:
         return t - d
@@ -227,18 +264,7 @@ async def search(
     start = start or _minus(end, DEFAULT_SPAN)
     if start >= end:
         raise HTTPException(422, "'from' must be before 'to'")
-    where: list[sql.Composable] = []
-    args: list[Any] = []
     scope = tenant_scope(principal, tenant)
-    if scope is not None:
-        where.append(sql.SQL("tenant = %s"))
-        args.append(scope)
-    if service is not None:
-        where.append(sql.SQL("service = %s"))
-        args.append(service)
-    if level is not None:
-        where.append(sql.SQL("level = %s"))
-        args.append(level.value)
     query_text = (q or "").strip()
     lexemes: tuple[str, ...] = ()
     if query_text:
@@ -246,21 +272,12 @@ async def search(
         if not searchable.ok:
             raise HTTPException(422, f"q={q!r} has no searchable words (only punctuation?)")
         lexemes = searchable.lexemes
-    prefilter: sql.Composable | None = None
-    if lexemes:
-        prefilter = (
-            sql.SQL("(")
-            + NON_ASCII
-            + sql.SQL(" OR (")
-            + sql.SQL(" AND ").join([CONTAINS_WORD] * len(lexemes))
-            + sql.SQL("))")
-        )
     upper = end
+    after: tuple[datetime, int, int, str] | None = None
     if cursor is not None:
         c_ts, c_part, c_off, c_topic = cursors.decode(cursor, (datetime, int, int, str))
-        assert isinstance(c_ts, datetime)
-        where.append(sql.SQL('("timestamp", kafka_partition, kafka_offset, kafka_topic) < (%s, %s, %s, %s)'))
-        args += [c_ts, c_part, c_off, c_topic]
+        assert isinstance(c_ts, datetime) and isinstance(c_part, int) and isinstance(c_off, int)
+        after = (c_ts, c_part, c_off, str(c_topic))
         upper = min(end, c_ts + timedelta(microseconds=1)) if c_ts < datetime.max.replace(tzinfo=UTC) else end
 
     parts = await partitions(request, db)
@@ -270,91 +287,38 @@ async def search(
     start = max(start, datetime(parts.first.year, parts.first.month, parts.first.day, tzinfo=UTC))
     after_last = parts.last + timedelta(days=1)
     upper = min(upper, datetime(after_last.year, after_last.month, after_last.day, tzinfo=UTC))
-    rows: list[Row] = []
-    window = FIRST_WINDOW
-    deadline = time.monotonic() + settings.search_budget_ms / 1000
+    cut_span = segments(start, upper, parts)
+    if not cut_span:
+        return page([], limit, None)
+    headline_args = [query_text, HEADLINE_OPTIONS] if query_text else []
+    highlight = HEADLINE if query_text else sql.SQL("NULL::text")
+    cur = await db.execute(
+        sql.SQL("SELECT {}, s.resume_before, {} AS highlight FROM {} ORDER BY s.ordinality").format(
+            COLUMNS, highlight, WALK
+        ),
+        [
+            *headline_args,
+            [s.lower for s in cut_span],
+            [s.upper for s in cut_span],
+            [s.kind for s in cut_span],
+            query_text or None,
+            [like_pattern(w) for w in lexemes],
+            scope,
+            service,
+            level.value if level is not None else None,
+            *(after if after is not None else (None, None, None, None)),
+            limit + 1,
+            settings.search_budget_ms,
+        ],
+    )
+    rows: list[Row] = await cur.fetchall()
     stopped_at: datetime | None = None
-    while upper > start and len(rows) <= limit:
-        if time.monotonic() > deadline:
-            stopped_at = upper
-            break
-        rows_wanted = limit + 1 - len(rows)
-        last_instant = (
-            upper - timedelta(microseconds=1) if upper > datetime.min.replace(tzinfo=UTC) else upper
-        )
-        day = last_instant.astimezone(UTC).date()
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        indexed = day in parts.search_ready
-        hour = last_instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        # an hour with its own GIN, or the part of the open hour its prefix GIN covers
-        hour_indexed = not indexed and (
-            hour in parts.hours_ready or last_instant < parts.prefixes.get(hour, hour)
-        )
-        parsed = not indexed and not hour_indexed
-        hours = [hour]
-        if not parsed and not indexed:
-            # each hour's own GIN answers for the whole (rest of the) hour, so that the BRIN on
-            # timestamp has nothing to narrow and the planner does not AND them; as the window
-            # grows, several indexed hours go in one statement (a branch per hour), so that a
-            # rare word crosses a day of hour indexes in a few round trips instead of 23
-            while (
-                len(hours) < window // timedelta(hours=1)
-                and hours[-1] - timedelta(hours=1) in parts.hours_ready
-                and hours[-1] > max(start, midnight)
-            ):
-                hours.append(hours[-1] - timedelta(hours=1))
-            lower = max(start, hours[-1])
-        else:
-            # lines read through the BRIN and parsed: with the words' substring shortcut a
-            # line costs little, so the window may grow to the hour; without it (OR, NOT), a
-            # window parses at most UNINDEXED_WINDOW of lines
-            width = window if indexed or prefilter is not None else min(window, UNINDEXED_WINDOW)
-            lower = max(start, _minus(upper, width), midnight)
-            if parsed and hour - timedelta(hours=1) in parts.hours_ready:
-                # the open hour never shares a query with the indexed hour before it
-                lower = max(lower, hour)
-            if parsed and hour in parts.prefixes:
-                # nor with its own indexed first minutes
-                lower = max(lower, parts.prefixes[hour])
-        conditions = list(where)
-        window_args: list[Any] = []
-        if query_text:
-            if parsed and prefilter is not None:
-                conditions.append(prefilter)
-                window_args += [like_pattern(w) for w in lexemes]
-            conditions.append(MATCH_STORED if indexed else MATCH_PARSED)
-            window_args.append(query_text)
-        filters = sql.SQL("").join(sql.SQL(" AND ") + w for w in conditions)
-        headline_args = [query_text, HEADLINE_OPTIONS] if query_text else []
-        highlight = HEADLINE if query_text else sql.SQL("NULL::text")
-        if len(hours) == 1:
-            query = sql.SQL("SELECT {}, {} AS highlight FROM logs WHERE {} {} ORDER BY {} LIMIT %s").format(
-                COLUMNS, highlight, IN_SPAN, filters, NEWEST_FIRST
-            )
-            query_args = [*headline_args, lower, upper, *args, *window_args, rows_wanted]
-        else:
-            branch = sql.SQL("(SELECT {} FROM logs WHERE {} {} ORDER BY {} LIMIT %s)").format(
-                COLUMNS, IN_SPAN, filters, NEWEST_FIRST
-            )
-            query = sql.SQL("SELECT {}, {} AS highlight FROM ({}) AS u ORDER BY {} LIMIT %s").format(
-                COLUMNS, highlight, sql.SQL(" UNION ALL ").join([branch] * len(hours)), NEWEST_FIRST
-            )
-            query_args = [*headline_args]
-            for h in hours:
-                query_args += [max(lower, h), min(upper, h + timedelta(hours=1)), *args, *window_args]
-                query_args.append(rows_wanted)
-            query_args.append(rows_wanted)
-        cur = await db.execute(query, query_args)
-        found = await cur.fetchall()
-        rows += found
-        if parsed and prefilter is not None and found:
-            # size the next window from the density just seen (twice what should fill the
-            # page), so that a common word does not parse a whole hour for its last few lines
-            wanted = limit + 1 - len(rows)
-            window = min(max((upper - lower) * (2 * wanted / len(found)), MIN_UNINDEXED_WINDOW), window * 4)
-        else:
-            window = min(window * 4, timedelta(days=1))
-        upper = lower
+    if rows and rows[-1]["message"] is None:
+        resume = rows.pop()["resume_before"]
+        assert isinstance(resume, datetime)
+        stopped_at = resume
+    for r in rows:
+        del r["resume_before"]
 
     rows, next_cursor = cut(
         rows, limit, lambda r: (r["timestamp"], r["kafka_partition"], r["kafka_offset"], r["kafka_topic"])
