@@ -154,5 +154,6 @@ def test_up_names_a_taken_port_in_one_line(tmp_path: Path, option: str, what: st
     assert proc.returncode == 2, output
     assert output.splitlines() == [
         f"port {port} for {what} is taken: stop what runs there, or set {option} to another port"
+        f' (with make: make up UP_ARGS="{option} PORT")'
     ]
     assert not (tmp_path / "state").exists()  # nothing was started

@@ -82,7 +82,8 @@ def up(
         """A port `up` binds for the user: taken means one line and exit code 2."""
         taken = is_free(port)
         if taken is not None:
-            console.print(taken.explain(what, option), soft_wrap=True, highlight=False)
+            how = f' (with make: make up UP_ARGS="{option} PORT")'
+            console.print(taken.explain(what, option) + how, soft_wrap=True, highlight=False)
             raise typer.Exit(2)
 
     try:
