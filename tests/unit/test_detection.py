@@ -120,7 +120,9 @@ def test_a_window_spike_must_also_be_improbable_given_the_dispersion(
         ([5, 4, 6, 5, 42], 5.3, 0.25, False),  # one: the one-minute window's (1e-7, not a spike)
         ([5, 40, 5, 42, 5], 5.3, 0.25, False),  # not a run, and the newest minute is ordinary
         ([400, 300, 500, 2100, 2100], 400.0, 0.25, True),  # 5.25x twice on a busy one: 1e-11
-        ([400, 300, 500, 2100, 2100], 400.0, 1.0, False),  # at cv 1 that is 1e-4.5
+        # at cv 0.7 (1e-3.5 a minute) 1e-7 in all, but each minute counts its capped 3: 6
+        ([400, 300, 500, 2100, 2100], 400.0, 0.5, True),
+        ([400, 300, 500, 2100, 2100], 400.0, 1.0, False),  # at cv 1, 1e-2.3 a minute: 1e-4.6
         ([1, 0, 2, 12, 12], 2.0, 0.0, False),  # under the minimum volume
     ],
 )

@@ -32,6 +32,8 @@ from loganalyzer.detection.config import DetectorThresholds
 from loganalyzer.detection.evidence import log10_tail_high, log10_tail_low
 from loganalyzer.detection.features import Counts
 
+#: a spike's run (spike_run) lasts while each minute is above this share of the spike factor
+_RUN_FLOOR = 0.5
 #: score assigned to a silent service (the inverse ratio is infinite)
 SILENT_SCORE = 1e6
 
@@ -201,37 +203,44 @@ def sustained_drop(
 def spike_run(
     minutes: list[int], mu: float, cv2: float, t: DetectorThresholds, end: datetime
 ) -> Finding | None:
-    """The newest minutes of a window (`minutes`, oldest first) that are each above
-    volume_spike_factor x their expectation `mu`: a spike when their joint probability (each
-    minute's negative-binomial upper tail given the dispersion, independent minutes) is below
-    10^-spike_evidence. On a bursty service an 8x minute is often not improbable enough alone
-    (a gamma factor of 8 at cv 0.5 is 1e-10, of 6.6 1e-8), two in a row are; one bursty
-    minute is never a run."""
+    """The newest minutes of a window (`minutes`, oldest first) that are each above half of
+    volume_spike_factor x their expectation `mu` (a spike's minutes vary with the traffic's
+    bursts, a 5x minute may be followed by a 4x one): a spike when at least two of them are
+    above volume_spike_factor x mu and the joint probability of those (each minute's
+    negative-binomial upper tail given the dispersion, independent minutes) is below
+    10^-spike_evidence, or below 10^-spike_run_evidence with no minute counted below
+    10^-spike_minute_cap, as a run of low minutes is a drop (evidence.DropEvidence). So two
+    spike minutes of a bursty service are a spike where the one-minute window's tail test (a
+    5x minute at cv 0.5 is 1e-6 to 1e-7) finds none, and one bursty minute never is. `end`:
+    the end of the newest minute."""
     if mu <= 0:
         return None
     run: list[int] = []
     for x in reversed(minutes):
-        if x <= t.volume_spike_factor * mu:
+        if x <= _RUN_FLOOR * t.volume_spike_factor * mu:
             break
         run.append(x)
-    if len(run) < 2:  # one minute is the one-minute window's
+    high = [x for x in run if x > t.volume_spike_factor * mu]
+    if len(high) < 2:  # one minute is the one-minute window's
         return None
-    total, expected = sum(run), mu * len(run)
-    if total < t.min_volume or significance(total, expected) < t.min_significance:
+    if sum(high) < t.min_volume or significance(sum(high), mu * len(high)) < t.min_significance:
         return None
-    if -sum(log10_tail_high(x, mu, cv2) for x in run) < t.spike_evidence:
+    tails = [-log10_tail_high(x, mu, cv2) for x in high]
+    capped = sum(min(p, t.spike_minute_cap) for p in tails)
+    if sum(tails) < t.spike_evidence and capped < t.spike_run_evidence:
         return None
     start = end - timedelta(minutes=len(run))
-    ratio = total / expected
+    actual, expected = sum(high), mu * len(high)
+    ratio = actual / expected
     score = ratio / t.volume_spike_factor
     return Finding(
         "log_volume_spike",
-        float(total),
+        float(actual),
         expected,
         ratio,
         severity(score),
-        f"{total} logs vs {expected:.0f} expected ({_times(ratio)} baseline, threshold "
-        f"{t.volume_spike_factor:g}×) over {span(start, end)}: {len(run)} minutes each above it",
+        f"{actual} logs vs {expected:.0f} expected ({_times(ratio)} baseline, threshold "
+        f"{t.volume_spike_factor:g}×) in {len(high)} of the {len(run)} minutes {span(start, end)}",
         score,
     )
 
