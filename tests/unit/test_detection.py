@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +17,7 @@ from loganalyzer.detection.detectors import (
     log_volume_spike,
     severity,
     significance,
+    spike_run,
     sustained_drop,
 )
 from loganalyzer.detection.engine import DetectionEngine
@@ -89,6 +91,50 @@ def test_a_window_drop_must_also_be_improbable_given_the_dispersion(
     assert (f is not None) is fires
     # without the tail the 4-sigma test alone lets each of them through
     assert log_volume_drop(Counts(total=total), expected, T, START, END, 1 + cv2 * expected) is not None
+
+
+@pytest.mark.parametrize(
+    ("total", "expected", "cv2", "fires"),
+    [
+        (37, 5.3, 0.25, False),  # one bursty minute of a quiet service (cert-renewer; 1e-6 there)
+        (37, 5.3, 0.0, True),  # on Poisson traffic it is a spike (1e-18)
+        (42, 5.3, 0.1, True),  # 8x on a quiet service of cv 0.3
+        (212, 26.5, 0.05, True),  # 8x over 5 minutes of a quiet service at cv 0.5 (cv2 / 5)
+        (3200, 400.0, 0.25, True),  # 8x a minute of a busy bursty service
+        (2020, 400.0, 0.25, False),  # 5x there: a 1e-5.5 burst, not a spike
+    ],
+)
+def test_a_window_spike_must_also_be_improbable_given_the_dispersion(
+    total: int, expected: float, cv2: float, fires: bool
+) -> None:
+    f = log_volume_spike(Counts(total=total), expected, T, START, END, cv2)
+    assert (f is not None) is fires
+    # without the tail the Poisson test alone lets each of them through
+    assert log_volume_spike(Counts(total=total), expected, T, START, END) is not None
+
+
+@pytest.mark.parametrize(
+    ("minutes", "mu", "cv2", "opens"),
+    [
+        ([5, 4, 6, 40, 42], 5.3, 0.25, True),  # two 8x minutes of a quiet bursty service: 1e-14
+        ([5, 4, 6, 5, 42], 5.3, 0.25, False),  # one: the one-minute window's (1e-7, not a spike)
+        ([5, 40, 5, 42, 5], 5.3, 0.25, False),  # not a run, and the newest minute is ordinary
+        ([52, 266, 230, 265], 52.1, 0.18, True),  # a spike's minutes: 5.1x, 4.4x, 5.1x (1e-7 each)
+        ([52, 266, 100, 265], 52.1, 0.18, False),  # a minute under 2.5x ends the run
+        ([400, 300, 500, 2100, 2100], 400.0, 0.25, True),  # 5.25x twice on a busy one: 1e-11
+        # at cv 0.7 (1e-3.5 a minute) 1e-7 in all, but each minute counts its capped 3: 6
+        ([400, 300, 500, 2100, 2100], 400.0, 0.5, True),
+        ([400, 300, 500, 2100, 2100], 400.0, 1.0, False),  # at cv 1, 1e-2.3 a minute: 1e-4.6
+        ([1, 0, 2, 12, 12], 2.0, 0.0, False),  # under the minimum volume
+    ],
+)
+def test_a_run_of_spike_minutes_adds_up(minutes: list[int], mu: float, cv2: float, opens: bool) -> None:
+    f = spike_run(minutes, mu, cv2, T, END)
+    assert (f is not None) is opens
+    if f is not None:
+        assert f.type == "log_volume_spike" and "–10:05 UTC" in f.description
+        high = [x for x in minutes if x > 5 * mu]
+        assert f.actual == sum(high) and f.expected == pytest.approx(len(high) * mu)
 
 
 def test_a_run_fires_on_its_capped_evidence_or_on_its_whole_improbability() -> None:
@@ -603,6 +649,46 @@ def test_a_slow_ramp_is_reported_and_not_learned() -> None:
     assert opened == ["error_rate_spike"]
     # the errors of the ramp did not become the normal the next incident is compared with
     assert engine.services[("acme", "payments")].baseline.recent_errors < before + 2
+
+
+def _bursty_minutes(rng: random.Random, mu: float, minutes: int, cv: float = 0.5) -> list[int]:
+    """Per-minute counts of bursty traffic: Poisson of a gamma rate (mean mu, cv), as the
+    generator's traffic model draws them."""
+    counts = []
+    for _ in range(minutes):
+        lam = mu * rng.gammavariate(1 / cv**2, cv**2)
+        k, p, limit = 0, 1.0, math.exp(-lam)
+        while (p := p * rng.random()) > limit:
+            k += 1
+        counts.append(k)
+    return counts
+
+
+def _quiet_bursty_service(seed: int) -> tuple[DetectionEngine, list[EpisodeEvent]]:
+    """Four hours of a quiet service at 5 lines a minute, bursty (cv 0.5)."""
+    engine = DetectionEngine(DetectionConfig())
+    events: list[EpisodeEvent] = []
+    for m, n in enumerate(_bursty_minutes(random.Random(seed), 5.0, 240)):
+        events += _traffic(engine, range(m, m + 1), per_minute=n, error_share=0.0)
+    return engine, events
+
+
+def test_a_burst_of_a_quiet_bursty_service_is_not_a_spike_an_injected_one_is() -> None:
+    engine, events = _quiet_bursty_service(seed=3)
+    assert _opened(events) == []
+    state = engine.services[("acme", "payments")]
+    assert 0.12 < state.dispersion.cv2 < 0.45  # learned from the traffic (0.25)
+    # one minute of 37 lines (~7x): a 1e-6 minute at this dispersion, 1e-18 for a Poisson count
+    burst = _traffic(engine, range(240, 241), per_minute=37, error_share=0.0)
+    burst += _traffic(engine, range(241, 260), per_minute=5, error_share=0.0)
+    assert "log_volume_spike" not in _opened(burst)
+    # an injected spike (8x for 10 minutes) still opens a row, within 3 minutes
+    spike: list[EpisodeEvent] = []
+    for k in range(10):
+        spike += _traffic(engine, range(260 + k, 261 + k), per_minute=40, error_share=0.0)
+        if "log_volume_spike" in _opened(spike):
+            break
+    assert "log_volume_spike" in _opened(spike) and k <= 3
 
 
 def test_evidence_survives_a_checkpoint() -> None:

@@ -13,6 +13,7 @@ from loganalyzer.detection.evidence import (
     DropEvidence,
     ErrorCusum,
     cv2_sample,
+    log10_tail_high,
     log10_tail_low,
 )
 
@@ -76,6 +77,41 @@ def test_the_normal_approximation_for_large_counts_joins_the_exact_sum(cv2: floa
     exact = log10_tail_low(400, 420.0, cv2)  # summed
     approx = log10_tail_low(401, 420.0, cv2)  # approximated
     assert abs(exact - approx) < 0.15
+
+
+@pytest.mark.parametrize(
+    ("x", "mu", "cv2", "expected"),
+    [
+        (1, 5.0, 0.0, math.log10(1 - math.exp(-5.0))),  # Poisson P(X >= 1) = 1 - P(0)
+        (1, 60.0, 0.25, math.log10(1 - (4 / 64) ** 4)),  # NB, r = 4
+        (0, 5.0, 0.25, 0.0),  # every count is >= 0
+        (3, 0.0, 0.0, -math.inf),  # nothing expected, something seen
+    ],
+)
+def test_log10_tail_high(x: int, mu: float, cv2: float, expected: float) -> None:
+    assert log10_tail_high(x, mu, cv2) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(("mu", "cv2"), [(5.3, 0.0), (5.3, 0.25), (60.0, 0.18), (120.0, 0.05)])
+def test_the_two_tails_add_up_to_one(mu: float, cv2: float) -> None:
+    for x in range(1, 300, 7):
+        both = 10 ** log10_tail_low(x - 1, mu, cv2) + 10 ** log10_tail_high(x, mu, cv2)
+        assert both == pytest.approx(1.0, abs=1e-9)
+
+
+def test_the_upper_tail_of_a_busy_window_is_summed_to_the_end() -> None:
+    # 5x a busy 5-minute window, far beyond the summed terms' peak; a shape of 20 (cv2 0.05)
+    far = log10_tail_high(12_500, 2_500.0, 0.05)
+    assert -25 < far < -20
+    assert log10_tail_high(12_501, 2_500.0, 0.05) < far  # and monotone
+    # a Poisson window as far out is beyond any double's range, yet stays finite
+    assert log10_tail_high(12_500, 2_500.0, 0.0) < -1000
+
+
+def test_bursty_traffic_makes_a_burst_far_less_improbable() -> None:
+    # cert-renewer's minute: 37 lines against 5.3 expected
+    assert log10_tail_high(37, 5.3, 0.0) < -18
+    assert -7 < log10_tail_high(37, 5.3, 0.25) < -6
 
 
 @pytest.mark.parametrize(

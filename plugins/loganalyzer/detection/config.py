@@ -56,6 +56,15 @@ class DetectorThresholds:
     #: traffic, whose far tail the fitted dispersion does not know, never opens a row alone
     drop_run_evidence: float = 5.0
     drop_minute_cap: float = 3.0
+    #: a window above volume_spike_factor is a log_volume_spike only when its probability
+    #: (negative binomial upper tail with the service's dispersion) is below 10^-this, as a
+    #: window's drop must be below 10^-drop_evidence: a burst of bursty or quiet traffic is not one
+    spike_evidence: float = 8.0
+    #: ... or, for a run of consecutive minutes each above volume_spike_factor, when its
+    #: probability with no minute counted below 10^-spike_minute_cap is below 10^-this (as
+    #: drop_run_evidence for drops): two such minutes of a bursty service are a spike, one is not
+    spike_run_evidence: float = 5.0
+    spike_minute_cap: float = 3.0
     #: Poisson CUSUM (log-likelihood ratio for errors at error_rate_factor x the baseline) at which
     #: a sustained error rise is an error_rate_spike; about e^this minutes between false alarms
     error_cusum: float = 10.0
@@ -286,6 +295,9 @@ def _check_thresholds(t: DetectorThresholds, where: str) -> None:
     _number_in(t.drop_evidence, 0.0, math.inf, f"{where}.drop_evidence", low_open=True)
     _number_in(t.drop_run_evidence, 0.0, math.inf, f"{where}.drop_run_evidence", low_open=True)
     _number_in(t.drop_minute_cap, 0.0, math.inf, f"{where}.drop_minute_cap", low_open=True)
+    _number_in(t.spike_evidence, 0.0, math.inf, f"{where}.spike_evidence", low_open=True)
+    _number_in(t.spike_run_evidence, 0.0, math.inf, f"{where}.spike_run_evidence", low_open=True)
+    _number_in(t.spike_minute_cap, 0.0, math.inf, f"{where}.spike_minute_cap", low_open=True)
     _number_in(t.error_cusum, 0.0, math.inf, f"{where}.error_cusum", low_open=True)
 
 

@@ -11,7 +11,10 @@ Guards, so that small numbers do not alarm:
   tracked service when the watermark passes a minute, not when events arrive);
 - every rule also needs the count to be `min_significance` standard deviations away from the
   expectation on the Poisson's square-root scale: 3× on 5 errors is noise, 3× on 50 is an
-  incident.
+  incident;
+- a volume spike or drop must also be improbable given the service's learned dispersion
+  (negative binomial tails, evidence.py): below 10^-spike_evidence or 10^-drop_evidence, so an
+  ordinary burst or dip of bursty traffic is neither.
 
 Score and severity: `score` is how many times beyond the threshold the value is (ratio /
 factor; for drops factor / ratio, the inverse). Severity bands on the score: < 1.5 low, < 3
@@ -22,13 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from loganalyzer.detection.baseline import Expected
 from loganalyzer.detection.config import DetectorThresholds
-from loganalyzer.detection.evidence import log10_tail_low
+from loganalyzer.detection.evidence import log10_tail_high, log10_tail_low
 from loganalyzer.detection.features import Counts
 
+#: a spike's run (spike_run) lasts while each minute is above this share of the spike factor
+_RUN_FLOOR = 0.5
 #: score assigned to a silent service (the inverse ratio is infinite)
 SILENT_SCORE = 1e6
 
@@ -105,15 +110,20 @@ def log_volume_spike(
     t: DetectorThresholds,
     start: datetime,
     end: datetime,
-    dispersion: float = 1.0,
+    tail_cv2: float | None = None,
 ) -> Finding | None:
-    """`dispersion`: the service's variance-to-mean ratio of a minute's count (1 = Poisson): the
-    significance is in its standard deviations, so bursty traffic needs a larger deviation."""
+    """`tail_cv2` (the window total's squared coefficient of variation, as for drops): the window
+    must also be as improbable as `spike_evidence` asks, given the service's dispersion
+    (evidence.log10_tail_high). The Poisson sigma test alone took one bursty minute of a quiet
+    service (37 lines against 5.3 expected: 1e-18 for a Poisson count, 1e-6 at a cv of 0.5) for
+    a spike. The sigma stays on the Poisson scale: scaling it by the dispersion slowed spikes on
+    Poisson traffic, where the estimate is inflated by the baseline's own error."""
     if w.total < t.min_volume or expected_window <= 0:
         return None
     ratio = w.total / expected_window
-    sigma = significance(w.total, expected_window) / math.sqrt(max(1.0, dispersion))
-    if ratio <= t.volume_spike_factor or sigma < t.min_significance:
+    if ratio <= t.volume_spike_factor or significance(w.total, expected_window) < t.min_significance:
+        return None
+    if tail_cv2 is not None and -log10_tail_high(w.total, expected_window, tail_cv2) < t.spike_evidence:
         return None
     score = ratio / t.volume_spike_factor
     return Finding(
@@ -187,6 +197,51 @@ def sustained_drop(
         return None
     return _drop_finding(
         total, expected, t, start, end, f" (probability 1e-{log10_p:.0f} given its dispersion)"
+    )
+
+
+def spike_run(
+    minutes: list[int], mu: float, cv2: float, t: DetectorThresholds, end: datetime
+) -> Finding | None:
+    """The newest minutes of a window (`minutes`, oldest first) that are each above half of
+    volume_spike_factor x their expectation `mu` (a spike's minutes vary with the traffic's
+    bursts, a 5x minute may be followed by a 4x one): a spike when at least two of them are
+    above volume_spike_factor x mu and the joint probability of those (each minute's
+    negative-binomial upper tail given the dispersion, independent minutes) is below
+    10^-spike_evidence, or below 10^-spike_run_evidence with no minute counted below
+    10^-spike_minute_cap, as a run of low minutes is a drop (evidence.DropEvidence). So two
+    spike minutes of a bursty service are a spike where the one-minute window's tail test (a
+    5x minute at cv 0.5 is 1e-6 to 1e-7) finds none, and one bursty minute never is. `end`:
+    the end of the newest minute."""
+    if mu <= 0:
+        return None
+    run: list[int] = []
+    for x in reversed(minutes):
+        if x <= _RUN_FLOOR * t.volume_spike_factor * mu:
+            break
+        run.append(x)
+    high = [x for x in run if x > t.volume_spike_factor * mu]
+    if len(high) < 2:  # one minute is the one-minute window's
+        return None
+    if sum(high) < t.min_volume or significance(sum(high), mu * len(high)) < t.min_significance:
+        return None
+    tails = [-log10_tail_high(x, mu, cv2) for x in high]
+    capped = sum(min(p, t.spike_minute_cap) for p in tails)
+    if sum(tails) < t.spike_evidence and capped < t.spike_run_evidence:
+        return None
+    start = end - timedelta(minutes=len(run))
+    actual, expected = sum(high), mu * len(high)
+    ratio = actual / expected
+    score = ratio / t.volume_spike_factor
+    return Finding(
+        "log_volume_spike",
+        float(actual),
+        expected,
+        ratio,
+        severity(score),
+        f"{actual} logs vs {expected:.0f} expected ({_times(ratio)} baseline, threshold "
+        f"{t.volume_spike_factor:g}×) in {len(high)} of the {len(run)} minutes {span(start, end)}",
+        score,
     )
 
 

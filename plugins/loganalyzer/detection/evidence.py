@@ -9,7 +9,8 @@ minute dips look significant under a Poisson test. So:
   coefficient of variation of a gamma rate (negative binomial counts: Var = mu + cv2 * mu^2),
   estimated by moments from the residuals against the baseline's expectation (clipped per minute,
   so one odd minute does not define it);
-- `log10_tail_low`: log10 P(X <= x) for such a count (Poisson when cv2 is 0);
+- `log10_tail_low` / `log10_tail_high`: log10 P(X <= x) / P(X >= x) for such a count (Poisson
+  when cv2 is 0): how improbable a window's drop or spike is given the service's dispersion;
 - `DropEvidence`: the sum of those log-probabilities over the consecutive minutes that are below
   the drop threshold: the improbability of the whole low (or silent) span, whatever its length;
   beside it the same sum with each minute counted for at most `cap` (a run of several improbable
@@ -29,6 +30,8 @@ _MAX_CV2_SAMPLE = 4.0
 #: cv2 is kept within [0, this]: beyond, a service's volume says nothing about its incidents
 MAX_CV2 = 1.0
 _LOG10E = 1.0 / math.log(10.0)
+#: at most this many terms of an upper tail are summed (log10_tail_high)
+_TAIL_TERMS = 20_000
 
 
 def cv2_sample(x: float, mu: float) -> float:
@@ -84,6 +87,48 @@ def log10_tail_low(x: int, mu: float, cv2: float) -> float:
     top = max(terms)
     total = top + math.log(sum(math.exp(t - top) for t in terms))
     return min(0.0, total * _LOG10E)
+
+
+def log10_tail_high(x: int, mu: float, cv2: float) -> float:
+    """log10 P(X >= x) for a negative binomial of mean mu and Var = mu + cv2 mu^2 (Poisson at 0).
+
+    The upper tail of a spike test: summed from x upwards in log space (the terms' ratio falls
+    towards mu / (r + mu) < 1, so the sum ends within a few thousand terms even for a busy
+    service's window; what is left after the cap is bounded by a geometric series)."""
+    if x <= 0:
+        return 0.0
+    if mu <= 0:
+        return -math.inf
+    poisson = cv2 <= 1e-9
+    if poisson:
+        lp = x * math.log(mu) - mu - math.lgamma(x + 1)
+    else:
+        r = 1.0 / cv2
+        lp = (
+            math.lgamma(x + r)
+            - math.lgamma(r)
+            - math.lgamma(x + 1)
+            + r * math.log(r / (r + mu))
+            + x * math.log(mu / (r + mu))
+        )
+        q = math.log(mu / (r + mu))
+    top = lp
+    total = 1.0  # the sum relative to the first term
+    rel = 0.0  # log of the current term relative to the first
+    k = x
+    for _ in range(_TAIL_TERMS):
+        step = math.log(mu / (k + 1)) if poisson else q + math.log((k + r) / (k + 1))
+        rel += step
+        term = math.exp(rel)
+        total += term
+        k += 1
+        if step < 0 and term < 1e-12 * total:
+            break
+    else:  # the terms' ratio only falls from here on: a geometric series bounds the rest
+        ratio = math.exp(step)
+        if ratio < 1.0:
+            total += term * ratio / (1.0 - ratio)
+    return min(0.0, (top + math.log(total)) * _LOG10E)
 
 
 @dataclass(slots=True)

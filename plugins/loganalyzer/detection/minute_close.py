@@ -17,7 +17,12 @@ from loganalyzer.detection.episodes import EpisodeEvent
 from loganalyzer.detection.features import Counts, window_counts
 from loganalyzer.detection.forest_gate import step_forest
 from loganalyzer.detection.learning import is_warm, learn
-from loganalyzer.detection.rules import evidence_findings, step_rule_episodes, window_findings
+from loganalyzer.detection.rules import (
+    evidence_findings,
+    spike_run_finding,
+    step_rule_episodes,
+    window_findings,
+)
 from loganalyzer.detection.service_state import ServiceState
 from loganalyzer.detection.windows import minute_start
 
@@ -72,6 +77,8 @@ def close_minute(
             window_findings(found, w_full, exp, exp.volume * n, t, start, end, disp, cv2 / n)
             if w_fast is not None:
                 window_findings(found, w_fast, exp, exp.volume * fast, t, fast_start, end, disp, cv2 / fast)
+            if "log_volume_spike" not in found:
+                spike_run_finding(found, window, exp.volume, cv2, t, end)
             evidence_findings(state, found, m, minute, exp, t, end)
         events.extend(step_rule_episodes(state, found, start, end, cfg.rule_resolve_after))
         if scores is not None and warm:

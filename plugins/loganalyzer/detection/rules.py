@@ -19,6 +19,7 @@ from loganalyzer.detection.detectors import (
     error_rate_spike,
     log_volume_drop,
     log_volume_spike,
+    spike_run,
     sustained_drop,
     sustained_errors,
 )
@@ -43,15 +44,13 @@ def window_findings(
     tail_cv2: float | None = None,
 ) -> None:
     """Evaluate the three rules on one window; the first window that fires a type keeps it.
-    `dispersion`: a minute's variance over mean; `tail_cv2`: the window total's cv2 (a drop must
-    be improbable under it too, detectors.log_volume_drop)."""
+    `dispersion`: a minute's variance over mean; `tail_cv2`: the window total's cv2 (a spike or a
+    drop must be improbable under it too, detectors.log_volume_spike / log_volume_drop)."""
     if "error_rate_spike" not in found and (f := error_rate_spike(w, exp, t, start, end)) is not None:
         found["error_rate_spike"] = f
     if (
         "log_volume_spike" not in found
-        # not scaled by the dispersion: a 5x minute is beyond any burst the estimate allows, and
-        # on Poisson traffic the estimate (inflated by the baseline's own error) slowed spikes
-        and (f := log_volume_spike(w, expected_window, t, start, end)) is not None
+        and (f := log_volume_spike(w, expected_window, t, start, end, tail_cv2)) is not None
     ):
         found["log_volume_spike"] = f
     if (
@@ -59,6 +58,20 @@ def window_findings(
         and (f := log_volume_drop(w, expected_window, t, start, end, dispersion, tail_cv2)) is not None
     ):
         found["log_volume_drop"] = f
+
+
+def spike_run_finding(
+    found: dict[str, Finding],
+    window: list[Counts],
+    mu: float,
+    cv2: float,
+    t: DetectorThresholds,
+    end: datetime,
+) -> None:
+    """The window's newest minutes that are each a spike's (detectors.spike_run): two minutes
+    at 8x of a bursty service are a spike where neither is alone."""
+    if (f := spike_run([c.total for c in window], mu, cv2, t, end)) is not None:
+        found["log_volume_spike"] = f
 
 
 def evidence_findings(
