@@ -217,6 +217,8 @@ def up(
         if api:
             api_url = f"http://127.0.0.1:{api_port}"
             env["API_BASE_URL"] = api_url
+            # before the API answers: whoever sees its port open can read the key at once
+            key_file = _local_admin_key(settings.database_url, state)
             sup.start(
                 replace(
                     cli_spec(
@@ -229,7 +231,6 @@ def up(
                     ready_port=api_port,
                 )
             )
-            key_file = _local_admin_key(settings.database_url, state)
             api_lines = [
                 f"REST API docs:       {api_url}/docs",
                 f'  try:               curl -s -H "X-API-Key: $(cat {key_file})" '
