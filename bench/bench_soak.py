@@ -78,6 +78,7 @@ from loganalyzer.kafka_admin import ensure_topic  # noqa: E402
 from loganalyzer.platform.airflow import process_tree_rss  # noqa: E402
 from loganalyzer.platform.processes import free_port, port_open  # noqa: E402
 from tests.support import (  # noqa: E402
+    airflow_home_env,
     consumer_env,
     count,
     fresh_database,
@@ -187,12 +188,7 @@ def airflow_env(home: Path, url: str, aws_endpoint: str) -> dict[str, str]:
     d = conninfo_to_dict(url)
     return {
         **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        **airflow_home_env(home),
         "AIRFLOW_CONN_LOGANALYZER_DB": (
             f"postgres://{d.get('user', 'postgres')}@{d.get('host', '127.0.0.1')}:"
             f"{d.get('port', 5432)}/{d['dbname']}"

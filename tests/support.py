@@ -29,6 +29,20 @@ from loganalyzer.platform.processes import free_port, port_open
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def airflow_home_env(home: Path) -> dict[str, str]:
+    """Airflow with its own home and a SQLite metadata file in it, the project's DAGs and plugins,
+    no examples: what the DAG tests and the soak's DAG process run on."""
+    root = Path(__file__).resolve().parents[1]
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+
+
 @contextmanager
 def _server(name: str, argv: list[str], port: int, log_dir: Path) -> Iterator[None]:
     """`argv` as its own process (logging to log_dir), until its port answers; killed afterwards."""

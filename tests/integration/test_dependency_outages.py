@@ -182,6 +182,16 @@ def test_aws_unreachable_never_touches_ingestion_and_the_summaries_come_later(
         subprocess.run(
             cli("aws", "bootstrap"), env={**os.environ, **aws_env}, check=True, capture_output=True
         )
+
+        def export_day() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                cli("export", "day", "--date", day.isoformat()),
+                env={**os.environ, **aws_env},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+
         topic = new_topic(broker)
         log, runner_log = tmp_path / "consumer.log", tmp_path / "runner.log"
         # the consumer gets the platform's whole environment, AWS included: it must not need it
@@ -199,13 +209,7 @@ def test_aws_unreachable_never_touches_ingestion_and_the_summaries_come_later(
                     lambda: count(database_url) == len(first) + len(rest), 120, "stored during the outage"
                 )
                 # the day's export fails now, naming the endpoint (Airflow's retries run it again)
-                failed = subprocess.run(
-                    cli("export", "day", "--date", day.isoformat()),
-                    env={**os.environ, **aws_env},
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
+                failed = export_day()
                 assert failed.returncode != 0
                 assert gate.url.split("//")[1] in failed.stdout + failed.stderr, failed.stderr[-2000:]
                 wait_for(
@@ -216,13 +220,7 @@ def test_aws_unreachable_never_touches_ingestion_and_the_summaries_come_later(
                 assert runner.poll() is None, log_text(runner_log)[-2000:]
                 assert _summaries(direct, day) == 0
                 gate.open()  # back
-                done = subprocess.run(
-                    cli("export", "day", "--date", day.isoformat()),
-                    env={**os.environ, **aws_env},
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
+                done = export_day()
                 assert done.returncode == 0, done.stderr[-2000:]
                 # the export's notifications waited on the queue; the runner picks them up
                 wait_for(lambda: _summaries(direct, day) > 0, 180, "the day's summaries in DynamoDB")

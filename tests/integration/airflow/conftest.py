@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import moto_server
+from tests.support import airflow_home_env, moto_server
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,14 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("airflow-home")
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
+    env = airflow_home_env(home)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     # A migrated empty metadata DB is kept per Airflow version: migrating costs 10-180 s on a
