@@ -87,7 +87,8 @@ bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's o
 lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
 	$(PY) lambda/build.py
 
-bench-api: setup ## REST API: p50/p99 and req/s at 32 connections, 10M logs, vs a trivial endpoint (~15 min)
+bench-api: setup ## REST API: p50/p99 and req/s at 32 connections (wrk), 10M logs, vs a trivial endpoint (~15 min)
+	bash scripts/system-deps.sh --bench
 	$(PY) bench/bench_api.py
 
 serve: setup ## Run the REST API on 127.0.0.1:8000 (docs at /docs; DATABASE_URL as for every command)

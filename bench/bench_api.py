@@ -12,8 +12,9 @@
    anomaly by id asks for a fixed random sample of 2,000 of the tenant's episodes over the week;
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
-3. for each endpoint, SECONDS of requests from 32 keep-alive connections (a small asyncio
-   HTTP/1.1 client: httpx would spend more CPU than the server on this 2-core machine), with a
+3. for each endpoint, SECONDS of requests from 32 keep-alive connections (wrk with one thread
+   when installed, `scripts/system-deps.sh --bench`; else a small asyncio HTTP/1.1 client, which
+   costs about as much CPU per request as the server's routing: bench/http_load.py), after a
    warm-up; p50/p99 latency, requests/s, the 1-minute load average before and after, and for
    searches the lines per page (a search out of time budget answers a short page with a
    cursor); the trivial endpoint /ping (no database) of the same server in the same run is the
@@ -29,15 +30,12 @@ Usage: .venv/bin/python bench/bench_api.py [--logs N] [--days D] [--seconds S] [
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,8 @@ from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from http_load import Run, driver_name, run_load  # noqa: E402
 
 from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
 from loganalyzer.db.migrate import migrate  # noqa: E402
@@ -242,71 +242,6 @@ def create_key(url: str, tenant: str, admin: bool) -> str:
     return key.secret_key
 
 
-# -- a small keep-alive HTTP/1.1 load generator -------------------------------------------------
-
-
-async def _request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
-) -> tuple[int, bytes]:
-    writer.write(raw)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return status, await reader.readexactly(length)
-
-
-@dataclass
-class Run:
-    """What one endpoint's measured window gave."""
-
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    rows: int = 0  # log lines in the search pages (b'"kafka_offset"' counted)
-    load_before: float = 0.0
-    load_after: float = 0.0
-
-
-async def run_load(port: int, paths: list[str], key: str, seconds: float, warmup: float) -> Run:
-    """The requests that finished in the measured window: latencies (s), failures, rows."""
-    run = Run(load_before=os.getloadavg()[0])
-    start = time.perf_counter()
-    measure_from = start + warmup
-    stop = measure_from + seconds
-
-    async def worker(k: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        rng = random.Random(k)
-        try:
-            while True:
-                path = rng.choice(paths)
-                raw = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n").encode()
-                t0 = time.perf_counter()
-                if t0 >= stop:
-                    return
-                status, body = await _request(reader, writer, raw)
-                t1 = time.perf_counter()
-                if t0 >= measure_from and t1 <= stop:
-                    if status == 200:
-                        run.latencies.append(t1 - t0)
-                        run.rows += body.count(b'"kafka_offset"')
-                    else:
-                        run.errors += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker(k) for k in range(CONNECTIONS)))
-    run.load_after = os.getloadavg()[0]
-    return run
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
-
 def start_server(url: str, page_cache_seconds: float) -> tuple[subprocess.Popen[bytes], int]:
     """`loganalyzer serve` as its own process, as deployed (1 worker)."""
     port = free_port()
@@ -394,12 +329,11 @@ def measure(
 ) -> list[tuple[str, Run]]:
     results = []
     for name, paths in named:
-        run = asyncio.run(run_load(port, paths, key, seconds, warmup))
-        lat = run.latencies
-        extra = f"  rows/page {run.rows / len(lat):5.1f}" if "search" in name and lat else ""
+        run = run_load(port, paths, key, seconds, warmup, CONNECTIONS)
+        extra = f"  rows/page {run.rows / run.requests:5.1f}" if "search" in name and run.requests else ""
         print(
-            f"  {name:<36} {len(lat) / seconds:>8,.0f} req/s  p50 {pct(lat, 50) * 1000:6.1f} ms  "
-            f"p99 {pct(lat, 99) * 1000:7.1f} ms  non-200: {run.errors}  load {run.load_before:.1f}"
+            f"  {name:<36} {run.requests / seconds:>8,.0f} req/s  p50 {run.p50_ms:6.1f} ms  "
+            f"p99 {run.p99_ms:7.1f} ms  non-200: {run.errors}  load {run.load_before:.1f}"
             f"->{run.load_after:.1f}{extra}",
             flush=True,
         )
@@ -481,29 +415,29 @@ def main() -> None:
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC  {args.logs:,} logs over {args.days} days "
             f"({today[0] if today else 0:,} of them today, {hour_indexes} closed hours with a search index), "
             f"10,000 anomalies, "
-            f"{CONNECTIONS} connections, 1 uvicorn worker (uvloop, httptools), pool of 4; "
+            f"{CONNECTIONS} connections from {driver_name()}, "
+            f"1 uvicorn worker (uvloop, httptools), pool of 4; "
             f"load average (1 min) {results[0][1].load_before:.1f} at start, "
             f"{uncached_results[-1][1].load_after:.1f} at end"
         )
         for title, rs in (("page cache 2 s (default)", results), ("page cache off", uncached_results)):
-            ref = statistics.mean([len(rs[0][1].latencies), len(rs[-1][1].latencies)]) / args.seconds
+            ref = statistics.mean([rs[0][1].requests, rs[-1][1].requests]) / args.seconds
             print(f"\n{title}")
             print(
                 f"{'endpoint':<36} {'req/s':>8} {'x trivial':>9} {'p50 ms':>7} {'p99 ms':>8} {'load':>9}  "
                 "target"
             )
             for name, run in rs:
-                lat = run.latencies
-                rps = len(lat) / args.seconds
-                p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
+                rps = run.requests / args.seconds
+                p50, p99 = run.p50_ms, run.p99_ms
                 target = TARGETS.get(name)
                 verdict = ""
                 if target:
                     ok = p99 <= target[0] and (target[1] is None or rps / ref >= target[1])
                     want = f"p99 <= {target[0]} ms" + (f", >= {target[1]}x" if target[1] else "")
                     verdict = f"{want}: {'met' if ok else 'NOT met'}"
-                    if "search" in name and lat:
-                        verdict += f" ({run.rows / len(lat):.1f} rows/page)"
+                    if "search" in name and run.requests:
+                        verdict += f" ({run.rows / run.requests:.1f} rows/page)"
                 sl = f"{run.load_before:.1f}-{run.load_after:.1f}"
                 print(f"{name:<36} {rps:>8,.0f} {rps / ref:>9.2f} {p50:>7.1f} {p99:>8.1f} {sl:>9}  {verdict}")
     finally:

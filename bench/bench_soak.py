@@ -66,8 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_api import _request  # noqa: E402
 from bench_latency import delta, quantile, scrape  # noqa: E402
+from http_load import request_once  # noqa: E402
 
 from loganalyzer.db.connection import connect  # noqa: E402
 from loganalyzer.generator.incidents import EXPECTED_ANOMALY, demo_incidents  # noqa: E402
@@ -148,7 +148,7 @@ class ReadLoad:
                 raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {self.key}\r\n\r\n".encode()
                 start = time.perf_counter()
                 try:
-                    status, _ = await asyncio.wait_for(_request(reader, writer, raw), 60)
+                    status, _ = await asyncio.wait_for(request_once(reader, writer, raw), 60)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     self.failures += 1
                     writer.close()

@@ -6,7 +6,7 @@
 # needs neither. Debian's chromium, with which the tests open the platform's pages (API docs,
 # Airflow, MLflow) headless as a user would and take the README's screenshots. Machines of our
 # kind have PostgreSQL installed and running; this makes a fresh or stopped one work too.
-# Those two only with --tests. Idempotent: it installs only what is missing.
+# Those two only with --tests; wrk only with --bench. Idempotent: it installs only what is missing.
 set -euo pipefail
 
 apt_updated=""
@@ -20,6 +20,12 @@ apt_install() {  # apt_install PACKAGE WHY: install from Debian's packages as ro
     echo "note: $1 is missing (apt-get install $1); the tests that need it will be skipped" >&2
   fi
 }
+
+# What only the benchmarks need: wrk, the load generator of bench/bench_api.py (C, one thread: on
+# 2 cores a Python client would take as much CPU as the server it measures)
+if [[ "${1:-}" == "--bench" ]]; then
+  command -v wrk >/dev/null || apt_install wrk "the REST API benchmark's load generator"
+fi
 
 # What only the tests need (`make test` passes --tests; `make up` does not wait for a browser):
 if [[ "${1:-}" == "--tests" ]]; then
