@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -269,13 +269,20 @@ def test_repeated_pages_are_answered_before_routing_for_the_same_scope_only(
         assert pages.front_hits == 1
 
 
+@pytest.mark.parametrize("where", ["today", "closed_day", "across_midnight"])
 def test_sample_lines_are_the_windows_first_whether_or_not_its_first_minute_holds_enough(
-    api: tuple[TestClient, Keys, str],
+    api: tuple[TestClient, Keys, str], where: str
 ) -> None:
-    """Other lines are looked for in the window's first minute first: with too few there, the
-    whole window is read, so the samples are the window's first lines (problems first) either way."""
+    """The samples are the window's first lines, problems first, however they are read: today's
+    partition (no service/time index: the first minute first, the rest of the window only when
+    that minute holds too few), a closed day with its index (one range scan), and a window across
+    midnight (both days through `logs`)."""
     c, keys, url = api
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    start = {
+        "today": datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30),
+        "closed_day": datetime(2026, 3, 10, 10, 0, tzinfo=UTC),
+        "across_midnight": datetime(2026, 3, 11, 23, 55, tzinfo=UTC),
+    }[where]
     offsets = {  # seconds after the window start -> level; the window is 10 minutes
         "sparse": [
             (5, "INFO"),
@@ -287,13 +294,16 @@ def test_sample_lines_are_the_windows_first_whether_or_not_its_first_minute_hold
         "dense": [(2 * k, "INFO") for k in range(25)] + [(59, "WARN"), (400, "ERROR")],
     }
     with connect(url) as conn:
+        if where != "today":
+            for day in {start.date(), (start + timedelta(minutes=10)).date()}:
+                conn.execute("SELECT ensure_log_partition(%s)", (day,))
         for n, (service, lines) in enumerate(offsets.items()):
             conn.execute(
                 INSERT_ANOMALY,
                 (
-                    f"acme-slice-{service}",
+                    f"acme-slice-{where}-{service}",
                     "acme",
-                    f"svc-{service}",
+                    f"svc-{where}-{service}",
                     "log_volume_spike",
                     "high",
                     "open",
@@ -310,11 +320,17 @@ def test_sample_lines_are_the_windows_first_whether_or_not_its_first_minute_hold
                 conn.execute(
                     'INSERT INTO logs ("timestamp", tenant, service, host, level, message, kafka_topic, '
                     "kafka_partition, kafka_offset) VALUES (%s, 'acme', %s, 'h', %s, %s, 'slice', %s, %s)",
-                    (start + timedelta(seconds=s), f"svc-{service}", level, f"line {s}", n, k),
+                    (start + timedelta(seconds=s), f"svc-{where}-{service}", level, f"line {s}", n, k),
                 )
+        if where != "today":  # as maintenance leaves a closed day: its service/time index built
+            conn.execute("SELECT index_closed_log_partitions(%s)", (date(2026, 3, 13),)).fetchall()
         conn.commit()
+    if where == "closed_day":
+        with connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('logs_p20260310_service_time_idx')").fetchone() != (None,)
     for service, lines in offsets.items():
-        samples = _get(c, keys.acme, f"/api/v1/anomalies/acme-slice-{service}")["explanation"]["sample_logs"]
+        path = f"/api/v1/anomalies/acme-slice-{where}-{service}"
+        samples = _get(c, keys.acme, path)["explanation"]["sample_logs"]
         problems = sorted(s for s, level in lines if level != "INFO")
         others = sorted(s for s, level in lines if level == "INFO")
         expected = [f"line {s}" for s in (problems + others)[:10]]

@@ -132,77 +132,12 @@ async def _fetch(db: DbDep, principal: Principal, anomaly_id: str, columns: sql.
     return row
 
 
-#: The whole detail document, rendered by PostgreSQL: the episode, up to 10 sample lines
-#: (problems first: the partial WARN/ERROR/FATAL index; then other lines: the closed day's
-#: service/time index, or today's BRIN over the window), and the feedback. The episode's window
-#: is looked up first (WINDOW) and given again as constants (the 2nd and 3rd parameters), so
-#: that the planner keeps only the partitions of the window. A statement whose partitions are
-#: chosen at run time instead (a prepared generic plan) locks and initialises every daily
-#: partition and its indexes on each call: ~1.5 ms of "planning" for 0.3 ms of execution at
-#: 7 days, measured with EXPLAIN ANALYZE on the bench's data, growing with retention.
-#: Other lines are looked for in the window's first minute first (samples_end): today's
-#: partition has no service/time index (ingestion does not pay for it), and the BRIN reads every
-#: block range the window touches, of all services (~380 blocks for 5 minutes at 1.4M lines a
-#: day). The rest of the window is read only when that minute holds fewer than 10 other lines
-#: (a one-time filter: the branch is never started otherwise), so the lines shown are the same:
-#: the window's first ones, problems first.
-WINDOW = "SELECT window_start, window_end FROM anomalies WHERE id = %s"
-FIRST_SAMPLES = timedelta(minutes=1)
-DETAIL = """
-SELECT json_build_object(
-    'id', a.id, 'tenant', a.tenant, 'service', a.service, 'type', a.anomaly_type,
-    'severity', a.severity,
-    'status', anomaly_effective_status(a.status, a.operator_state, a.operator_state_until),
-    'window_start', a.window_start, 'window_end', a.window_end, 'detected_at', a.detected_at,
-    'resolved_at', a.resolved_at, 'score', a.score, 'expected_value', a.expected_value,
-    'actual_value', a.actual_value, 'description', a.description,
-    'pattern_template', a.pattern_template, 'model_version', a.model_version,
-    'explanation', json_build_object(
-        'summary', a.description, 'expected_value', a.expected_value, 'actual_value', a.actual_value,
-        'ratio', CASE WHEN a.expected_value > 0 THEN a.actual_value / a.expected_value END,
-        'window_start', a.window_start, 'window_end', a.window_end,
-        'pattern_template', a.pattern_template, 'sample_message', a.sample_message,
-        'details', a.details,
-        'sample_logs', coalesce((
-            SELECT json_agg(json_build_object('timestamp', s."timestamp", 'host', s.host,
-                                              'level', s.level, 'message', s.message)
-                            ORDER BY s.problem DESC, s."timestamp")
-            FROM (SELECT * FROM (
-                (SELECT true AS problem, "timestamp", host, level, message FROM logs
-                  WHERE tenant = a.tenant AND service = a.service
-                    AND "timestamp" BETWEEN a.window_start AND a.window_end
-                    AND "timestamp" BETWEEN %(start)s AND %(end)s
-                    AND level IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)
-                UNION ALL
-                (SELECT false, "timestamp", host, level, message FROM logs
-                  WHERE tenant = a.tenant AND service = a.service
-                    AND "timestamp" BETWEEN a.window_start AND a.window_end
-                    AND "timestamp" BETWEEN %(start)s AND %(samples_end)s
-                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)
-                UNION ALL
-                (SELECT false, "timestamp", host, level, message FROM logs
-                  WHERE tenant = a.tenant AND service = a.service
-                    AND "timestamp" BETWEEN a.window_start AND a.window_end
-                    AND "timestamp" > %(samples_end)s AND "timestamp" <= %(end)s
-                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                    AND (SELECT count(*) FROM (
-                          SELECT FROM logs
-                           WHERE tenant = a.tenant AND service = a.service
-                             AND "timestamp" BETWEEN a.window_start AND a.window_end
-                             AND "timestamp" BETWEEN %(start)s AND %(samples_end)s
-                             AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                           LIMIT 10) first_minute) < 10
-                  ORDER BY "timestamp" LIMIT 10)) u
-                ORDER BY u.problem DESC, u."timestamp" LIMIT 10) s), '[]'::json)),
-    'feedback', coalesce((
-        SELECT json_agg(f ORDER BY f.created_at DESC, f.id DESC)
-        FROM (SELECT id, action, scope, until, key_id, created_at, note FROM anomaly_feedback
-              WHERE anomaly_id = a.id ORDER BY created_at DESC, id DESC LIMIT 50) f), '[]'::json)
-)::text AS body
-FROM anomalies a
-WHERE a.id = %(id)s"""
+#: The whole detail document, rendered by PostgreSQL in one statement (sql/025
+#: anomaly_detail): the episode, up to 10 sample lines (problems first, then the window's first
+#: other lines) read from the window's own daily partition, and the feedback. One round trip and
+#: no partitioned table to plan: with 32 callers on a pool of 4 in one event loop, a request's
+#: latency is a multiple of how long it holds its connection.
+DETAIL = "SELECT anomaly_detail(%s, %s) AS body"
 
 
 @router.get(
@@ -214,20 +149,9 @@ WHERE a.id = %(id)s"""
 async def get_anomaly(db: DbDep, principal: CurrentPrincipal, anomaly_id: IdPath) -> Any:
     """The episode, its explanation (expected vs actual, window, pattern, up to 10 stored lines of
     the service in the window, problems first) and the operator feedback recorded on it."""
-    if principal.is_admin:
-        cur = await db.execute(WINDOW, (anomaly_id,))
-    else:
-        cur = await db.execute(WINDOW + " AND tenant = %s", (anomaly_id, principal.tenant))
-    window = await cur.fetchone()
-    if window is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly with id {anomaly_id!r}")
-    start, end = window["window_start"], window["window_end"]
-    samples_end = end
-    if isinstance(start, datetime) and isinstance(end, datetime) and start + FIRST_SAMPLES < end:
-        samples_end = start + FIRST_SAMPLES
-    cur = await db.execute(DETAIL, {"id": anomaly_id, "start": start, "end": end, "samples_end": samples_end})
+    cur = await db.execute(DETAIL, (anomaly_id, None if principal.is_admin else principal.tenant))
     row = await cur.fetchone()
-    if row is None:  # deleted since its window was read (retention)
+    if row is None or row["body"] is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly with id {anomaly_id!r}")
     return RawJSON(row["body"])
 
