@@ -30,7 +30,7 @@ from tests.support import count, new_topic, produce, wait_for
 pytestmark = pytest.mark.integration
 
 MINUTES = 95
-RATE = 20.0  # events per simulated second (~110k events)
+RATE = 20.0  # events per simulated second, scaled by hour and weekday (32,262 from _start())
 CHUNKS = 12
 PACE_SECONDS = 1.5  # between chunks: the run spans ~20 s of production
 
@@ -49,6 +49,20 @@ def _incident(
     )
 
 
+def _start() -> datetime:
+    """Sunday 22:28 UTC, the latest at least a day back (its traffic is a day old, so no
+    partition looks live, and well within the parser's 30 days).
+
+    Why a fixed hour of a fixed weekday: the generator's traffic follows the hour and the
+    weekday, and whether a new ERROR template and an error burst meet near a minute's close
+    depends on it. Started at now - 3 h, the test compared different traffic at every hour, and
+    the engine that closed minutes only per batch differed from the uninterrupted one at some
+    hours and never at others (2026-12-07: 4 of 7 runs differed in the night, 7 of 7 passed at
+    04:00 UTC). On this traffic it differed in 5 of 5 runs (2026-12-07)."""
+    day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=22, minute=28, second=0, microsecond=0)
+    return day - timedelta(days=(day.weekday() - 6) % 7)
+
+
 def _assigned(log: Path) -> bool:
     return log.exists() and b"assigned partitions [" in log.read_bytes().replace(
         b"assigned partitions []", b""
@@ -58,7 +72,7 @@ def _assigned(log: Path) -> bool:
 def test_three_consumers_one_killed_one_added_every_event_and_incident_exactly_once(
     broker: str, database_url: str, tmp_path: Path
 ) -> None:
-    start = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    start = _start()
     incidents = [
         _incident("error_burst", "search", start, (40, 50), 0.4),
         _incident("traffic_spike", "orders", start, (58, 66), 8.0),
@@ -165,9 +179,7 @@ def test_three_consumers_one_killed_one_added_every_event_and_incident_exactly_o
     assert held and taken_over, "the crashed consumer held partitions and the others took them"
     moved = {int(p) for p in held[-1].split(b",")}
     assert moved <= {int(p) for line in taken_over for p in line.split(b",")}
-    if set(found) != reference:
-        # Known defect, reported rather than hidden: in about half the runs a restored partition's
-        # episodes differ from an uninterrupted engine's (a rule episode opened a minute or two
-        # apart, or an extra new_error_pattern after the kill), while every event and every
-        # incident is still there exactly once (asserted above). docs/resilience.md.
-        pytest.xfail(f"episodes differ from an uninterrupted run: {differs}")
+    # detection is a function of each partition's records in order (the engine closes minutes as
+    # event time passes them, not when a batch ends), so restoring a checkpoint and replaying
+    # from its offset, in other batches, finds what one uninterrupted engine finds
+    assert set(found) == reference, f"episodes differ from an uninterrupted run: {differs}"

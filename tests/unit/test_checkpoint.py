@@ -64,6 +64,17 @@ def _rows(events: list[EpisodeEvent]) -> list[list[str | None]]:
 V2_CONFIG = DetectionConfig(rule_resolve_after=3)
 
 
+def _episodes(rows: list[list[str | None]]) -> list[list[str | None]]:
+    """The episodes of a list of rows: each opening (id, type, window start) and each resolution
+    in full. Why not every row: the version-2 engine closed a minute only when its caller
+    advanced it (here once per minute of traffic), this one as soon as an event's time passes
+    the minute's end plus the allowed lateness, so an episode's intermediate `updated` rows (and
+    the severity an opening row shows when it is read) fall a minute apart between the two."""
+    return [
+        r if r[0] == "resolved" else [r[0], r[1], r[2], r[5]] for r in rows if r[0] in ("opened", "resolved")
+    ]
+
+
 def _busy_engine(config: DetectionConfig | None = None) -> DetectionEngine:
     """Past the seasonal tables' allocation, with an episode open, evidence and a pending event."""
     engine = DetectionEngine(config or DetectionConfig())
@@ -131,15 +142,15 @@ def test_a_version_2_checkpoint_is_migrated_and_continues_as_the_engine_that_wro
     assert state.cusum.statistic > 0 and state.baseline.weekly is not None
     assert orjson.loads(engine.snapshot())["version"] == CHECKPOINT_VERSION  # saved in the new layout
     events = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
-    assert events == recorded["after"]
+    assert _episodes(events) == _episodes(recorded["after"]) != []
 
 
 def test_the_current_engine_on_the_same_traffic_agrees_with_the_recorded_one() -> None:
-    """The fixture's traffic is this file's: the engine that wrote version 2 and this one made
-    the same episode changes from the same state (so the migration test compares like with like)."""
+    """The fixture's traffic is this file's: the engine that wrote version 2 and this one found
+    the same episodes from the same state (so the migration test compares like with like)."""
     engine = _busy_engine(V2_CONFIG)
     events = _traffic(engine, range(78, 84), error_share=0.3, novel=True) + _traffic(engine, range(84, 100))
-    assert events == orjson.loads(V2.read_bytes())["after"]
+    assert _episodes(events) == _episodes(orjson.loads(V2.read_bytes())["after"]) != []
 
 
 def _quiet(engine: DetectionEngine, minutes: range, silent: bool = False) -> list[list[str | None]]:

@@ -558,15 +558,16 @@ def test_a_new_patterns_lines_still_in_the_window_explain_it_to_the_forest() -> 
     engine, forest = _forest_engine()
     events = _pattern_incident(engine, range(60, 63), share=0.15)
     forest.score, forest.z = 0.2, 9.0  # every window from here on looks decisive to the forest
-    # (each call closes the minutes before the one before its last: here up to minute 66,
-    # whose window 62-66 holds the pattern's last lines; its episode resolved at 65)
-    events += _traffic(engine, range(63, 68 + 1))
+    # (the events close each minute once their time passes its end by the allowed lateness:
+    # here up to minute 66, whose window 62-66 holds the pattern's last lines; its episode
+    # resolved at 65)
+    events += _traffic(engine, range(63, 67 + 1))
     resolved = [e for e in events if e.kind == "resolved" and e.episode.type == "new_error_pattern"]
     assert resolved and resolved[0].episode.resolved_at == START + timedelta(minutes=63)
     assert engine.closed_upto == minute_of(START) + 67
     assert _opened(events) == ["new_error_pattern"]
     # once the window holds none of its lines, a window that stays out is the forest's
-    assert "isolation_forest" in _opened(_traffic(engine, range(69, 70)))
+    assert "isolation_forest" in _opened(_traffic(engine, range(68, 69)))
 
 
 # -- evidence over minutes: quiet silences, sustained and ramping errors, restarts -----------------
@@ -694,7 +695,7 @@ def test_a_burst_of_a_quiet_bursty_service_is_not_a_spike_an_injected_one_is() -
 def test_evidence_survives_a_checkpoint() -> None:
     engine = DetectionEngine(DetectionConfig())
     _traffic(engine, range(60), per_minute=60)
-    _traffic(engine, range(60, 66), per_minute=60, error_share=0.04)
+    _traffic(engine, range(60, 65), per_minute=60, error_share=0.04)  # minutes up to 63 closed
     restored = DetectionEngine.restore(DetectionConfig(), engine.snapshot())
     a, b = engine.services[("acme", "payments")], restored.services[("acme", "payments")]
     assert (a.cusum, a.drop, a.dispersion) == (b.cusum, b.drop, b.dispersion)

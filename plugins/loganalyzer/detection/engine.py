@@ -2,12 +2,14 @@
 
 `observe()` is on the consumer's hot path: it counts the event in its service's minute bucket
 (windows.py), mines its template (per service), tallies the template (pattern_counts.py) and
-lets an ERROR line open a new-pattern episode (new_patterns.py). `advance()` closes the minutes
-the watermark has passed (minute_close.py: rules, evidence, the forest's gate, learning), every
-tracked service on each, silent ones included: absence of data is seen there, not from arriving
-events. `snapshot()`/`restore()` make the state a versioned checkpoint (checkpoint.py), so a
-restarted consumer neither alarms on an empty baseline nor goes blind; `warm_start()`
-(warm_start.py) rebuilds baselines from stored per-minute counts when there is no checkpoint.
+lets an ERROR line open a new-pattern episode (new_patterns.py); an event whose time moves the
+watermark past open minutes closes them first (minute_close.py: rules, evidence, the forest's
+gate, learning), every tracked service on each, silent ones included: absence of data is seen
+there. `advance()` returns the episode changes and closes what an event time of the caller's
+(an idle partition's, run on with the wall clock) has passed. `snapshot()`/`restore()` make the
+state a versioned checkpoint (checkpoint.py), so a restarted consumer neither alarms on an empty
+baseline nor goes blind; `warm_start()` (warm_start.py) rebuilds baselines from stored
+per-minute counts when there is no checkpoint.
 """
 
 from __future__ import annotations
@@ -52,8 +54,12 @@ class DetectionEngine:
 
         self._miner_config = miner_config
         self._store: WindowStore[ServiceState] = WindowStore(new_service, lateness, config.max_services)
-        #: episode changes decided on the hot path (a new pattern), returned by the next advance()
+        #: episode changes decided on the hot path (a new pattern, the minutes an event's time
+        #: closed), returned by the next advance()
         self._pending: list[EpisodeEvent] = []
+        #: the event time at which the oldest open minute closes (its end + the allowed
+        #: lateness); None: not worked out yet (a new, restored or warmed engine)
+        self._close_at: datetime | None = None
 
     # -- state the caller may read --------------------------------------------------------------
     @property
@@ -88,7 +94,18 @@ class DetectionEngine:
         """Count one event and mine its template; returns the template match.
 
         `count_pattern` False: the event is replayed for state only (already counted when stored).
+
+        An event whose time carries the watermark past the end of open minutes closes them first
+        (their episode changes wait for the next advance()): what the engine decides is then a
+        function of the records and their order alone, never of how a caller grouped them into
+        batches between advance() calls. Closing only in advance() let the batch boundaries
+        decide whether a new-pattern episode had resolved before the next ERROR line arrived (a
+        second episode, or one line more left out of the error rate), so a partition replayed
+        after a rebalance, in other batches, could open episodes an uninterrupted run did not.
         """
+        close_at = self._close_at
+        if close_at is None or ts >= close_at:
+            self._pass_watermark(ts)
         m = minute_of(ts)
         state, counted = self._store.count(m, tenant, service, level, len(message), duration_ms)
         match = state.miner.add(message)
@@ -118,10 +135,11 @@ class DetectionEngine:
         `now` is the partition's event time: its newest event's timestamp, or on an idle
         partition that plus the time it has been quiet (so that silence is still seen). The
         watermark is `now` minus the allowed lateness, to the second: a minute closes as soon as
-        it lies wholly before the watermark. Without `now` the engine only knows the newest
-        event's minute and closes whole minutes (newest minute − ceil(lateness)), which is never
-        earlier. Returns the episode changes (including pattern episodes opened since the last
-        call)."""
+        it lies wholly before the watermark. The events observed have closed what their own
+        times passed already (`observe`), so `now` at the newest event closes nothing more;
+        without `now` the engine closes whole minutes from the newest event's minute (newest
+        minute − ceil(lateness)), which is never more. Returns the episode changes since the last
+        call (pattern episodes opened and minutes closed by events, then those closed here)."""
         events, self._pending = self._pending, []
         store = self._store
         if store.evicted:
@@ -135,6 +153,23 @@ class DetectionEngine:
             events.extend(self._close_until(target))
         return events
 
+    def _pass_watermark(self, ts: datetime) -> None:
+        """An event of time `ts` moves the watermark to ts − allowed lateness: close the minutes
+        wholly before it. The first event of an engine that tracks nothing yet closes the
+        (empty) minutes before its own watermark, so the oldest open minute is always
+        `closed_upto` and the next closing time follows from the checkpointed state alone."""
+        store = self._store
+        target = minute_of(ts - self.config.allowed_lateness)
+        if store.closed_upto is None and not store.services:
+            store.closed_upto = target
+        if store.closed_upto is None or target > store.closed_upto:
+            self._pending.extend(self._close_until(target))
+        self._next_close()
+
+    def _next_close(self) -> None:
+        closed = self._store.closed_upto
+        self._close_at = None if closed is None else minute_start(closed + 1) + self.config.allowed_lateness
+
     def _close_until(self, target: int) -> list[EpisodeEvent]:
         """Close the minutes before `target` that are still open."""
         store = self._store
@@ -144,16 +179,20 @@ class DetectionEngine:
         minutes = list(range(store.closed_upto, target))
         events: list[EpisodeEvent] = []
         if not minutes:
+            self._next_close()
             return events
         cfg = self.config
         if self.scorer is None:
             for m in minutes:
                 events.extend(close_minute(cfg, m, self._ready(m), None))
                 store.closed_upto = m + 1
+            self._next_close()
             return events
         # Windows of every minute to close, gathered first (closing a minute only drops buckets
-        # older than the next window), so the forest scores them all in ONE call: a replay
-        # closes hundreds of minutes at once, and a model call costs milliseconds however small.
+        # older than the next window), so the forest scores them all in ONE call: an event after
+        # a gap, or an idle partition's advance, closes many minutes at once, and a model call
+        # costs milliseconds however small. (Events of dense traffic close one minute at a time,
+        # so a replay makes one call per minute of event time.)
         readies = [self._ready(m) for m in minutes]
         scored: ForestScores | None = None
         if any(readies):
@@ -172,6 +211,7 @@ class DetectionEngine:
                 offset += len(ready)
             events.extend(close_minute(cfg, m, ready, part))
             store.closed_upto = m + 1
+        self._next_close()
         return events
 
     def _ready(self, m: int) -> list[Ready]:
@@ -187,7 +227,9 @@ class DetectionEngine:
     ) -> int:
         """Rebuild baselines from stored per-minute counts when there is no checkpoint
         (warm_start.py). Returns the number of services warmed."""
-        return warm_start(self.config, self._store, history, open_from, patterns)
+        warmed = warm_start(self.config, self._store, history, open_from, patterns)
+        self._next_close()
+        return warmed
 
     # -- checkpoints ----------------------------------------------------------------------------
     def snapshot(self) -> bytes:

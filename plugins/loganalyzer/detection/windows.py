@@ -4,10 +4,10 @@ Time is counted in whole minutes since the epoch (ints): cheaper to hash and com
 datetimes on the hot path, and a bucket key is its minute.
 
 Watermark: minutes < `closed_upto` are closed. The engine closes every minute that ends before
-the partition's event time minus the allowed lateness (to the second when the caller says what
-its event time is, in whole minutes from the newest event's minute otherwise); on an idle
-partition the caller's event time runs on with the wall clock, so that silence is detected when
-nothing arrives at all.
+the partition's event time minus the allowed lateness, to the second, as soon as an event's time
+passes that point (so the records alone decide, not the caller's batches); on an idle partition
+the caller's event time runs on with the wall clock, so that silence is detected when nothing
+arrives at all.
 An event for a closed minute is not counted (`dropped_late`); one for a minute that is still
 open is, however late it arrives.
 
