@@ -33,6 +33,7 @@ DECLARE
     src text := 'logs';
     part regclass;
     indexed boolean := false;
+    others text;
     samples json;
     feedback json;
 BEGIN
@@ -50,59 +51,47 @@ BEGIN
     IF indexed THEN
         -- a closed day's (tenant, service, timestamp) index reads the window's lines in order: the
         -- first 10 other lines are one range scan that stops at the tenth
-        EXECUTE format($q$
-            SELECT coalesce(json_agg(json_build_object('timestamp', s."timestamp", 'host', s.host,
-                                                       'level', s.level, 'message', s.message)
-                                     ORDER BY s.problem DESC, s."timestamp"), '[]'::json)
-            FROM (SELECT * FROM (
-                (SELECT true AS problem, "timestamp", host, level, message FROM %1$s
-                  WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $4
-                    AND level IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)
-                UNION ALL
-                (SELECT false, "timestamp", host, level, message FROM %1$s
-                  WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $4
-                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)) u
-                ORDER BY u.problem DESC, u."timestamp" LIMIT 10) s
-            $q$, src)
-            INTO samples
-            USING a.tenant, a.service, a.window_start, a.window_end;
+        others := $q$
+            (SELECT false, "timestamp", host, level, message FROM %1$s
+              WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $4
+                AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+              ORDER BY "timestamp" LIMIT 10)$q$;
     ELSE
         -- without it (today's partition: ingestion does not pay for that index) the lines come
         -- through the BRIN, which reads every block range the window touches, of all services:
-        -- the window's first minute first, the rest only when that minute holds fewer than 10
-        -- other lines (a one-time filter), so the lines shown are the same
-        EXECUTE format($q$
-            SELECT coalesce(json_agg(json_build_object('timestamp', s."timestamp", 'host', s.host,
-                                                       'level', s.level, 'message', s.message)
-                                     ORDER BY s.problem DESC, s."timestamp"), '[]'::json)
-            FROM (SELECT * FROM (
-                (SELECT true AS problem, "timestamp", host, level, message FROM %1$s
-                  WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $4
-                    AND level IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)
-                UNION ALL
-                (SELECT false, "timestamp", host, level, message FROM %1$s
-                  WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $5
-                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                  ORDER BY "timestamp" LIMIT 10)
-                UNION ALL
-                (SELECT false, "timestamp", host, level, message FROM %1$s
-                  WHERE tenant = $1 AND service = $2 AND "timestamp" > $5 AND "timestamp" <= $4
-                    AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                    AND (SELECT count(*) FROM (
-                          SELECT FROM %1$s
-                           WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $5
-                             AND level NOT IN ('WARN', 'ERROR', 'FATAL')
-                           LIMIT 10) first_minute) < 10
-                  ORDER BY "timestamp" LIMIT 10)) u
-                ORDER BY u.problem DESC, u."timestamp" LIMIT 10) s
-            $q$, src)
-            INTO samples
-            USING a.tenant, a.service, a.window_start, a.window_end,
-                  least(a.window_end, a.window_start + interval '1 minute');
+        -- the window's first minute ($5) first, the rest only when that minute holds fewer than
+        -- 10 other lines (a one-time filter), so the lines shown are the same
+        others := $q$
+            (SELECT false, "timestamp", host, level, message FROM %1$s
+              WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $5
+                AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+              ORDER BY "timestamp" LIMIT 10)
+            UNION ALL
+            (SELECT false, "timestamp", host, level, message FROM %1$s
+              WHERE tenant = $1 AND service = $2 AND "timestamp" > $5 AND "timestamp" <= $4
+                AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+                AND (SELECT count(*) FROM (
+                      SELECT FROM %1$s
+                       WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $5
+                         AND level NOT IN ('WARN', 'ERROR', 'FATAL')
+                       LIMIT 10) first_minute) < 10
+              ORDER BY "timestamp" LIMIT 10)$q$;
     END IF;
+    EXECUTE format($q$
+        SELECT coalesce(json_agg(json_build_object('timestamp', s."timestamp", 'host', s.host,
+                                                   'level', s.level, 'message', s.message)
+                                 ORDER BY s.problem DESC, s."timestamp"), '[]'::json)
+        FROM (SELECT * FROM (
+            (SELECT true AS problem, "timestamp", host, level, message FROM %1$s
+              WHERE tenant = $1 AND service = $2 AND "timestamp" BETWEEN $3 AND $4
+                AND level IN ('WARN', 'ERROR', 'FATAL')
+              ORDER BY "timestamp" LIMIT 10)
+            UNION ALL $q$ || others || $q$) u
+            ORDER BY u.problem DESC, u."timestamp" LIMIT 10) s
+        $q$, src)
+        INTO samples
+        USING a.tenant, a.service, a.window_start, a.window_end,
+              least(a.window_end, a.window_start + interval '1 minute');
     SELECT coalesce(json_agg(f ORDER BY f.created_at DESC, f.id DESC), '[]'::json) INTO feedback
     FROM (SELECT id, action, scope, until, key_id, created_at, note FROM anomaly_feedback
           WHERE anomaly_id = a.id ORDER BY created_at DESC, id DESC LIMIT 50) f;
