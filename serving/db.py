@@ -82,7 +82,7 @@ class Pool:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())  # handed over as the caller went away: pass it on
-            else:
+            elif waiter in self._waiters:  # a release in between skipped it (cancelled) already
                 self._waiters.remove(waiter)
             raise
 

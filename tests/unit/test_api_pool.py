@@ -75,3 +75,23 @@ def test_a_cancelled_waiter_leaves_the_line_and_slots_stay_counted() -> None:
         return len(pool._idle) + len(pool._waiters) * 100
 
     assert asyncio.run(run()) == 2
+
+
+def test_a_release_between_a_cancel_and_the_cancelled_caller_running_skips_it() -> None:
+    """Task.cancel() cancels the waiter's future at once but the caller runs later: a release in
+    that gap passes over the cancelled waiter, which must then not fail to leave the line."""
+
+    async def run() -> tuple[Any, Any, Any]:
+        pool = _pool(1)
+        held = await pool.acquire()
+        gone = asyncio.create_task(pool.acquire())
+        next_in_line = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        gone.cancel()
+        pool.release(held)  # before `gone` has run its cancellation
+        outcome = await asyncio.gather(gone, return_exceptions=True)
+        return outcome[0], held, await next_in_line
+
+    outcome, held, got = asyncio.run(run())
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert got is held
