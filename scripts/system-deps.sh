@@ -10,21 +10,23 @@
 set -euo pipefail
 
 apt_updated=""
-apt_install() {  # apt_install PACKAGE WHY: install from Debian's packages as root, else a note
+apt_install() {  # apt_install PACKAGE WHY [WITHOUT]: install from Debian's packages as root, else a note
+  local without="${3:-the tests that need it will be skipped}"
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing $1 from Debian's packages ($2)…"
     [[ -n "$apt_updated" ]] || { apt-get update -qq; apt_updated=1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null \
-      || echo "note: $1 could not be installed; the tests that need it will be skipped" >&2
+      || echo "note: $1 could not be installed; $without" >&2
   else
-    echo "note: $1 is missing (apt-get install $1); the tests that need it will be skipped" >&2
+    echo "note: $1 is missing (apt-get install $1); $without" >&2
   fi
 }
 
 # What only the benchmarks need: wrk, the load generator of bench/bench_api.py (C, one thread: on
 # 2 cores a Python client would take as much CPU as the server it measures)
 if [[ "${1:-}" == "--bench" ]]; then
-  command -v wrk >/dev/null || apt_install wrk "the REST API benchmark's load generator"
+  command -v wrk >/dev/null || apt_install wrk "the REST API benchmark's load generator" \
+    "bench/bench_api.py falls back to its Python client, which takes CPU from the server it measures"
 fi
 
 # What only the tests need (`make test` passes --tests; `make up` does not wait for a browser):
