@@ -247,9 +247,13 @@ def test_a_partition_where_nothing_arrives_any_more_reports_the_silence(
             self.offset += self.speed
             return time.monotonic() + self.offset
 
-    now = datetime.now(UTC).replace(microsecond=0)
+    # one line a second for the hour before the current minute, so that the silence starts on a
+    # minute boundary (event_doc adds i ms to its base: without taking them off, the last lines ran
+    # up to 3.6 s on, into the next minute when the test started in a minute's last seconds, and
+    # that minute's few lines were the drop's first window)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     history = [
-        orjson.dumps(event_doc(i, now - timedelta(minutes=60) + timedelta(seconds=i), "api"))
+        orjson.dumps(event_doc(i, now - timedelta(minutes=60) + timedelta(milliseconds=999 * i), "api"))
         for i in range(3600)
     ]
     topic = new_topic(broker, partitions=1)
