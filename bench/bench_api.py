@@ -6,9 +6,12 @@
    (sql/014), then 10,000 anomalies, the hourly rollups, a few patterns, and last today's rows
    up to the start of the measurement (today's partition keeps only the indexes ingestion pays
    for, no search column, as on a live system), then `loganalyzer db index-hours`' search GIN of each of
-   today's closed hours and the open hour's whole 10-minute steps (loganalyzer.db.search_hours;
-   --no-hour-indexes drops them); a database reused with --url first gets today's lines from
-   where its load stopped up to now, so that the open hour holds lines as on a live system;
+   today's closed hours and the open hour's whole 5-minute steps (loganalyzer.db.search_hours;
+   --no-hour-indexes drops them), run again before a search endpoint whenever a 5-minute mark
+   has passed since its last run, which leaves the indexes a cron `*/5` schedule would have
+   left (each search endpoint prints how many minutes of today were still unindexed); a
+   database reused with --url first gets today's lines from where its load stopped up to now,
+   so that the open hour holds lines as on a live system;
    anomaly by id asks for a fixed random sample of 2,000 of the tenant's episodes over the week;
 2. `loganalyzer serve` as its own process (1 uvicorn worker, uvloop, httptools, no access log,
    a pool of 4 connections), as deployed;
@@ -50,7 +53,12 @@ from http_load import Run, driver_name, run_load  # noqa: E402
 
 from loganalyzer.db.connection import connect, drop_database, ensure_database  # noqa: E402
 from loganalyzer.db.migrate import migrate  # noqa: E402
-from loganalyzer.db.search_hours import index_closed_hours  # noqa: E402
+from loganalyzer.db.search_hours import (  # noqa: E402
+    INDEX_NAMES,
+    hour_of_index,
+    index_closed_hours,
+    prefix_of_index,
+)
 from loganalyzer.platform.processes import free_port, port_open  # noqa: E402
 from serving.keys import new_key  # noqa: E402
 from tests.support import ADMIN_URL  # noqa: E402
@@ -237,6 +245,43 @@ def hour_search_indexes(conn: Any, build: bool) -> int:
     return len(names) + len(built)
 
 
+class IndexHoursSchedule:
+    """`loganalyzer db index-hours` as a cron `*/5` schedule would run it, caught up before each
+    search endpoint: once a 5-minute mark has passed since the last run, it runs now. Its
+    indexes are then those of the mark's run (the open hour's prefix ends at the mark either
+    way), so a search meets what it would meet on a live system with that schedule."""
+
+    def __init__(self, url: str, enabled: bool) -> None:
+        self.url, self.enabled, self.last = url, enabled, datetime.now(UTC)
+
+    def catch_up(self) -> None:
+        if not self.enabled:
+            return
+        now = datetime.now(UTC)
+        mark = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+        with connect(self.url, autocommit=True) as conn:
+            if self.last < mark:
+                built = index_closed_hours(conn, now)
+                if built:
+                    conn.execute("ANALYZE logs")
+                self.last = now
+                print(f"  index-hours (the {mark:%H:%M} run of */5): built {', '.join(built) or 'nothing'}")
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid "
+                    "JOIN pg_class c ON c.oid = x.indexrelid "
+                    "WHERE i.inhparent = 'logs'::regclass AND x.indisvalid AND c.relname ~ %s",
+                    (f"^logs_p{now:%Y%m%d}{INDEX_NAMES}",),
+                )
+            ]
+        ends = [h + timedelta(hours=1) for n in names if (h := hour_of_index(n)) is not None]
+        ends += [span[1] for n in names if (span := prefix_of_index(n)) is not None]
+        since = max(ends, default=now.replace(hour=0, minute=0, second=0, microsecond=0))
+        unindexed = (now - since).total_seconds() / 60
+        print(f"  today's lines without a search index: the last {unindexed:.1f} min", flush=True)
+
+
 def create_key(url: str, tenant: str, admin: bool) -> str:
     key = new_key()
     with connect(url) as conn:
@@ -415,9 +460,13 @@ def main() -> None:
             named = [named[0], *(e for e in named[1:-1] if args.only in e[0]), named[-1]]
 
         server, port = start_server(url, page_cache_seconds=2.0)
-        results = measure(
-            port, tenant_key, named, args.seconds, args.warmup, lambda: top_up_today(url, quiet=True)
-        )
+        schedule = IndexHoursSchedule(url, enabled=args.hour_indexes)
+
+        def before_search() -> None:
+            top_up_today(url, quiet=True)
+            schedule.catch_up()
+
+        results = measure(port, tenant_key, named, args.seconds, args.warmup, before_search)
         stop_server(server)
         server = None
         if args.only:

@@ -133,9 +133,9 @@ def db_maintain(
 def db_index_hours() -> None:
     """Today's closed hours: a small full-text GIN per hour (loganalyzer.db.search_hours).
 
-    Built CONCURRENTLY (ingestion never waits), each once, an hour after it closed (+5 min),
-    and one for the open hour's whole 10-minute steps so far, rebuilt a step longer each time;
-    run it every 10 minutes. Opt-in: every hour index costs each inserted row a predicate check
+    Built CONCURRENTLY (ingestion never waits), each once, as soon as its hour has closed,
+    and one for the open hour's whole 5-minute steps so far, rebuilt a step longer each time;
+    run it every 5 minutes. Opt-in: every hour index costs each inserted row a predicate check
     (22 of them: COPY at ~0.75, docs/measurements.md). The day's rebuild at close replaces them.
     """
     from loganalyzer.db.search_hours import index_closed_hours

@@ -262,7 +262,7 @@ def test_price_a_usage_document(api: tuple[TestClient, Keys, str]) -> None:
 
 @pytest.mark.parametrize(
     "indexed_at",
-    [timedelta(hours=3), timedelta(minutes=25)],  # all hours closed; or the open hour's first 20 minutes
+    [timedelta(hours=3), timedelta(minutes=23)],  # all hours closed; or the open hour's first 20 minutes
     ids=["closed-hours", "open-hour-prefix"],
 )
 def test_todays_hour_indexes_answer_the_same_pages(

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from loganalyzer.db.search_hours import hour_of_index, hours_to_index
+from loganalyzer.db.search_hours import PREFIX_STEP, hour_of_index, hours_to_index, prefix_to_index
 
 DAY = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def test_only_hours_closed_for_the_grace_period_are_indexed_newest_first() -> None:
-    todo = hours_to_index(DAY + timedelta(hours=2, minutes=4), ["logs_p20261206"], [])
-    assert [t.name for t in todo] == ["logs_p20261206_search_h00"]  # 01-02 closed only 4 min ago
-    todo = hours_to_index(DAY + timedelta(hours=2, minutes=5), ["logs_p20261206"], [])
+def test_an_hour_is_indexed_as_soon_as_it_has_closed_newest_first() -> None:
+    todo = hours_to_index(DAY + timedelta(hours=1, minutes=59, seconds=59), ["logs_p20261206"], [])
+    assert [t.name for t in todo] == ["logs_p20261206_search_h00"]  # 01-02 still open
+    todo = hours_to_index(DAY + timedelta(hours=2), ["logs_p20261206"], [])
     assert [t.name for t in todo] == ["logs_p20261206_search_h01", "logs_p20261206_search_h00"]
+
+
+def test_the_open_hour_gets_its_whole_steps_so_far() -> None:
+    part = "logs_p20261206"
+    assert prefix_to_index(DAY + timedelta(hours=3, minutes=4), [part], []) is None  # no whole step yet
+    target = prefix_to_index(DAY + timedelta(hours=3, minutes=23), [part], [])
+    assert target is not None
+    assert (target.hour, target.end) == (
+        DAY + timedelta(hours=3),
+        DAY + timedelta(hours=3) + 23 // 5 * PREFIX_STEP,
+    )
+    assert prefix_to_index(DAY + timedelta(hours=3, minutes=23), [part], [target.name]) is None
+    assert prefix_to_index(DAY + timedelta(hours=3, minutes=23), [], []) is None  # its day was rebuilt
 
 
 def test_valid_indexes_are_not_built_again_and_old_days_are_skipped() -> None:

@@ -3,7 +3,7 @@
 Why: closed days are rebuilt with a stored tsvector and a GIN (sql/014), but until midnight a
 search over today had no index and parsed every row it passed (p99 1.2-2.7 s at 10M logs). A
 GIN that ingestion keeps up to date cuts COPY throughput by half, so today's partition gets,
-for each hour that has closed (plus a grace for stragglers), an index
+for each hour that has closed, an index
 
     CREATE INDEX CONCURRENTLY logs_pYYYYMMDD_search_hHH ON logs_pYYYYMMDD
         USING gin (service, to_tsvector('simple', message))
@@ -27,8 +27,8 @@ partial index's predicate for every inserted row; with 22 hour indexes a COPY of
 ran at 0.75 of the rate without them (bench/bench_search_hours.py), so this is opt-in
 (`loganalyzer db index-hours`) until the hours are merged into fewer indexes.
 
-The open hour: its whole 10-minute steps so far get one "prefix" index [HH:00, HH:MM), built
-again a step longer on each run (run it every 10 minutes) and dropped once the hour has its own
+The open hour: its whole 5-minute steps so far get one "prefix" index [HH:00, HH:MM), built
+again a step longer on each run (run it every 5 minutes) and dropped once the hour has its own
 index, so that a search parses at most a step plus the time between runs line by line. It is one
 more partial index for the predicate checks; each rebuild reads at most the hour so far.
 """
@@ -43,13 +43,16 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-#: an hour is indexed this long after it closed, so that most of its late rows are in
-GRACE = timedelta(minutes=5)
+#: an hour is indexed as soon as it has closed: a row that arrives late for an indexed hour is
+#: added to that hour's index by PostgreSQL itself, so waiting for stragglers buys nothing, and
+#: each minute of waiting is a minute of lines that a search parses one by one (a no-match
+#: search paid for 24 such minutes in one bench_api run with a 5-minute grace)
+GRACE = timedelta(0)
 HOUR_INDEX = re.compile(r"^(logs_p\d{8})_search_h(\d{2})$")
 #: the open hour is indexed up to its last whole step: one "prefix" index per hour, built again
 #: one step longer each time (the shorter one is then dropped), so that what a search parses
 #: line by line is at most a step plus the time between two runs, not up to an hour
-PREFIX_STEP = timedelta(minutes=10)
+PREFIX_STEP = timedelta(minutes=5)
 PREFIX_INDEX = re.compile(r"^(logs_p\d{8})_search_h(\d{2})_m(\d{2})$")
 #: both kinds of names, as a PostgreSQL regular expression
 INDEX_NAMES = "_search_h[0-9]{2}(_m[0-9]{2})?$"

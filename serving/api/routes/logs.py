@@ -9,8 +9,8 @@ page cost its wait for the loop again. Closed days that maintenance has rebuilt 
 (sql/014) answer through their GIN on (service, message_tsv). Today's partition (and a closed day
 not rebuilt yet) has no stored search column on purpose (ingestion pays nothing for search);
 each of its hours that has closed gets its own partial GIN on to_tsvector, and the open hour's
-whole 10-minute steps a prefix GIN (loganalyzer.db.search_hours, `loganalyzer db index-hours`,
-run every 10 minutes), each asked in one query for the whole hour (or prefix). The rest of the
+whole 5-minute steps a prefix GIN (loganalyzer.db.search_hours, `loganalyzer db index-hours`,
+run every 5 minutes), each asked in one query for the whole hour (or prefix). The rest of the
 open hour (and an hour not indexed yet) is read through the BRIN on timestamp, parsing each
 message that passes the other filters, after a cheap substring test per required word: a lexeme
 of the 'simple' configuration is a lowercased token of the line, so a matching line contains
