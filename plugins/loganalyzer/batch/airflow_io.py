@@ -86,12 +86,17 @@ def aws_client(service: str, conn_id: str = AWS_CONN_ID) -> Any:
 
 @contextmanager
 def aws_errors(conn_id: str = AWS_CONN_ID) -> Iterator[None]:
-    """Re-raise an unreachable endpoint or refused credentials as an error naming `conn_id`."""
+    """Re-raise an unreachable endpoint or refused credentials as an error naming `conn_id`.
+
+    The export's object store wraps botocore's errors in its own StoreError (naming the bucket
+    and endpoint but not the Airflow connection), so that one is re-raised here too."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from loganalyzer.export.store import StoreError
 
     try:
         yield
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, StoreError) as exc:
         raise ConnectionSettingError(
             f"AWS call through Airflow connection {conn_id!r} failed: {exc}"
         ) from exc

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,47 @@ def run_dag(dagbag: Any, dag_id: str, logical_date: Any, **conf: Any) -> Any:
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state).endswith("success"), f"{dag_id} @ {logical_date}: {run.state} {states}"
     return run
+
+
+@dataclass
+class FailedRun:
+    """A dag.test() run that failed, with what its failed tasks raised and logged."""
+
+    run: Any
+    #: task_id -> the exception the task raised, as handed to its on_failure_callback
+    errors: dict[str, BaseException]
+    #: the run's own output: the task runner logs "Task failed with exception" and the traceback
+    log: str
+
+
+def run_failing_dag(
+    dagbag: Any,
+    dag_id: str,
+    logical_date: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> FailedRun:
+    """dag.test() of a run expected to fail at once: no retries, and every task's exception
+    caught where Airflow hands it over (the on_failure_callback's context["exception"]), so a
+    test checks the error that came out of the DAG run itself, not one it provokes afterwards."""
+    dag = dagbag.dags[dag_id]
+    errors: dict[str, BaseException] = {}
+
+    def keep(context: Any) -> None:
+        errors[context["ti"].task_id] = context["exception"]
+
+    for task in dag.tasks:  # fail at once instead of after the production retry schedule
+        monkeypatch.setattr(task, "retries", 0)
+        monkeypatch.setattr(task, "on_failure_callback", [keep])
+    capfd.readouterr()
+    run = dag.test(logical_date=logical_date)
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)  # still shown by pytest when the test fails
+    sys.stderr.write(err)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state).endswith("failed"), f"{dag_id} @ {logical_date}: {run.state} {states}"
+    assert set(errors) == {t for t, s in states.items() if s.endswith("failed")}, (states, errors)
+    return FailedRun(run, errors, out + err)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from loganalyzer.db.connection import connect
 from loganalyzer.export.checksum import RowChecksum
 from tests.export_support import insert_logs, postgres_checksum
-from tests.integration.airflow.conftest import run_dag
+from tests.integration.airflow.conftest import run_dag, run_failing_dag
 
 pytestmark = pytest.mark.integration
 
@@ -75,22 +75,28 @@ def test_a_day_without_logs_exports_an_empty_manifest(dagbag: Any, platform: dic
 
 
 def test_a_bad_aws_connection_is_named(
-    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from loganalyzer.batch.airflow_io import ConnectionSettingError, aws_client, aws_errors
+    from loganalyzer.batch.airflow_io import ConnectionSettingError
 
     bad = {"conn_type": "aws", "login": "x", "password": "y", "extra": {"endpoint_url": "http://127.0.0.1:1"}}
     monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_AWS", json.dumps(bad))
-    dag = dagbag.dags["daily_s3_export"]
-    for task in dag.tasks:
-        monkeypatch.setattr(task, "retries", 0)
-    run = dag.test(logical_date=datetime(2026, 11, 21, tzinfo=UTC))
-    assert str(run.state).endswith("failed")
-    with pytest.raises(ConnectionSettingError, match="'loganalyzer_aws'"), aws_errors():
-        aws_client("s3").list_buckets()
+    when = datetime(2026, 11, 21, tzinfo=UTC)
+    failed = run_failing_dag(dagbag, "daily_s3_export", when, monkeypatch, capfd)
+    error = failed.errors["export_closed_day"]
+    assert isinstance(error, ConnectionSettingError)
+    message = "AWS call through Airflow connection 'loganalyzer_aws' failed"
+    assert str(error).startswith(message) and "127.0.0.1:1" in str(error)
+    assert "Task failed with exception" in failed.log
+    assert f"ConnectionSettingError: {message}" in failed.log
+
     monkeypatch.delenv("AIRFLOW_CONN_LOGANALYZER_AWS")
-    with pytest.raises(ConnectionSettingError, match="'loganalyzer_aws' is not defined"):
-        aws_client("s3")
+    failed = run_failing_dag(dagbag, "daily_s3_export", when, monkeypatch, capfd)
+    error = failed.errors["export_closed_day"]
+    assert isinstance(error, ConnectionSettingError)
+    message = "Airflow connection 'loganalyzer_aws' is not defined"
+    assert str(error).startswith(message) and "AIRFLOW_CONN_LOGANALYZER_AWS" in str(error)
+    assert f"ConnectionSettingError: {message}" in failed.log
 
 
 def put_summaries(platform: dict[str, Any], day: date, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:

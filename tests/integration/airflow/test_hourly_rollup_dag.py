@@ -10,7 +10,7 @@ import pytest
 
 from loganalyzer.db.connection import connect
 from tests.export_support import insert_logs
-from tests.integration.airflow.conftest import run_dag
+from tests.integration.airflow.conftest import run_dag, run_failing_dag
 
 pytestmark = pytest.mark.integration
 
@@ -83,15 +83,17 @@ def test_a_late_event_is_counted_by_the_next_hours_run(dagbag: Any, platform: di
 
 
 def test_a_bad_database_connection_is_named(
-    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", "postgres://postgres@127.0.0.1:1/nowhere")
-    dag = dagbag.dags["hourly_rollup"]
-    for task in dag.tasks:  # fail at once instead of after the production retry schedule
-        monkeypatch.setattr(task, "retries", 0)
-    run = dag.test(logical_date=datetime(2026, 11, 2, 10, tzinfo=UTC))
-    assert str(run.state).endswith("failed")
-    from loganalyzer.batch.airflow_io import ConnectionSettingError, open_database
+    from loganalyzer.batch.airflow_io import ConnectionSettingError
 
-    with pytest.raises(ConnectionSettingError, match="'loganalyzer_db'"), open_database():
-        pass
+    monkeypatch.setenv("AIRFLOW_CONN_LOGANALYZER_DB", "postgres://postgres@127.0.0.1:1/nowhere")
+    when = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    failed = run_failing_dag(dagbag, "hourly_rollup", when, monkeypatch, capfd)
+    error = failed.errors["roll_up_hours"]
+    assert isinstance(error, ConnectionSettingError)
+    message = "cannot connect to PostgreSQL through Airflow connection 'loganalyzer_db'"
+    assert str(error).startswith(message) and "port 1" in str(error)
+    # the task's log says the same: what a person sees in the UI's log of the failed try
+    assert "Task failed with exception" in failed.log
+    assert f"ConnectionSettingError: {message}" in failed.log
