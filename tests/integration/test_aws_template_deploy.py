@@ -5,8 +5,9 @@ resolve and its resources create in dependency order (the bucket's trigger needs
 permission, which needs the function, whose role names the bucket: a cycle would stop here),
 and the outputs the platform is configured from name what was created. moto applies only part
 of the template: it skips the bucket policy, the event-invoke config and the alarm (with a
-warning, silenced here) and ignores the bucket's notification, lifecycle and public access block
-and the table's point-in-time recovery, so those are pinned by the static test.
+warning, silenced here) and ignores the bucket's notification, lifecycle and public access block,
+the function's layers and architecture, and the table's point-in-time recovery, so those are
+pinned by the static test.
 """
 
 from __future__ import annotations
@@ -48,11 +49,22 @@ def test_the_stack_creates_every_resource_and_its_outputs_name_them(aws: dict[st
         z.writestr("process_daily_logs.py", "def handler(event, context):\n    return None\n")
     s3.put_object(Bucket="artifacts", Key="process-daily-logs/abc.zip", Body=code.getvalue())
 
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as z:  # a stand-in for the pyarrow layer the stack requires
+        z.writestr("python/pyarrow/__init__.py", "")
+    lam = boto3.client("lambda", **aws)
+    layer_arn = lam.publish_layer_version(
+        LayerName="AWSSDKPandas-Python311",
+        Content={"ZipFile": layer.getvalue()},
+        CompatibleRuntimes=["python3.11"],
+    )["LayerVersionArn"]
+
     cfn = boto3.client("cloudformation", **aws)
     params = {
         "BucketName": "loganalyzer-logs-test",
         "CodeBucket": "artifacts",
         "CodeKey": "process-daily-logs/abc.zip",
+        "DependencyLayerArn": layer_arn,
     }
     cfn.create_stack(
         StackName="loganalyzer",
@@ -89,10 +101,10 @@ def test_the_stack_creates_every_resource_and_its_outputs_name_them(aws: dict[st
     }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
-    lam = boto3.client("lambda", **aws)
     fn = lam.get_function(FunctionName="process-daily-logs")["Configuration"]
     assert outputs["FunctionArn"] == fn["FunctionArn"]
-    assert (fn["Runtime"], fn["Handler"]) == ("python3.12", "process_daily_logs.handler")
+    assert (fn["Runtime"], fn["Handler"]) == ("python3.11", "process_daily_logs.handler")
+    assert (fn["MemorySize"], fn["Timeout"]) == (1024, 300)
     assert fn["Environment"]["Variables"]["DYNAMODB_TABLE"] == "anomaly_summaries"
     assert (
         lam.get_function_concurrency(FunctionName="process-daily-logs")["ReservedConcurrentExecutions"] == 5

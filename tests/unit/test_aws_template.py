@@ -6,6 +6,7 @@ is private, encrypted and TLS-only, and the table keeps its backups."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def test_function_role_may_do_its_job_and_nothing_else(resources: dict[str, Any]
             granted[action] = s["Resource"]
     assert set(granted) == {
         "s3:GetObject",
+        "s3:ListBucket",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "sqs:SendMessage",
@@ -55,13 +57,16 @@ def test_function_role_may_do_its_job_and_nothing_else(resources: dict[str, Any]
         "logs:PutLogEvents",
     }
     assert granted["s3:GetObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/logs/*"}
+    # the function lists its service-day's parts (loganalyzer.lambda_fn.process._list_parts)
+    assert granted["s3:ListBucket"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
     assert granted["dynamodb:PutItem"] == {"Fn::GetAtt": ["SummariesTable", "Arn"]}
     assert granted["sqs:SendMessage"] == {"Fn::GetAtt": ["ProcessDailyLogsDLQ", "Arn"]}
 
 
 def test_function_is_triggered_by_new_parquet_objects_with_a_dlq(resources: dict[str, Any]) -> None:
     fn = _of_type(resources, "AWS::Lambda::Function")
-    assert fn["Runtime"] == "python3.12"
+    # the zip's orjson is a CPython 3.11 build (lambda/README.md), the layer AWSSDKPandas-Python311
+    assert fn["Runtime"] == "python3.11"
     assert fn["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["ProcessDailyLogsDLQ", "Arn"]}}
     assert fn["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
     bucket = _of_type(resources, "AWS::S3::Bucket")
@@ -97,3 +102,25 @@ def test_table_is_on_demand_with_point_in_time_recovery(resources: dict[str, Any
     assert keys == {"HASH": "date", "RANGE": "tenant_service"}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_the_pyarrow_layer_is_required_and_attached(resources: dict[str, Any]) -> None:
+    """The function imports pyarrow, which neither its zip nor the runtime holds: a stack
+    without the layer would deploy a function that fails on every object."""
+    parameters = dict(cfn_yaml.load(str(TEMPLATE))["Parameters"])
+    layer = parameters["DependencyLayerArn"]
+    assert "Default" not in layer, "a layer ARN depends on the region: the deployer must give it"
+    pattern = re.compile(layer["AllowedPattern"])
+    assert pattern.match("arn:aws:lambda:eu-west-1:336392948345:layer:AWSSDKPandas-Python311:30")
+    assert not pattern.match("")
+    fn = _of_type(resources, "AWS::Lambda::Function")
+    assert fn["Layers"] == [{"Ref": "DependencyLayerArn"}]
+
+
+def test_memory_and_timeout_defaults_are_the_ones_the_docs_give() -> None:
+    parameters = dict(cfn_yaml.load(str(TEMPLATE))["Parameters"])
+    memory, timeout = parameters["MemorySize"]["Default"], parameters["Timeout"]["Default"]
+    assert (memory, timeout) == (1024, 300)
+    for doc in (ROOT / "lambda" / "README.md", ROOT / "docs" / "DEPLOYMENT.md"):
+        text = " ".join(doc.read_text().split())
+        assert f"`MemorySize` ({memory} MB" in text and f"`Timeout` ({timeout} s" in text, doc
