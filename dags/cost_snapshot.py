@@ -2,9 +2,13 @@
 
 Measures one day's AWS usage per tenant (S3 bytes stored and requests, Lambda invocations and
 GB-seconds, DynamoDB read/write units and storage) and stores it in `cost_snapshots`, with a
-cost usage document per row that the cost API prices. Re-running a day replaces its rows.
+cost usage document per row that the cost API prices. Then, as of that day, it stores each
+tenant's (and all tenants') next-month forecast with its 80 % interval and this month at other
+traffic levels in `cost_outlook` (sql/026), computed by the cost engine calls the API's forecast
+and what-if make: Grafana, which reads SQL only, shows them. Re-running a day replaces its rows.
 Work: `loganalyzer.batch.cost_snapshot` (its docstring says what is measured and how the same
-comes from CloudWatch or the Cost and Usage Report in production).
+comes from CloudWatch or the Cost and Usage Report in production) and
+`loganalyzer.batch.cost_outlook`.
 
 - Schedule: on the Asset `daily_log_export`, i.e. right after each day's export; the day comes
   from the export's asset event. A manual run measures the param `day` (default: yesterday).
@@ -45,6 +49,7 @@ def cost_snapshot() -> None:
         from datetime import UTC, date, datetime
 
         from loganalyzer.batch.airflow_io import aws_client, aws_errors, closed_day, open_database
+        from loganalyzer.batch.cost_outlook import write_outlook
         from loganalyzer.batch.cost_snapshot import snapshot_day
         from loganalyzer.lambda_fn.usage import invocation_source
         from loganalyzer.settings import load_settings
@@ -82,7 +87,13 @@ def cost_snapshot() -> None:
                 region=settings.aws_region,
                 invocations=lambda_usage.invocations(day),
             )
-        return {"day": day.isoformat(), "tenants": {t: asdict(u) for t, u in usage.items()}}
+            conn.commit()  # the measured day stays stored even if its outlook fails
+            outlooks = write_outlook(conn, day, region=settings.aws_region)
+        return {
+            "day": day.isoformat(),
+            "tenants": {t: asdict(u) for t, u in usage.items()},
+            "outlook": {o.scope: o.forecast_error or "forecast and what-if stored" for o in outlooks},
+        }
 
     measure_day()
 

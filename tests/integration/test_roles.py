@@ -83,6 +83,19 @@ FEEDBACK = (
     "INSERT INTO anomaly_feedback (tenant, anomaly_id, action, service) "
     "VALUES ('t', 'a1', 'acknowledge', 's')"
 )
+OUTLOOK_ROW = (
+    "WITH o AS (INSERT INTO cost_outlook (day, tenant, region, free_tier, month_start, days_measured, "
+    "month_estimate_usd, forecast_month, history_days, replicates, method, forecast_error) "
+    "VALUES ('2026-01-15', NULL, 'us-east-1', 'none', '2026-01-01', 15, 1.5, '2026-02-01', 15, 400, 'm', "
+    "'x') RETURNING id) "
+    "INSERT INTO cost_outlook_what_if (outlook_id, multiplier, total_usd, delta_usd) "
+    "SELECT id, 2, 3, 1.5 FROM o"
+)
+#: what the Anomalies dashboard reads of the operators' feedback (sql/026 grants these columns)
+FEEDBACK_READ = (
+    "SELECT count(*), max(created_at), min(action), min(scope), min(anomaly_id), min(tenant), min(service), "
+    "min(anomaly_type), max(until), min(key_id), min(note), min(pattern_template) FROM anomaly_feedback"
+)
 READS = [
     f"SELECT count(*) FROM {t}"
     for t in ("logs", "anomalies", "hourly_metrics", "log_patterns", "dead_letters")
@@ -121,7 +134,12 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT count(*) FROM cost_snapshots",
         "SELECT max(updated_at) FROM ingest_offsets",
     ],
-    "loganalyzer_grafana": [*READS, "SELECT count(*) FROM cost_snapshots"],
+    "loganalyzer_grafana": [
+        *READS,
+        "SELECT count(*) FROM cost_snapshots",
+        "SELECT count(*) FROM cost_outlook o JOIN cost_outlook_what_if w ON w.outlook_id = o.id",
+        FEEDBACK_READ,
+    ],
     "loganalyzer_airflow": [
         "SELECT count(*) FROM logs",
         "SELECT count(*) FROM anomalies",
@@ -138,6 +156,9 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT count(*) FROM cost_snapshots",
         "SELECT count(*) FROM anomaly_feedback",
         "DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < '2000-01-01'",
+        "DELETE FROM cost_outlook WHERE day = '2026-01-15'",
+        OUTLOOK_ROW,
+        "SELECT count(*) FROM cost_outlook o JOIN cost_outlook_what_if w ON w.outlook_id = o.id",
     ],
     "loganalyzer_alerts": [
         "SELECT count(*) FROM anomalies",
@@ -178,6 +199,8 @@ FORBIDDEN: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}')",
         COST_ROW,
         "DELETE FROM cost_snapshots",
+        OUTLOOK_ROW,
+        "SELECT count(*) FROM cost_outlook",  # the API computes its own forecasts
         "SELECT drop_log_partition('logs_p20260115')",
         *SCHEMA_CHANGES,
     ],
@@ -193,6 +216,9 @@ FORBIDDEN: dict[str, list[str]] = {
         f"SELECT ensure_log_partition('{DAY}')",
         COST_ROW,
         "DELETE FROM cost_snapshots",
+        OUTLOOK_ROW,
+        "DELETE FROM cost_outlook",
+        "DELETE FROM anomaly_feedback",
         *SCHEMA_CHANGES,
     ],
     "loganalyzer_airflow": [
