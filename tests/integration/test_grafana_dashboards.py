@@ -5,9 +5,14 @@ Three checks, each of something a broken dashboard gets wrong:
 - every panel has a unique id and a grid position that fits the 24-column grid without overlap;
 - every query (panels, template variables, annotations) runs against the real PostgreSQL, built
   by the real migrations and filled with generated data, with Grafana's variables and macros
-  expanded as Grafana would (tests/grafana_sql.py), read-only, and returns rows of the columns
-  its panel needs: `time` plus numeric values for a time series, `time` and `text` for an
-  annotation, every field a panel override names for a table.
+  expanded as Grafana would (tests/grafana_sql.py), logged in as a member of the Grafana role
+  (loganalyzer_grafana, read-only by default as the platform's Grafana user), and returns rows of
+  the columns its panel needs: `time` plus numeric values for a time series, `time` and `text`
+  for an annotation, every field a panel override names for a table.
+
+The generated data goes through the real writers where there is one: the cost outlook by the
+cost_snapshot DAG's work (loganalyzer.batch.cost_outlook), operator feedback by the API's
+acknowledge/resolve/suppress endpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -25,7 +31,10 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
 
+from loganalyzer.batch.cost_outlook import write_outlook
 from loganalyzer.costs.daily import DayMeasure, day_document, day_usages, price_day, read_day_document
 from loganalyzer.db.connection import connect
 from tests.grafana_sql import Variable, interval_seconds, render
@@ -185,8 +194,9 @@ def _interval(start: datetime, end: datetime, panel: dict[str, Any] | None) -> s
 
 
 def _run(url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """`sql` as Grafana's data source runs it: `url` logs in as a member of loganalyzer_grafana."""
     with connect(url) as conn:
-        conn.read_only = True  # dashboards only read: the provisioned role is read-only
+        conn.read_only = True  # and read-only, as the provisioned user defaults to
         with conn.cursor() as cur:
             try:
                 cur.execute(sql.encode())
@@ -267,12 +277,30 @@ def _check_result(query: Query, columns: list[str], rows: list[tuple[Any, ...]],
 
 @pytest.fixture(scope="module")
 def filled_database() -> Iterator[str]:
+    """The owner's URL of a migrated database filled with generated data."""
     from tests.support import fresh_database
 
     with fresh_database() as url:
         with connect(url) as conn:
             _generate(conn)
+        _operator_feedback(url)
         yield url
+
+
+@pytest.fixture(scope="module")
+def grafana_url(filled_database: str) -> Iterator[str]:
+    """A LOGIN user of the filled database that has only the Grafana role, as the platform's
+    Grafana user (loganalyzer.db.login_users): what the dashboards' SQL may read is its grants."""
+    user = f"la_grafana_test_{uuid.uuid4().hex[:10]}"
+    ident = pgsql.Identifier(user)
+    with connect(filled_database, autocommit=True) as conn:
+        conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN IN ROLE loganalyzer_grafana").format(ident))
+        conn.execute(pgsql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+    try:
+        yield make_conninfo(filled_database, user=user)
+    finally:
+        with connect(filled_database, autocommit=True) as conn:
+            conn.execute(pgsql.SQL("DROP ROLE {}").format(ident))
 
 
 def _has_table(url: str, name: str) -> bool:
@@ -281,20 +309,33 @@ def _has_table(url: str, name: str) -> bool:
         return bool(row and row[0])
 
 
+def test_the_dashboards_sql_runs_as_the_grafana_role_only(grafana_url: str) -> None:
+    """What the panels read is what loganalyzer_grafana is granted: API keys are not among it."""
+    with connect(grafana_url) as conn:
+        roles = conn.execute(
+            "SELECT array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+            "WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = current_user"
+        ).fetchone()
+        assert roles == (["loganalyzer_grafana"],)
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM api_keys")
+
+
 @pytest.mark.parametrize("pick", ["all", "first"], ids=["all-selected", "first-value"])
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_query_runs_on_postgresql_and_returns_what_its_panel_needs(
-    filled_database: str, path: Path, pick: str
+    filled_database: str, grafana_url: str, path: Path, pick: str
 ) -> None:
     board = _load(path)
     if path.stem == "costs" and not _has_table(filled_database, "cost_snapshots"):
         pytest.skip("cost_snapshots is not created by any migration in sql/ yet (it comes with the cost DAG)")
     start, end = _time(board["time"]["from"]), _time(board["time"]["to"])
-    variables = _resolve_variables(filled_database, board, start, end, pick)
+    variables = _resolve_variables(grafana_url, board, start, end, pick)
     ran = 0
     for query in _queries(board):
         sql = render(query.sql, variables, start=start, end=end, interval=_interval(start, end, query.panel))
-        columns, rows = _run(filled_database, sql)
+        columns, rows = _run(grafana_url, sql)
         _check_result(query, columns, rows, sql)
         ran += 1
     assert ran == sum(1 for _ in _queries(board))
@@ -399,7 +440,46 @@ def _generate(conn: psycopg.Connection) -> None:
     )
     if conn.execute("SELECT to_regclass('cost_snapshots') IS NOT NULL").fetchone() == (True,):
         _generate_cost_snapshots(conn)
+        # the outlook as the cost_snapshot DAG writes it after measuring each of the last two days
+        for day in (NOW.date() - timedelta(days=1), NOW.date()):
+            write_outlook(conn, day, region="us-east-1")
     conn.commit()
+
+
+#: (anomaly index, API action, request body): on both tenants and on every service of acme,
+#: a pattern suppression (a8 is acme's new_error_pattern on checkout) and a timed one
+FEEDBACK = [
+    (0, "acknowledge", {"note": "looking into it"}),
+    (1, "acknowledge", None),
+    (6, "acknowledge", {"note": "auth latency, paged the owner"}),
+    (6, "resolve", {"note": "fixed by a restart"}),
+    (2, "resolve", None),
+    (4, "suppress", {"duration_minutes": 60, "note": "planned load test"}),
+    (8, "suppress", {"scope": "pattern", "note": "known noisy pattern"}),
+    (9, "acknowledge", None),
+    (14, "acknowledge", None),
+    (3, "suppress", None),
+]
+
+
+def _operator_feedback(url: str) -> None:
+    """Operator actions through the API's own endpoints (serving), as an admin key."""
+    from tests.integration.api_harness import client, create_key
+
+    admin = create_key(url, "ops", admin=True)
+    with client(url) as c:
+        for i, action, body in FEEDBACK:
+            r = c.post(f"/api/v1/anomalies/a{i:03d}/{action}", json=body, headers={"X-API-Key": admin})
+            assert r.status_code == 200, r.text
+    # The API stamps each action now(), after NOW, where the dashboards' range ends in this test
+    # (Grafana's `now` is when it asks): the actions move to one every 7 minutes before NOW, in order.
+    with connect(url) as conn:
+        conn.execute(
+            "UPDATE anomaly_feedback f SET created_at = %s - (n.total - n.k + 1) * interval '7 minutes' "
+            "FROM (SELECT id, row_number() OVER (ORDER BY id) AS k, count(*) OVER () AS total "
+            "FROM anomaly_feedback) n WHERE n.id = f.id",
+            (NOW,),
+        )
 
 
 def _generate_cost_snapshots(conn: psycopg.Connection) -> None:
@@ -454,24 +534,24 @@ def _generate_cost_snapshots(conn: psycopg.Connection) -> None:
             )
 
 
-def _panel_rows(url: str, board: dict[str, Any], title: str) -> list[dict[str, Any]]:
+def _panel_rows(url: str, board: dict[str, Any], title: str, pick: str = "all") -> list[dict[str, Any]]:
     start, end = _time(board["time"]["from"]), _time(board["time"]["to"])
-    variables = _resolve_variables(url, board, start, end, "all")
+    variables = _resolve_variables(url, board, start, end, pick)
     (panel,) = [p for p in _panels(board) if p["title"] == title]
     sql = render(panel["targets"][0]["rawSql"], variables, start=start, end=end, interval="1d")
     columns, rows = _run(url, sql)
     return [dict(zip(columns, r, strict=True)) for r in rows]
 
 
-def test_the_cost_panels_show_the_engines_prices(filled_database: str) -> None:
+def test_the_cost_panels_show_the_engines_prices(filled_database: str, grafana_url: str) -> None:
     """Month to date is the sum of this month's daily bars, and both are the cost engine's price of
     each stored day (no price lives in the dashboard)."""
     if not _has_table(filled_database, "cost_snapshots"):
         pytest.skip("cost_snapshots is not created by any migration in sql/ yet (it comes with the cost DAG)")
     board = _load(GRAFANA / "dashboards" / "costs.json")
-    assert [v["name"] for v in board["templating"]["list"]] == ["tenant"]
-    (mtd,) = _panel_rows(filled_database, board, "Month to date")
-    daily = _panel_rows(filled_database, board, "Daily cost by AWS service")
+    assert [v["name"] for v in board["templating"]["list"]] == ["tenant", "service"]
+    (mtd,) = _panel_rows(grafana_url, board, "Month to date")
+    daily = _panel_rows(grafana_url, board, "Daily cost by AWS service")
     month = NOW.date().replace(day=1)
     bars = {r["time"].date(): Decimal(str(r["S3"] + r["Lambda"] + r["DynamoDB"])) for r in daily}
     with connect(filled_database) as conn:
@@ -483,20 +563,101 @@ def test_the_cost_panels_show_the_engines_prices(filled_database: str) -> None:
     this_month = sum((v for d, v in engine.items() if d >= month), Decimal(0))
     assert Decimal(str(mtd["month_to_date"])) == pytest.approx(this_month, abs=Decimal("0.000001"))
     assert this_month > 0
-    (last,) = _panel_rows(filled_database, board, "Last measured day")
+    (last,) = _panel_rows(grafana_url, board, "Last measured day")
     assert Decimal(str(last["last_day"])) == pytest.approx(engine[max(engine)], abs=Decimal("0.000001"))
 
 
-def test_the_overview_and_anomaly_stats_count_the_generated_data(filled_database: str) -> None:
+def test_the_overview_and_anomaly_stats_count_the_generated_data(grafana_url: str) -> None:
     """Known data, known answers: the variables' All selection filters nothing out."""
     overview = _load(GRAFANA / "dashboards" / "overview.json")
-    (logs,) = _panel_rows(filled_database, overview, "Logs in range")
+    (logs,) = _panel_rows(grafana_url, overview, "Logs in range")
     minutes = 6 * 60  # the default range, one event per minute per tenant and service
     assert logs["logs"] in range(minutes * 8, (minutes + 1) * 8 + 1)
-    (share,) = _panel_rows(filled_database, overview, "Error share")
+    (share,) = _panel_rows(grafana_url, overview, "Error share")
     assert share["error_share"] == pytest.approx(1 / 7, abs=0.01)
     anomalies = _load(GRAFANA / "dashboards" / "anomalies.json")
-    (open_,) = _panel_rows(filled_database, anomalies, "Open episodes")
+    (open_,) = _panel_rows(grafana_url, anomalies, "Open episodes")
     assert open_["open"] == sum(1 for i in range(40) if i % 3 == 0)
-    (started,) = _panel_rows(filled_database, anomalies, "Episodes started in range")
+    (started,) = _panel_rows(grafana_url, anomalies, "Episodes started in range")
     assert started["episodes"] == 40
+
+
+def _outlook(url: str, tenant: str | None) -> tuple[dict[str, Any], dict[Decimal, Decimal]]:
+    """The newest stored outlook row of `tenant` (None: all tenants) and its what-ifs."""
+    with connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute(
+            "SELECT * FROM cost_outlook WHERE day = (SELECT max(day) FROM cost_outlook) "
+            "AND tenant IS NOT DISTINCT FROM %s",
+            (tenant,),
+        ).fetchone()
+        assert row is not None
+        what_ifs = cur.execute(
+            "SELECT multiplier, total_usd FROM cost_outlook_what_if WHERE outlook_id = %s", (row["id"],)
+        ).fetchall()
+    return row, {w["multiplier"]: w["total_usd"] for w in what_ifs}
+
+
+def test_the_outlook_panels_show_the_stored_forecast_and_what_ifs(
+    filled_database: str, grafana_url: str
+) -> None:
+    """All tenants selected: the outlook of every tenant together (not a sum of percentiles); one
+    tenant: that tenant's. The figures are the stored ones, written by the DAG's work."""
+    board = _load(GRAFANA / "dashboards" / "costs.json")
+    for pick, tenant in (("all", None), ("first", TENANTS[0])):
+        row, what_ifs = _outlook(filled_database, tenant)
+        assert row["forecast_error"] is None and row["history_days"] == 45 - (row["day"] != NOW.date())
+        (stat,) = _panel_rows(grafana_url, board, "Next month: forecast and 80 % interval", pick)
+        assert stat == {
+            "low (P10)": float(row["forecast_low_usd"]),
+            "mean": float(row["forecast_mean_usd"]),
+            "high (P90)": float(row["forecast_high_usd"]),
+        }
+        assert stat["low (P10)"] <= stat["mean"] <= stat["high (P90)"]
+        bars = _panel_rows(grafana_url, board, "What-if: this month at other traffic", pick)
+        assert [b["traffic"] for b in bars] == ["x0.5", "x1", "x2", "x5", "x10"]
+        assert {Decimal(b["traffic"][1:]): Decimal(str(b["month_usd"])) for b in bars} == what_ifs
+        assert what_ifs[Decimal(1)] == row["month_estimate_usd"]
+        series = _panel_rows(grafana_url, board, "Next month's forecast as computed each day", pick)
+        assert [r["time"].date() for r in series] == [NOW.date() - timedelta(days=1), NOW.date()]
+        assert series[-1]["mean"] == stat["mean"]
+    table = _panel_rows(grafana_url, board, "Outlook by tenant")
+    assert [r["tenant"] for r in table] == ["(all tenants)", *TENANTS]
+    # every tenant together costs about what the tenants cost apart (prices are nearly linear here)
+    assert table[0]["this_month"] == pytest.approx(sum(r["this_month"] for r in table[1:]), rel=0.01)
+
+
+def test_the_service_panels_apportion_the_tenants_cost_by_logged_lines(grafana_url: str) -> None:
+    board = _load(GRAFANA / "dashboards" / "costs.json")
+    (mtd,) = _panel_rows(grafana_url, board, "Month to date")
+    rows = _panel_rows(grafana_url, board, "Month to date by service (apportioned)")
+    assert sorted(r["service"] for r in rows) == sorted(SERVICES)
+    # the generated services log alike: equal shares, and together they are the whole month
+    assert all(r["share_of_lines_pct"] == 25.0 for r in rows)
+    assert sum(r["apportioned_usd"] for r in rows) == pytest.approx(mtd["month_to_date"], rel=1e-9)
+    (one,) = _panel_rows(grafana_url, board, "Month to date by service (apportioned)", "first")
+    assert one["service"] == sorted(SERVICES)[0]
+
+
+def test_the_anomaly_panels_show_the_operators_actions(grafana_url: str) -> None:
+    """What the API recorded (FEEDBACK) is what the panels count and list."""
+    board = _load(GRAFANA / "dashboards" / "anomalies.json")
+    latest = _panel_rows(grafana_url, board, "Latest operator actions")
+    assert len(latest) == len(FEEDBACK)
+    assert [(r["anomaly_id"], r["action"]) for r in reversed(latest)] == [
+        (f"a{i:03d}", action) for i, action, _ in FEEDBACK
+    ]
+    by_id = {(r["anomaly_id"], r["action"]): r for r in latest}
+    assert by_id[("a006", "resolve")]["note"] == "fixed by a restart"
+    assert by_id[("a008", "suppress")]["scope"] == "pattern"
+    assert by_id[("a004", "suppress")]["suppressed_until"] is not None
+    assert all(r["key_id"] for r in latest)
+    actions = _panel_rows(grafana_url, board, "Operator actions")
+    counted: dict[str, int] = {}
+    for r in actions:
+        counted[r["metric"]] = counted.get(r["metric"], 0) + r["value"]
+    expected: dict[str, int] = {}
+    for _, action, _ in FEEDBACK:
+        expected[action] = expected.get(action, 0) + 1
+    assert counted == expected
+    statuses = {r["metric"] for r in _panel_rows(grafana_url, board, "Episodes per day by status")}
+    assert statuses == {"open", "acknowledged", "resolved", "suppressed"}
