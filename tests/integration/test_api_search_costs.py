@@ -128,6 +128,22 @@ def test_closed_days_get_a_search_gin_the_planner_can_use(api: tuple[TestClient,
     assert f"{closed}_search_gin" in plan
 
 
+def test_the_search_walk_starts_no_parallel_workers(api: tuple[TestClient, Keys, str]) -> None:
+    """A window's bitmap scan over today's partition looks big enough to the planner for two
+    workers, whose start costs more than the window (sql/027): the function turns them off for
+    its own statements and leaves the session's setting alone."""
+    _, _, url = api
+    with connect(url) as conn:
+        row = conn.execute("SELECT proconfig FROM pg_proc WHERE proname = 'search_log_page'").fetchone()
+        assert row is not None and "max_parallel_workers_per_gather=0" in row[0]
+        before = conn.execute("SHOW max_parallel_workers_per_gather").fetchone()
+        conn.execute(
+            "SELECT count(*) FROM search_log_page(ARRAY[now() - interval '1 hour'], ARRAY[now()], "
+            "ARRAY['p'], 'timeout', ARRAY['%%timeout%%'], NULL, NULL, NULL, NULL, NULL, NULL, NULL, 10, 50)"
+        )
+        assert conn.execute("SHOW max_parallel_workers_per_gather").fetchone() == before
+
+
 def test_estimate_from_the_database_says_so(api: tuple[TestClient, Keys, str]) -> None:
     c, keys, _ = api
     body = c.get("/api/v1/costs/estimate", headers={"X-API-Key": keys.acme}).json()
