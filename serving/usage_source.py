@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from loganalyzer.costs.daily import LAMBDA_ARCHITECTURE, LAMBDA_MEMORY_MB, DayMeasure, day_usages
+from loganalyzer.costs.snapshot_queries import DAYS, STORED_BEFORE
 from loganalyzer.costs.usage import Usage
 
 #: zstd Parquet of log rows against PostgreSQL heap bytes of the same rows (typical for
@@ -93,24 +94,13 @@ async def _measures(
         args = {"t": tenant, "a": first, "b": last}
         days = await _rows(
             db,
-            "SELECT day, sum(s3_bytes_stored)::float8 AS s3_bytes_added, "
-            "sum(s3_put_requests)::float8 AS s3_put_requests, "
-            "sum(s3_get_requests)::float8 AS s3_get_requests, "
-            "sum(lambda_invocations)::float8 AS lambda_invocations, "
-            "sum(lambda_gb_seconds) AS lambda_gb_seconds, "
-            "sum(dynamodb_read_units) AS dynamodb_read_units, "
-            "sum(dynamodb_write_units) AS dynamodb_write_units, "
-            "sum(dynamodb_bytes_stored)::float8 AS dynamodb_bytes_added FROM cost_snapshots "
-            "WHERE (%(t)s::text IS NULL OR tenant = %(t)s) AND day BETWEEN %(a)s AND %(b)s "
-            "GROUP BY day ORDER BY day",
+            DAYS,
             args,
         )
         if days:
             before = await _rows(
                 db,
-                "SELECT coalesce(sum(s3_bytes_stored), 0)::float8 AS s3, "
-                "coalesce(sum(dynamodb_bytes_stored), 0)::float8 AS ddb FROM cost_snapshots "
-                "WHERE (%(t)s::text IS NULL OR tenant = %(t)s) AND day < %(a)s",
+                STORED_BEFORE,
                 args,
             )
             return (

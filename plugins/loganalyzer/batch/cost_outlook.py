@@ -42,6 +42,7 @@ from loganalyzer.costs.forecast import (
     what_if,
 )
 from loganalyzer.costs.monthly import combine_days
+from loganalyzer.costs.snapshot_queries import DAYS, STORED_BEFORE
 from loganalyzer.costs.usage import Usage
 
 #: the API's forecast history (serving.api.routes.costs.FORECAST_HISTORY_DAYS): the day and the
@@ -53,25 +54,6 @@ REPLICATES = DEFAULT_REPLICATES
 FREE_TIER = "none"
 #: the traffic levels the dashboard shows (the API answers any other)
 MULTIPLIERS = (Decimal("0.5"), Decimal(1), Decimal(2), Decimal(5), Decimal(10))
-
-# What serving/usage_source.py reads for a scope (tenant, or NULL: every tenant) and days.
-_DAYS = (
-    "SELECT day, sum(s3_bytes_stored)::float8 AS s3_bytes_added, "
-    "sum(s3_put_requests)::float8 AS s3_put_requests, "
-    "sum(s3_get_requests)::float8 AS s3_get_requests, "
-    "sum(lambda_invocations)::float8 AS lambda_invocations, "
-    "sum(lambda_gb_seconds) AS lambda_gb_seconds, "
-    "sum(dynamodb_read_units) AS dynamodb_read_units, "
-    "sum(dynamodb_write_units) AS dynamodb_write_units, "
-    "sum(dynamodb_bytes_stored)::float8 AS dynamodb_bytes_added FROM cost_snapshots "
-    "WHERE (%(t)s::text IS NULL OR tenant = %(t)s) AND day BETWEEN %(a)s AND %(b)s "
-    "GROUP BY day ORDER BY day"
-)
-_STORED_BEFORE = (
-    "SELECT coalesce(sum(s3_bytes_stored), 0)::float8 AS s3, "
-    "coalesce(sum(dynamodb_bytes_stored), 0)::float8 AS ddb FROM cost_snapshots "
-    "WHERE (%(t)s::text IS NULL OR tenant = %(t)s) AND day < %(a)s"
-)
 
 
 @dataclass(frozen=True)
@@ -113,10 +95,10 @@ def read_days(
     """The scope's measured days from `first` to `last` as the engine's Usages (as the API reads them)."""
     args = {"t": tenant, "a": first, "b": last}
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_DAYS, args).fetchall()
+        rows = cur.execute(DAYS, args).fetchall()
         if not rows:
             return []
-        before = cur.execute(_STORED_BEFORE, args).fetchone()
+        before = cur.execute(STORED_BEFORE, args).fetchone()
     assert before is not None
     measured = [(r.pop("day"), DayMeasure(**{k: float(v or 0) for k, v in r.items()})) for r in rows]
     return day_usages(
