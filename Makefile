@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_SYSTEM_CERTS := 1
 PY := .venv/bin/python
 
-.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-backfill bench-fresh bench-memory bench-costs bench-alerts bench-soak lambda-zip serve fmt clean
+.PHONY: help setup up test-deps test lint typecheck unit integration audit bench bench-ingest bench-miner bench-detection bench-latency bench-state bench-export bench-api bench-retrain bench-backfill bench-fresh bench-memory bench-costs bench-alerts bench-soak lambda-zip lambda-zip-localstack serve fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench-export: setup ## Daily Parquet export of 10,000,000 rows vs PostgreSQL's o
 
 lambda-zip: setup ## Build the process-daily-logs Lambda zip (.state/lambda/) and print its sizes
 	$(PY) lambda/build.py
+
+lambda-zip-localstack: setup ## The Lambda zip docker compose's LocalStack runs: pyarrow bundled (first build fetches it)
+	$(PY) lambda/build.py --localstack
 
 bench-api: setup ## REST API: p50/p99 and req/s at 32 connections (wrk), 10M logs, vs a trivial endpoint (~15 min)
 	bash scripts/system-deps.sh --bench
