@@ -243,9 +243,70 @@ def test_the_localstack_init_script_is_valid_bash_and_wires_the_real_lambda() ->
     text = script.read_text()
     assert "lambda create-function" in text and "put-bucket-notification-configuration" in text
     assert "s3:ObjectCreated:*" in text
-    assert "python3.12" in text
     localstack = _raw()["services"]["localstack"]
     assert set(localstack["environment"]["SERVICES"].split(",")) == {"s3", "lambda", "dynamodb", "sqs"}
+    # ready only when the script succeeded: LocalStack calls a stage "completed" after a failed script too
+    assert '\\"state\\":\\"SUCCESSFUL\\"' in json.dumps(localstack["healthcheck"]["test"])
+
+
+def test_the_localstack_function_is_configured_as_the_template_deploys_it() -> None:
+    """Runtime, architecture, memory and timeout as deploy/aws/template.yaml's defaults; no layer
+    (LocalStack's free edition applies none), so pyarrow must be in the zip, which the script checks."""
+    from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+
+    template = cfn_yaml.load(str(ROOT / "deploy/aws/template.yaml"))
+    params = template["Parameters"]
+    fn = template["Resources"]["ProcessDailyLogs"]["Properties"]
+    text = (ROOT / "deploy/localstack/init/ready.d/10-platform.sh").read_text()
+    create = re.search(r"awslocal lambda create-function (?:.*\\\n)*.*\n", text)
+    assert create, "no create-function command"
+    command = create.group(0)
+
+    def option(name: str) -> str:
+        found = re.findall(rf"--{name} (\S+)", command)
+        assert len(found) == 1, f"--{name} given {len(found)} times"
+        return found[0]
+
+    assert option("runtime") == fn["Runtime"] == "python3.11"
+    assert option("architectures") == params["Architecture"]["Default"]
+    assert int(option("memory-size")) == params["MemorySize"]["Default"]
+    assert int(option("timeout")) == params["Timeout"]["Default"]
+    assert option("handler") == '"$HANDLER"'
+    assert f"HANDLER=${{LAMBDA_HANDLER:-{params['Handler']['Default']}}}" in text
+    assert "--layers" not in command
+    assert "pyarrow/__init__.py" in text, "the script must refuse a zip without pyarrow"
+
+
+def _lambda_build() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lambda_build", ROOT / "lambda" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compose_mounts_the_zip_that_make_lambda_zip_localstack_writes(resolved: dict[str, Any]) -> None:
+    build = _lambda_build()
+    written = build.LOCALSTACK.relative_to(ROOT).as_posix()
+    assert written == ".state/lambda/process-daily-logs-localstack.zip"
+    assert build.DEPLOYABLE != build.LOCALSTACK
+    # .env.example, the file's default, and what the resolved file mounts
+    assert f"LAMBDA_ZIP=./{written}" in ENV_EXAMPLE.read_text().splitlines()
+    raw_volumes = _raw()["services"]["localstack"]["volumes"]
+    assert f"${{LAMBDA_ZIP:-./{written}}}:/opt/code/process-daily-logs.zip:ro" in raw_volumes
+    mounted = [v for v in resolved["services"]["localstack"]["volumes"] if "/opt/code/" in str(v)]
+    assert [str(v).split(":", 1)[0] for v in mounted] == [str(ROOT / written)]
+    # the Makefile's target builds it, and the compose file and the init script name that target
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(
+        r"^lambda-zip-localstack:.*\n\t\$\(PY\) lambda/build.py --localstack$", makefile, re.MULTILINE
+    )
+    assert "make lambda-zip-localstack" in COMPOSE.read_text()
+    assert (
+        "make lambda-zip-localstack" in (ROOT / "deploy/localstack/init/ready.d/10-platform.sh").read_text()
+    )
 
 
 def test_each_service_connects_to_the_platform_database_as_its_own_user(resolved: dict[str, Any]) -> None:
