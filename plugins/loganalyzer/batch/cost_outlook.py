@@ -34,6 +34,7 @@ from loganalyzer.costs.daily import DayMeasure, day_usages
 from loganalyzer.costs.engine import money_str, price
 from loganalyzer.costs.forecast import (
     DEFAULT_REPLICATES,
+    HISTORY_DAYS,
     METHOD,
     Forecast,
     ForecastError,
@@ -45,9 +46,6 @@ from loganalyzer.costs.monthly import combine_days
 from loganalyzer.costs.snapshot_queries import DAYS, STORED_BEFORE
 from loganalyzer.costs.usage import Usage
 
-#: the API's forecast history (serving.api.routes.costs.FORECAST_HISTORY_DAYS): the day and the
-#: 60 days before it
-HISTORY_DAYS = 60
 #: the API's replicates (serving.api.routes.costs.FORECAST_REPLICATES, the engine's default)
 REPLICATES = DEFAULT_REPLICATES
 #: cost_snapshots.cost_usd has no free tier: allowances are per account and month, not per tenant

@@ -60,6 +60,8 @@ METHOD = (
 MIN_DAYS = 3
 REGIME_MIN_DAYS = 7
 DEFAULT_REPLICATES = 400
+#: days of measured history a forecast is fitted on (the API's and the stored outlook's)
+HISTORY_DAYS = 60
 MAX_REPLICATES = 5000
 
 

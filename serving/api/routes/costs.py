@@ -14,7 +14,14 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 
 from loganalyzer.costs.daily import LAMBDA_ARCHITECTURE, LAMBDA_MEMORY_MB
 from loganalyzer.costs.engine import price
-from loganalyzer.costs.forecast import ForecastError, WhatIfError, forecast_month, what_if
+from loganalyzer.costs.forecast import (
+    DEFAULT_REPLICATES,
+    HISTORY_DAYS,
+    ForecastError,
+    WhatIfError,
+    forecast_month,
+    what_if,
+)
 from loganalyzer.costs.monthly import combine_days
 from loganalyzer.costs.usage import DynamoDBUsage, LambdaUsage, S3Usage, Usage, UsageError, parse_usage
 from serving.api.cost_cache import CostCache
@@ -26,9 +33,10 @@ from serving.usage_source import UsageHistory, history
 
 router = APIRouter(prefix="/api/v1/costs", tags=["costs"])
 
-FORECAST_HISTORY_DAYS = 60
-#: the engine's default; the answer is cached, so one tenant pays for it once per cache period
-FORECAST_REPLICATES = 400
+#: the engine's defaults, shared with the stored outlook (loganalyzer.batch.cost_outlook); the
+#: answer is cached, so one tenant pays for its replicates once per cache period
+FORECAST_HISTORY_DAYS = HISTORY_DAYS
+FORECAST_REPLICATES = DEFAULT_REPLICATES
 
 
 class Region(StrEnum):
