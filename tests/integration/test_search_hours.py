@@ -43,7 +43,7 @@ def _hour_indexes(conn: psycopg.Connection) -> list[tuple[str, bool]]:
 
 
 def test_closed_hours_get_an_index_once_and_searches_use_it(database_url: str) -> None:
-    now = DAY + timedelta(hours=3, minutes=10)  # 00-01, 01-02 and 02-03 closed (+5 min grace)
+    now = DAY + timedelta(hours=3, minutes=10)  # 00-01, 01-02 and 02-03 closed: indexed at once
     with connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT ensure_log_partition(%s)", (DAY.date(),))
         _write(conn, 0, 20_000, timedelta(seconds=0.6))  # 00:00 to 03:20
@@ -51,7 +51,7 @@ def test_closed_hours_get_an_index_once_and_searches_use_it(database_url: str) -
             "logs_p20260304_search_h02",
             "logs_p20260304_search_h01",
             "logs_p20260304_search_h00",
-            "logs_p20260304_search_h03_m10",  # the open hour's first 10 minutes
+            "logs_p20260304_search_h03_m10",  # the open hour's whole 5-minute steps so far
         ]
         assert _hour_indexes(conn) == [
             *[(f"logs_p20260304_search_h0{h}", True) for h in range(3)],
@@ -62,8 +62,9 @@ def test_closed_hours_get_an_index_once_and_searches_use_it(database_url: str) -
         assert index_closed_hours(conn, now + timedelta(minutes=10)) == ["logs_p20260304_search_h03_m20"]
         assert _hour_indexes(conn)[-1] == ("logs_p20260304_search_h03_m20", True)
         assert len(_hour_indexes(conn)) == 4
-        # the hour's own index replaces its prefix
-        assert index_closed_hours(conn, now + timedelta(minutes=55)) == ["logs_p20260304_search_h03"]
+        # the hour's own index replaces its prefix as soon as the hour closes (04:00: the next
+        # hour has no whole step yet)
+        assert index_closed_hours(conn, now + timedelta(minutes=50)) == ["logs_p20260304_search_h03"]
         assert [n for n, _ in _hour_indexes(conn)] == [f"logs_p20260304_search_h0{h}" for h in range(4)]
 
         # a search inside the prefix reads the prefix's GIN
@@ -104,7 +105,7 @@ def test_closed_hours_get_an_index_once_and_searches_use_it(database_url: str) -
         conn.execute(
             "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'logs_p20260304_search_h00'::regclass"
         )
-        assert index_closed_hours(conn, now + timedelta(minutes=55)) == ["logs_p20260304_search_h00"]
+        assert index_closed_hours(conn, now + timedelta(minutes=50)) == ["logs_p20260304_search_h00"]
         assert all(valid for _, valid in _hour_indexes(conn))
 
         # the day's rebuild at close replaces the partition, and the hour indexes with it
