@@ -183,7 +183,31 @@ def test_a_version_3_checkpoint_is_migrated_with_its_low_run_and_continues() -> 
     assert _quiet(restored, range(93, 110), silent=True) == after
 
 
-@pytest.mark.parametrize("version", [0, 5, 99, "3", None])
+def test_a_quiet_services_longer_error_memory_round_trips() -> None:
+    """A service expecting less than an error in five minutes keeps more minutes of the error
+    CUSUM (evidence.recent_minutes); they survive a checkpoint."""
+    engine = DetectionEngine(DetectionConfig())
+    _quiet(engine, range(90))
+    blob = engine.snapshot()
+    assert len(orjson.loads(blob)["services"][0]["cusum"]["recent"]) == 30  # 0.03 errors a minute
+    restored = DetectionEngine.restore(DetectionConfig(), blob)
+    assert restored.snapshot() == blob
+    assert restored.services[("acme", "cron")].cusum == engine.services[("acme", "cron")].cusum
+
+
+def test_a_version_4_checkpoint_is_read_as_it_is() -> None:
+    """Version 4 held five minutes of the error CUSUM's ratios, which this version holds too
+    (and more for a quiet service): the document is read unchanged and continues identically."""
+    engine = _busy_engine()
+    doc = orjson.loads(engine.snapshot())
+    assert [len(s["cusum"]["recent"]) for s in doc["services"]] == [5]
+    doc["version"] = 4
+    restored = DetectionEngine.restore(DetectionConfig(), doc)
+    assert restored.snapshot() == engine.snapshot()
+    assert _traffic(restored, range(78, 100)) == _traffic(engine, range(78, 100)) != []
+
+
+@pytest.mark.parametrize("version", [0, 6, 99, "3", None])
 def test_a_version_neither_read_nor_migrated_is_refused_by_name(version: object) -> None:
     doc = orjson.loads(_busy_engine().snapshot())
     doc["version"] = version

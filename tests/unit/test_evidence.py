@@ -15,6 +15,7 @@ from loganalyzer.detection.evidence import (
     cv2_sample,
     log10_tail_high,
     log10_tail_low,
+    recent_minutes,
 )
 
 
@@ -187,6 +188,53 @@ def test_cusum_spends_its_evidence_once_the_rise_is_over() -> None:
         c.update(0, 2.0, 3.0)
     assert not c.alarming(10.0)
     assert c.statistic == 0.0 and c.errors == 0.0
+
+
+@pytest.mark.parametrize(
+    ("typical_errors", "minutes"),
+    [
+        (None, 5),
+        (2.0, 5),  # a busy service: five minutes expect ten errors
+        (0.2, 5),
+        (0.13, 8),  # billing at night: 13 lines a minute at the 1 % floor
+        (0.08, 13),
+        (0.01, 30),  # a line a minute: capped
+        (0.0, 30),
+    ],
+)
+def test_an_alarm_is_judged_on_enough_minutes_to_expect_an_error(
+    typical_errors: float | None, minutes: int
+) -> None:
+    assert recent_minutes(typical_errors) == minutes
+
+
+def test_an_ordinary_gap_between_a_quiet_services_errors_does_not_end_its_alarm() -> None:
+    """8 lines a minute at the 1 % floor expect 0.08 errors a minute: an error a minute is 12x
+    the baseline, and five minutes without one happen during such an incident (e^-5 a time, a
+    few times over a long ramp). Judged on five minutes they spent the evidence while the
+    incident went on; judged on the 13 minutes that expect an error, they do not, and 13
+    minutes without an error do."""
+    quiet, five = ErrorCusum(), ErrorCusum()
+    for c, typical in ((quiet, 0.08), (five, None)):
+        for _ in range(20):
+            c.update(1, 0.08, 3.0, typical)
+        assert c.alarming(10.0)
+        for _ in range(5):
+            c.update(0, 0.08, 3.0, typical)
+    assert quiet.alarming(10.0) and len(quiet.recent) == 13
+    assert not five.alarming(10.0) and five.statistic == 0.0
+    for _ in range(8):
+        quiet.update(0, 0.08, 3.0, 0.08)
+    assert not quiet.alarming(10.0) and quiet.statistic == 0.0
+
+
+def test_the_memory_grows_a_minute_at_a_time_and_shrinks_at_once() -> None:
+    c = ErrorCusum()
+    for k in range(40):
+        c.update(0, 0.01, 3.0, 0.01)
+        assert len(c.recent) == min(k + 1, 30)
+    c.update(0, 2.0, 3.0, 2.0)  # busy again: five minutes say enough
+    assert len(c.recent) == 5
 
 
 def test_a_single_noisy_minute_does_not_reach_the_threshold() -> None:

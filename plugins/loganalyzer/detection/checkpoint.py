@@ -5,8 +5,12 @@ consumer that gets the partition reads it back (`load()`), so it neither alarms 
 baseline nor goes blind. Every field is named, so a reader (or a migration) never depends on
 positions, and the document carries `version`:
 
-- 4: this layout (the low run's evidence with each minute capped, `drop.capped`);
-- 3: the same without `drop.capped`, migrated by deriving it from the run's evidence;
+- 5: this layout; `cusum.recent` holds up to 30 minutes (evidence.recent_minutes: a quiet
+  service's error alarm is judged on more than five), so a release that keeps five must not
+  read it (it would keep the longer list for ever);
+- 4: the same layout with five minutes in `cusum.recent`, read as it is;
+- 3: without `drop.capped` (the low run's evidence with each minute capped), migrated by
+  deriving it from the run's evidence;
 - 1 and 2: the positional lists written before (2 added `version` and the evidence); they are
   migrated (`upgrade`), so a consumer upgraded over a running deployment keeps its state;
 - anything else (a newer release's checkpoint, a damaged one) raises `CheckpointVersionError`;
@@ -31,9 +35,9 @@ from loganalyzer.detection.service_state import ServiceState
 from loganalyzer.detection.windows import WindowStore
 from loganalyzer.patterns import MinerConfig, TemplateMiner
 
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 #: versions `upgrade` migrates to CHECKPOINT_VERSION (1 and 2: positional lists)
-MIGRATED_VERSIONS = (1, 2, 3)
+MIGRATED_VERSIONS = (1, 2, 3, 4)
 
 
 class CheckpointVersionError(ValueError):
@@ -68,6 +72,8 @@ class CusumState(TypedDict):
     statistic: float
     errors: float
     expected: float
+    #: the last minutes' log-likelihood ratios: 5 to 30 of them (evidence.recent_minutes; 5 at
+    #: most before version 5)
     recent: list[float]
 
 
@@ -236,11 +242,13 @@ def _load_service(s: ServiceCheckpoint, miner_config: MinerConfig) -> ServiceSta
 
 
 def upgrade(doc: Mapping[str, Any]) -> Checkpoint:
-    """The document in this version's layout. Versions 1, 2 and 3 are migrated; anything else
+    """The document in this version's layout. Versions 1 to 4 are migrated; anything else
     raises CheckpointVersionError."""
     version = doc.get("version", 1)  # version 1 had no such key
     if version == CHECKPOINT_VERSION:
         return cast(Checkpoint, doc)
+    if version == 4 and isinstance(version, int):  # five minutes of `recent` are a valid memory
+        return cast(Checkpoint, {**doc, "version": CHECKPOINT_VERSION})
     if version == 3 and isinstance(version, int):
         return _from_v3(doc)
     if version in MIGRATED_VERSIONS and isinstance(version, int):

@@ -17,7 +17,10 @@ minute dips look significant under a Poisson test. So:
   minutes, which one odd minute of bursty traffic never is);
 - `ErrorCusum`: a Poisson CUSUM of ERROR lines against the baseline error rate, conditioned on each
   minute's own volume (so bursty volume does not move it), for a shift to `factor` x: evidence of a
-  sustained moderate rise accumulates, a single noisy minute does not reach the threshold.
+  sustained moderate rise accumulates, a single noisy minute does not reach the threshold. Its
+  alarm lasts while its recent minutes still point up; "recent" is long enough to expect an
+  error at the baseline rate (`recent_minutes`), so a quiet service's ordinary gap between errors
+  does not end an incident that is still going on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ MAX_CV2 = 1.0
 _LOG10E = 1.0 / math.log(10.0)
 #: at most this many terms of an upper tail are summed (log10_tail_high)
 _TAIL_TERMS = 20_000
+#: an error alarm is judged on its last minutes (ErrorCusum.recent): at least this many,
+RECENT_MINUTES = 5
+#: ... or as many as it takes to expect this many ERROR lines at the baseline rate,
+RECENT_EXPECTED_ERRORS = 1.0
+#: ... up to this many
+RECENT_MAX_MINUTES = 30
 
 
 def cv2_sample(x: float, mu: float) -> float:
@@ -166,14 +175,31 @@ class DropEvidence:
         return self.score
 
 
+def recent_minutes(typical_errors: float | None) -> int:
+    """How many of its last minutes an error alarm is judged on, for a service expecting
+    `typical_errors` ERROR lines a minute at its baseline rate (None: RECENT_MINUTES): enough
+    to expect RECENT_EXPECTED_ERRORS of them, within [RECENT_MINUTES, RECENT_MAX_MINUTES].
+
+    Five minutes of a quiet service at night (billing: 8 lines a minute at a 1 % floor, 0.4
+    errors expected in five minutes) often hold no error even while its error rate is ten
+    times the baseline; five minutes without one then spent the evidence of an incident that
+    was still going on, and the next minutes opened a second row for it."""
+    if typical_errors is None:
+        return RECENT_MINUTES
+    if typical_errors <= RECENT_EXPECTED_ERRORS / RECENT_MAX_MINUTES:
+        return RECENT_MAX_MINUTES
+    return max(RECENT_MINUTES, min(RECENT_MAX_MINUTES, math.ceil(RECENT_EXPECTED_ERRORS / typical_errors)))
+
+
 @dataclass(slots=True)
 class ErrorCusum:
     """Poisson CUSUM for ERROR lines rising to `factor` x their expectation.
 
     Per minute the log-likelihood ratio is e ln(factor) - (factor - 1) b (e errors, b expected);
-    the statistic is the running sum, floored at 0. `recent` holds the last minutes' ratios: an
-    alarm continues while their sum is positive, and the evidence is spent (statistic back to 0)
-    when it is not, so one incident is one row and the next starts from scratch."""
+    the statistic is the running sum, floored at 0. `recent` holds the last minutes' ratios
+    (recent_minutes: five, more on a service that expects less than an error in five): an
+    alarm continues while their sum is positive, and the evidence is spent (statistic back to
+    0) when it is not, so one incident is one row and the next starts from scratch."""
 
     statistic: float = 0.0
     recent: list[float] = field(default_factory=list)
@@ -181,7 +207,13 @@ class ErrorCusum:
     errors: float = 0.0
     expected: float = 0.0
 
-    def update(self, errors: float, expected: float, factor: float, memory: int = 5) -> float:
+    def update(
+        self, errors: float, expected: float, factor: float, typical_errors: float | None = None
+    ) -> float:
+        """Add a closed minute: `errors` against `expected` (the baseline rate times the
+        minute's volume); `typical_errors` (the baseline rate times the expected volume) sets
+        how many minutes `recent` keeps (recent_minutes: a memory that grows one minute at a
+        time as a service quietens, and shrinks at once)."""
         llr = errors * math.log(factor) - (factor - 1.0) * expected
         self.statistic = max(0.0, self.statistic + llr)
         if self.statistic == 0.0:
@@ -190,8 +222,9 @@ class ErrorCusum:
             self.errors += errors
             self.expected += expected
         self.recent.append(llr)
-        if len(self.recent) > memory:
-            del self.recent[0]
+        keep = recent_minutes(typical_errors)
+        if len(self.recent) > keep:
+            del self.recent[:-keep]
         return self.statistic
 
     def alarming(self, threshold: float) -> bool:

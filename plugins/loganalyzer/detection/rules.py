@@ -24,6 +24,7 @@ from loganalyzer.detection.detectors import (
     sustained_errors,
 )
 from loganalyzer.detection.episodes import Episode, EpisodeEvent, step
+from loganalyzer.detection.evidence import RECENT_MINUTES
 from loganalyzer.detection.features import Counts
 from loganalyzer.detection.new_patterns import errors_outside
 from loganalyzer.detection.service_state import ServiceState
@@ -99,10 +100,12 @@ def evidence_findings(
     errors = errors_outside(state, m, minute.errors)
     base = max(exp.error_rate, t.error_rate_floor)
     cusum = state.cusum
-    cusum.update(max(0, errors), base * minute.total, t.error_rate_factor)
+    cusum.update(max(0, errors), base * minute.total, t.error_rate_factor, base * exp.volume)
     if cusum.alarming(t.error_cusum) and "error_rate_spike" not in found:
+        # the finding spans the last five minutes, as before the memory could be longer
+        recent = min(len(cusum.recent), RECENT_MINUTES)
         found["error_rate_spike"] = sustained_errors(
-            cusum.errors, cusum.expected, base, t, minute_start(m - len(cusum.recent) + 1), end
+            cusum.errors, cusum.expected, base, t, minute_start(m - recent + 1), end
         )
 
 
