@@ -746,6 +746,60 @@ def test_a_burst_of_a_quiet_bursty_service_is_not_a_spike_an_injected_one_is() -
     assert "log_volume_spike" in _opened(spike) and k <= 3
 
 
+#: the two INFO templates a release adds (the generator's deploys add two as well)
+_RELEASE_INFO = (
+    "feature flag checkout_v{v} enabled for order {i}",
+    "warmed price cache with {n} entries in {ms} ms",
+)
+
+
+def _release_minute(engine: DetectionEngine, m: int, n: int, released: bool) -> list[EpisodeEvent]:
+    """One minute of n lines at 1 % errors; after the release a third of its INFO lines each
+    come from the two templates it adds."""
+    errors = round(n * 0.01)
+    for i in range(n):
+        ts = START + timedelta(minutes=m, seconds=i * 60 / n)
+        if i < errors:
+            level, msg = "ERROR", f"charge failed for order {i}"
+        elif released and i % 3:
+            level, msg = "INFO", _RELEASE_INFO[i % 3 - 1].format(v=i % 4, i=i, n=100 * i, ms=i % 70)
+        else:
+            level, msg = "INFO", f"charged order {i} in {i % 90} ms"
+        engine.observe(ts, "acme", "payments", level, msg, 40)
+    return engine.advance()
+
+
+def test_a_deploy_is_at_most_one_low_row_then_the_new_normal() -> None:
+    """A release raises the volume by half for good and adds INFO templates: not an incident. At
+    most one low-severity row while the baseline catches up, then none: the baseline learns the
+    new level (bursty traffic, cv 0.5, of a service at one event a second)."""
+    engine = DetectionEngine(DetectionConfig())
+    rng = random.Random(11)
+    for m, n in enumerate(_bursty_minutes(rng, 60.0, 180)):
+        assert _opened(_release_minute(engine, m, n, released=False)) == []
+    state = engine.services[("acme", "payments")]
+    bs = engine.config.baseline
+    m0 = minute_of(START)
+    assert 45 < state.baseline.expected(m0 + 179, bs).volume < 75  # ~60 a minute
+    rows: dict[str, EpisodeEvent] = {}
+    catching_up = 60  # the baseline's recent EWMA (~30 minutes) has followed the new level by then
+    for k, n in enumerate(_bursty_minutes(rng, 90.0, 240)):
+        for e in _release_minute(engine, 180 + k, n, released=True):
+            if e.kind == "opened":
+                assert k < catching_up, f"a row {k} minutes after the release: {e.episode.description}"
+                rows[e.episode.id] = e
+    assert len(rows) <= 1
+    assert all(e.episode.severity == "low" for e in rows.values())
+    # the release's templates were new to the service's miner, and none of its minutes is held back
+    assert {p[3] for p in engine.drain_patterns()} >= {
+        "feature flag <*> enabled for order <*>",
+        "warmed price cache with <*> entries in <*> ms",
+    }
+    assert state.skipped < 5 and not state.episodes
+    # the expectation is the new level (90 a minute), not the old one
+    assert 70 < state.baseline.expected(m0 + 419, bs).volume < 115
+
+
 def test_evidence_survives_a_checkpoint() -> None:
     engine = DetectionEngine(DetectionConfig())
     _traffic(engine, range(60), per_minute=60)
