@@ -195,19 +195,34 @@ def test_a_quiet_services_longer_error_memory_round_trips() -> None:
     assert restored.services[("acme", "cron")].cusum == engine.services[("acme", "cron")].cusum
 
 
-def test_a_version_4_checkpoint_is_read_as_it_is() -> None:
-    """Version 4 held five minutes of the error CUSUM's ratios, which this version holds too
-    (and more for a quiet service): the document is read unchanged and continues identically."""
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_version_4_or_5_checkpoint_starts_its_long_term_baseline_from_the_recent_one(version: int) -> None:
+    """Versions 4 and 5 had no long-term EWMA (version 4 held five minutes of the error CUSUM's
+    ratios, which this version holds too) nor learning CUSUM: they start from the recent EWMA
+    and the error CUSUM, every other field is read unchanged, and the engine continues with the
+    same rows."""
     engine = _busy_engine()
     doc = orjson.loads(engine.snapshot())
     assert [len(s["cusum"]["recent"]) for s in doc["services"]] == [5]
-    doc["version"] = 4
+    for service in doc["services"]:
+        del service["baseline"]["long_volume"], service["baseline"]["long_errors"]
+        del service["cusum"]["learning"]
+    doc["version"] = version
     restored = DetectionEngine.restore(DetectionConfig(), doc)
-    assert restored.snapshot() == engine.snapshot()
+    b = restored.services[("acme", "payments")].baseline
+    assert (b.long_volume, b.long_errors) == (b.recent_volume, b.recent_errors)
+    cusum = restored.services[("acme", "payments")].cusum
+    assert cusum.learning == cusum.statistic
+    migrated, original = orjson.loads(restored.snapshot()), orjson.loads(engine.snapshot())
+    for d in (migrated, original):
+        for service in d["services"]:
+            del service["baseline"]["long_volume"], service["baseline"]["long_errors"]
+            del service["cusum"]["learning"]
+    assert migrated == original
     assert _traffic(restored, range(78, 100)) == _traffic(engine, range(78, 100)) != []
 
 
-@pytest.mark.parametrize("version", [0, 6, 99, "3", None])
+@pytest.mark.parametrize("version", [0, 7, 99, "3", None])
 def test_a_version_neither_read_nor_migrated_is_refused_by_name(version: object) -> None:
     doc = orjson.loads(_busy_engine().snapshot())
     doc["version"] = version

@@ -706,6 +706,59 @@ def test_a_slow_ramp_on_a_service_with_a_seasonal_baseline_is_one_row(per_minute
         assert _ramp_rows(per_minute, seed) == ["error_rate_spike"], f"seed {seed}"
 
 
+def _cold_ramp_rows(per_minute: float, seed: int, cv: float) -> list[str]:
+    """A service in its first day (no seasonal slot: the recent EWMA answers) at `per_minute`
+    lines a minute (`cv`: burstiness), 0.5 % errors (its ERROR template seen in the first
+    minute, so that it is no new pattern) for three hours, then errors ramping from 2 % to 20 %
+    of its lines over 90 minutes, then an hour at 0.5 % again. Returns the rows opened."""
+    rng = random.Random(seed)
+    engine = DetectionEngine(DetectionConfig())
+    opened: list[str] = []
+    for m, n in enumerate(_bursty_minutes(rng, per_minute, 180 + 90 + 60, cv)):
+        share = 0.02 + 0.18 * (m - 180) / 90 if 180 <= m < 270 else 0.005
+        e = sum(rng.random() < share for _ in range(n)) + (m == 0)
+        for i in range(n):
+            ts = START + timedelta(minutes=m, seconds=i * 60 / n)
+            invoice = rng.randrange(10**6)
+            if i < e:
+                level, msg = "ERROR", f"invoice {invoice} failed: ledger write conflict"
+            else:
+                level, msg = "INFO", f"invoice {invoice} generated"
+            engine.observe(ts, "acme", "billing", level, msg, 40)
+        opened += _opened(engine.advance(START + timedelta(minutes=m + 1, seconds=16)))
+    return opened
+
+
+@pytest.mark.parametrize("cv", [0.0, 0.5])
+def test_a_slow_ramp_in_a_services_first_day_is_one_row(cv: float) -> None:
+    """Only the 30-minute EWMA answers then: the ramp's first minutes, learned before the CUSUM
+    blocked learning, lifted its error rate to 2-3 % and the ramp sat near the 3x threshold (12
+    of 100 streams split into two rows, 15 of 100 bursty ones). The expected error rate is now
+    capped at 1.25x the long-term EWMA's (baseline.py)."""
+    for seed in range(40):
+        assert _cold_ramp_rows(8, seed, cv) == ["error_rate_spike"], f"seed {seed}"
+
+
+def test_a_permanent_error_rate_step_is_one_episode_then_the_new_normal() -> None:
+    """A release that raises a new service's error rate from 1 % to 5 % for good: one row,
+    resolved once `relearn_after_minutes` (180) has made the new rate the normal, the long-term
+    reference included (else the cap on the recent rate would keep it alarming for hours)."""
+    engine = DetectionEngine(DetectionConfig())
+    assert _opened(_traffic(engine, range(180), per_minute=200, error_share=0.01)) == []
+    events = _traffic(engine, range(180, 180 + 6 * 60), per_minute=200, error_share=0.05)
+    changes = [(e.kind, e.episode.type) for e in events if e.kind != "updated"]
+    assert changes == [("opened", "error_rate_spike"), ("resolved", "error_rate_spike")]
+    resolved = next(e for e in events if e.kind == "resolved").episode.resolved_at
+    assert resolved is not None and resolved < START + timedelta(minutes=180 + 4 * 60)
+    state = engine.services[("acme", "payments")]
+    bs = engine.config.baseline
+    exp = state.baseline.expected(minute_of(START) + 539, bs)
+    assert exp.source == "recent" and 0.045 < exp.error_rate <= 0.05
+    # the long-term reference took the new rate too: the cap no longer lowers the expectation
+    assert exp.error_rate == state.baseline.recent_errors / state.baseline.recent_volume
+    assert state.baseline.long_errors / state.baseline.long_volume > 0.04
+
+
 def _bursty_minutes(rng: random.Random, mu: float, minutes: int, cv: float = 0.5) -> list[int]:
     """Per-minute counts of bursty traffic: Poisson of a gamma rate (mean mu, cv), as the
     generator's traffic model draws them."""

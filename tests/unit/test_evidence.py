@@ -237,6 +237,25 @@ def test_the_memory_grows_a_minute_at_a_time_and_shrinks_at_once() -> None:
     assert len(c.recent) == 5
 
 
+def test_the_learning_statistic_follows_the_uncapped_expectation_and_is_spent_with_the_alarm() -> None:
+    """A cold service's capped expected error rate (baseline.py) judges the alarm; learning is
+    blocked by the same CUSUM against the uncapped rate (learning.py), so the cap does not
+    stop a quiet service from learning its volume (cert-renewer's silence, docs/detection.md)."""
+    c = ErrorCusum()
+    c.update(1, 0.1, 3.0, 0.1)  # no cap: the same statistic
+    assert c.learning == c.statistic > 0
+    c = ErrorCusum()
+    for _ in range(3):
+        c.update(1, 0.1, 3.0, 0.1, learning_expected=0.4)
+    assert 0.0 < c.learning < c.statistic
+    for _ in range(2):
+        c.update(0, 0.1, 3.0, 0.1, learning_expected=0.4)
+    assert c.learning == 0.0 < c.statistic
+    c.update(5, 0.1, 3.0, 0.1, learning_expected=0.4)
+    c.recent = [-1.0]  # the recent minutes no longer point up: the evidence is spent
+    assert not c.alarming(c.statistic) and c.statistic == c.learning == 0.0
+
+
 def test_a_single_noisy_minute_does_not_reach_the_threshold() -> None:
     c = ErrorCusum()
     c.update(6, 1.0, 3.0)  # 6 errors against 1 expected: LLR 4.6

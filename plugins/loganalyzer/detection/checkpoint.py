@@ -5,10 +5,14 @@ consumer that gets the partition reads it back (`load()`), so it neither alarms 
 baseline nor goes blind. Every field is named, so a reader (or a migration) never depends on
 positions, and the document carries `version`:
 
-- 5: this layout; `cusum.recent` holds up to 30 minutes (evidence.recent_minutes: a quiet
+- 6: this layout; `baseline.long_volume` and `baseline.long_errors` hold the long-term EWMA
+  that caps a cold-start expected error rate (baseline.py), and `cusum.learning` the error
+  CUSUM against the uncapped rate, which blocks learning (learning.py);
+- 5: without them, migrated by starting the long-term EWMA from the recent one; `cusum.recent`
+  holds up to 30 minutes (evidence.recent_minutes: a quiet
   service's error alarm is judged on more than five), so a release that keeps five must not
   read it (it would keep the longer list for ever);
-- 4: the same layout with five minutes in `cusum.recent`, read as it is;
+- 4: the same layout as 5 with five minutes in `cusum.recent`, migrated as 5;
 - 3: without `drop.capped` (the low run's evidence with each minute capped), migrated by
   deriving it from the run's evidence;
 - 1 and 2: the positional lists written before (2 added `version` and the evidence); they are
@@ -35,9 +39,9 @@ from loganalyzer.detection.service_state import ServiceState
 from loganalyzer.detection.windows import WindowStore
 from loganalyzer.patterns import MinerConfig, TemplateMiner
 
-CHECKPOINT_VERSION = 5
+CHECKPOINT_VERSION = 6
 #: versions `upgrade` migrates to CHECKPOINT_VERSION (1 and 2: positional lists)
-MIGRATED_VERSIONS = (1, 2, 3, 4)
+MIGRATED_VERSIONS = (1, 2, 3, 4, 5)
 
 
 class CheckpointVersionError(ValueError):
@@ -75,6 +79,9 @@ class CusumState(TypedDict):
     #: the last minutes' log-likelihood ratios: 5 to 30 of them (evidence.recent_minutes; 5 at
     #: most before version 5)
     recent: list[float]
+    #: the statistic against the uncapped expected error rate, which blocks learning (version 6;
+    #: migrated as `statistic`)
+    learning: float
 
 
 class ServiceCheckpoint(TypedDict):
@@ -168,6 +175,7 @@ def _dump_service(s: ServiceState) -> ServiceCheckpoint:
             "errors": cusum.errors,
             "expected": cusum.expected,
             "recent": cusum.recent,
+            "learning": cusum.learning,
         },
     }
 
@@ -237,20 +245,21 @@ def _load_service(s: ServiceCheckpoint, miner_config: MinerConfig) -> ServiceSta
             [float(x) for x in cusum["recent"]],
             float(cusum["errors"]),
             float(cusum["expected"]),
+            float(cusum["learning"]),
         ),
     )
 
 
 def upgrade(doc: Mapping[str, Any]) -> Checkpoint:
-    """The document in this version's layout. Versions 1 to 4 are migrated; anything else
+    """The document in this version's layout. Versions 1 to 5 are migrated; anything else
     raises CheckpointVersionError."""
     version = doc.get("version", 1)  # version 1 had no such key
     if version == CHECKPOINT_VERSION:
         return cast(Checkpoint, doc)
-    if version == 4 and isinstance(version, int):  # five minutes of `recent` are a valid memory
-        return cast(Checkpoint, {**doc, "version": CHECKPOINT_VERSION})
+    if version in (4, 5) and isinstance(version, int):  # five minutes of `recent` are a valid memory
+        return _from_v5(doc)
     if version == 3 and isinstance(version, int):
-        return _from_v3(doc)
+        return _from_v5(_from_v3(doc))
     if version in MIGRATED_VERSIONS and isinstance(version, int):
         return _from_positional(doc)
     raise CheckpointVersionError(
@@ -266,8 +275,23 @@ def capped_from(score: float, minutes: int, cap: float = DetectorThresholds.drop
     return min(score, cap * minutes)
 
 
+def _from_v5(doc: Mapping[str, Any]) -> Checkpoint:
+    """Versions 4 and 5: the same named fields, without the baseline's long-term EWMA, which
+    starts from the recent one (the cap on the recent error rate then holds from the next
+    minutes on, as the long-term EWMA moves away from it), and without the learning CUSUM,
+    which starts as the error CUSUM (equal while the cap lowers nothing)."""
+    services = []
+    for s in doc["services"]:
+        b = s["baseline"]
+        long = {"long_volume": b["recent_volume"], "long_errors": b["recent_errors"]}
+        cusum = {**s["cusum"], "learning": s["cusum"]["statistic"]}
+        services.append({**s, "baseline": {**b, **long}, "cusum": cusum})
+    return cast(Checkpoint, {**doc, "version": CHECKPOINT_VERSION, "services": services})
+
+
 def _from_v3(doc: Mapping[str, Any]) -> Checkpoint:
-    """Version 3: the same named fields, without the low run's capped evidence."""
+    """Version 3: the same named fields, without the low run's capped evidence (and without
+    the long-term EWMA: the result is a version-5 layout for _from_v5)."""
     services = []
     for s in doc["services"]:
         drop = s["drop"]
@@ -313,6 +337,8 @@ def _service_v2(row: list[Any]) -> ServiceCheckpoint:
         "baseline": {
             "recent_volume": vol,
             "recent_errors": err,
+            "long_volume": vol,
+            "long_errors": err,
             "minutes": minutes,
             "weekly": weekly,
             "daily": baseline[4] if len(baseline) > 4 else None,  # before the daily slots
@@ -327,7 +353,7 @@ def _service_v2(row: list[Any]) -> ServiceCheckpoint:
         "pattern_errors": {str(k): v for k, v in row[13]} if len(row) > 13 else {},
         "dispersion": {"cv2": 0.0, "n": 0},
         "drop": {"score": 0.0, "minutes": 0, "expected": 0.0, "actual": 0, "capped": 0.0},
-        "cusum": {"statistic": 0.0, "errors": 0.0, "expected": 0.0, "recent": []},
+        "cusum": {"statistic": 0.0, "errors": 0.0, "expected": 0.0, "recent": [], "learning": 0.0},
     }
     if evidence is not None:
         score, run, expected, actual = evidence["drop"]
@@ -345,6 +371,7 @@ def _service_v2(row: list[Any]) -> ServiceCheckpoint:
             "errors": errors,
             "expected": expected_errors,
             "recent": recent,
+            "learning": statistic,
         }
     return out
 

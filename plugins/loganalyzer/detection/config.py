@@ -92,6 +92,12 @@ class BaselineSettings:
     #: minutes are learned again: a lasting level shift becomes the new normal instead of an
     #: alarm that never resolves. Silence is never learned. 0 disables (freeze for ever).
     relearn_after_minutes: int = 180
+    #: half-life in minutes of the long-term EWMA kept beside the recent one (baseline.py): the
+    #: reference a cold-start expected error rate may not outgrow by more than longterm_rate_factor
+    longterm_half_life_minutes: int = 360
+    #: while only the recent EWMA answers, its error rate counts for at most this factor times
+    #: the long-term one (a ramp's first, learned minutes do not lift the expectation to the ramp)
+    longterm_rate_factor: float = 1.25
 
     def __post_init__(self) -> None:
         where = "baseline"
@@ -101,6 +107,8 @@ class BaselineSettings:
         _int_at_least(self.seasonal_after_minutes, 0, f"{where}.seasonal_after_minutes")
         _number_in(self.max_deviation, 1.0, math.inf, f"{where}.max_deviation", low_open=True)
         _int_at_least(self.relearn_after_minutes, 0, f"{where}.relearn_after_minutes")
+        _int_at_least(self.longterm_half_life_minutes, 1, f"{where}.longterm_half_life_minutes")
+        _number_in(self.longterm_rate_factor, 1.0, math.inf, f"{where}.longterm_rate_factor")
 
 
 @dataclass(frozen=True)

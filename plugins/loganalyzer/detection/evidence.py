@@ -206,9 +206,17 @@ class ErrorCusum:
     #: errors and expected errors since the statistic last was 0 (what the finding reports)
     errors: float = 0.0
     expected: float = 0.0
+    #: the same statistic against the uncapped expectation (`learning_expected`): what blocks
+    #: learning (learning.py); never above `statistic`, and spent with it
+    learning: float = 0.0
 
     def update(
-        self, errors: float, expected: float, factor: float, typical_errors: float | None = None
+        self,
+        errors: float,
+        expected: float,
+        factor: float,
+        typical_errors: float | None = None,
+        learning_expected: float | None = None,
     ) -> float:
         """Add a closed minute: `errors` against `expected` (the baseline rate times the
         minute's volume); `typical_errors` (the baseline rate times the expected volume) sets
@@ -216,6 +224,10 @@ class ErrorCusum:
         time as a service quietens, and shrinks at once)."""
         llr = errors * math.log(factor) - (factor - 1.0) * expected
         self.statistic = max(0.0, self.statistic + llr)
+        llr_learning = llr
+        if learning_expected is not None:
+            llr_learning = errors * math.log(factor) - (factor - 1.0) * learning_expected
+        self.learning = min(self.statistic, max(0.0, self.learning + llr_learning))
         if self.statistic == 0.0:
             self.errors = self.expected = 0.0
         else:
@@ -234,5 +246,5 @@ class ErrorCusum:
             return False
         if sum(self.recent) > 0:
             return True
-        self.statistic, self.errors, self.expected = 0.0, 0.0, 0.0
+        self.statistic, self.errors, self.expected, self.learning = 0.0, 0.0, 0.0, 0.0
         return False

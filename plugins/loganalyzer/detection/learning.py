@@ -9,9 +9,14 @@ average minute, never while it lasts (a quiet service's first silent minutes, le
 expectation to half before the silence was improbable enough to block learning). After
 `relearn_after_minutes` consecutive skipped minutes, non-silent minutes are learned again: a
 lasting level shift becomes the new normal (and its episode resolves) instead of alarming for
-ever. Silence is never learned: a dead service stays an open drop until it logs again. The
-forest's episodes do not hold learning: it is the least precise signal, and a false positive
-would freeze the baseline.
+ever; the baseline's long-term EWMA then takes the recent level too (baseline.py). The error
+evidence that blocks learning is the CUSUM against the uncapped expected error rate
+(evidence.ErrorCusum.learning): judged against the cap of a cold-start baseline, a quiet
+service's few errors held it over LEARN_BLOCK_CUSUM for most of an hour, its volume baseline
+missed those minutes, and a silence was then expected at too low a level to alarm. Silence is
+never learned: a dead service stays an open drop until it logs again. The forest's episodes do
+not hold learning: it is the least precise signal, and a false positive would freeze the
+baseline.
 
 The same rule serves live minutes and the stored minutes of a warm start.
 """
@@ -52,7 +57,7 @@ def learn(
         run_minutes, run_total = ended
         for _ in range(run_minutes):
             state.baseline.update(m, round(run_total / run_minutes), 0, bs)
-    blocked = rule_episode or drop.minutes > 0 or state.cusum.statistic >= LEARN_BLOCK_CUSUM
+    blocked = rule_episode or drop.minutes > 0 or state.cusum.learning >= LEARN_BLOCK_CUSUM
     total = minute.total
     vol = exp.volume
     # far: outside the factor band AND beyond Poisson noise (an empty minute of a service
@@ -63,13 +68,14 @@ def learn(
         and not (vol / bs.max_deviation <= total <= vol * bs.max_deviation)
         and abs(total - vol) > 3.0 * math.sqrt(max(vol, 1.0))
     )
-    if blocked or far:
+    relearn = blocked or far
+    if relearn:
         state.skipped += 1
         if not (bs.relearn_after_minutes and state.skipped > bs.relearn_after_minutes and total > 0):
             return
     else:
         state.skipped = 0
     errors = errors_outside(state, m, minute.errors)
-    if warm and not blocked and not far:
+    if warm and not relearn:
         state.dispersion.update(total, vol)
-    state.baseline.update(m, total, max(0, errors), bs)
+    state.baseline.update(m, total, max(0, errors), bs, relearn)

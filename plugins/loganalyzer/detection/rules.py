@@ -100,7 +100,10 @@ def evidence_findings(
     errors = errors_outside(state, m, minute.errors)
     base = max(exp.error_rate, t.error_rate_floor)
     cusum = state.cusum
-    cusum.update(max(0, errors), base * minute.total, t.error_rate_factor, base * exp.volume)
+    uncapped = None
+    if exp.uncapped_error_rate is not None:
+        uncapped = max(exp.uncapped_error_rate, t.error_rate_floor) * minute.total
+    cusum.update(max(0, errors), base * minute.total, t.error_rate_factor, base * exp.volume, uncapped)
     if cusum.alarming(t.error_cusum) and "error_rate_spike" not in found:
         # the finding spans the last five minutes, as before the memory could be longer
         recent = min(len(cusum.recent), RECENT_MINUTES)
