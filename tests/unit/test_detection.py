@@ -652,6 +652,19 @@ def test_a_slow_ramp_is_reported_and_not_learned() -> None:
     assert engine.services[("acme", "payments")].baseline.recent_errors < before + 2
 
 
+def _billing_minute(engine: DetectionEngine, rng: random.Random, m: int, n: int, e: int) -> list[str]:
+    """Minute m of billing: n invoice lines, the first e of them errors; the rows it opened."""
+    for i in range(n):
+        ts = START + timedelta(minutes=m, seconds=i * 60 / n)
+        invoice = rng.randrange(10**6)
+        if i < e:
+            level, msg = "ERROR", f"invoice {invoice} failed: ledger write conflict"
+        else:
+            level, msg = "INFO", f"invoice {invoice} generated"
+        engine.observe(ts, "acme", "billing", level, msg, 40)
+    return _opened(engine.advance(START + timedelta(minutes=m + 1, seconds=16)))
+
+
 def _ramp_rows(per_minute: float, seed: int, cv: float = 0.0) -> list[str]:
     """A service with three stored days at `per_minute` lines a minute (0.5 % errors; `cv`: the
     volume's burstiness), warmed from them and its known templates as the consumer warms a
@@ -677,15 +690,7 @@ def _ramp_rows(per_minute: float, seed: int, cv: float = 0.0) -> list[str]:
     for m, n in enumerate(_bursty_minutes(rng, per_minute, 240, cv)):
         share = 0.02 + 0.18 * (m - 60) / 90 if 60 <= m < 150 else 0.005
         e = errors(n, share)
-        for i in range(n):
-            ts = START + timedelta(minutes=m, seconds=i * 60 / n)
-            invoice = rng.randrange(10**6)
-            if i < e:
-                level, msg = "ERROR", f"invoice {invoice} failed: ledger write conflict"
-            else:
-                level, msg = "INFO", f"invoice {invoice} generated"
-            engine.observe(ts, "acme", "billing", level, msg, 40)
-        opened += _opened(engine.advance(START + timedelta(minutes=m + 1, seconds=16)))
+        opened += _billing_minute(engine, rng, m, n, e)
     return opened
 
 
@@ -717,15 +722,7 @@ def _cold_ramp_rows(per_minute: float, seed: int, cv: float) -> list[str]:
     for m, n in enumerate(_bursty_minutes(rng, per_minute, 180 + 90 + 60, cv)):
         share = 0.02 + 0.18 * (m - 180) / 90 if 180 <= m < 270 else 0.005
         e = sum(rng.random() < share for _ in range(n)) + (m == 0)
-        for i in range(n):
-            ts = START + timedelta(minutes=m, seconds=i * 60 / n)
-            invoice = rng.randrange(10**6)
-            if i < e:
-                level, msg = "ERROR", f"invoice {invoice} failed: ledger write conflict"
-            else:
-                level, msg = "INFO", f"invoice {invoice} generated"
-            engine.observe(ts, "acme", "billing", level, msg, 40)
-        opened += _opened(engine.advance(START + timedelta(minutes=m + 1, seconds=16)))
+        opened += _billing_minute(engine, rng, m, n, e)
     return opened
 
 
