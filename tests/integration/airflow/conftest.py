@@ -167,6 +167,19 @@ class FailedRun:
     #: the run's own output: the task runner logs "Task failed with exception" and the traceback
     log: str
 
+    def connection_error(self, task_id: str, message: str) -> str:
+        """The text of the ConnectionSettingError `task_id` raised, after checking that it starts
+        with `message` and that the run's log shows it as the task's failure: what a person sees
+        in the UI's log of the failed try."""
+        from loganalyzer.batch.airflow_io import ConnectionSettingError
+
+        error = self.errors[task_id]
+        assert isinstance(error, ConnectionSettingError), repr(error)
+        assert str(error).startswith(message), str(error)
+        assert "Task failed with exception" in self.log
+        assert f"ConnectionSettingError: {message}" in self.log
+        return str(error)
+
 
 def run_failing_dag(
     dagbag: Any,
