@@ -220,26 +220,39 @@ def top_up_today(url: str, *, quiet: bool = False) -> None:
         print(f"  today topped up with {rows:,} lines up to now ({today + rows:,} today)")
 
 
-def hour_search_indexes(conn: Any, build: bool) -> int:
-    """Today's closed hours with their search GIN, as `db index-hours` leaves them (build), or
-    none (to measure the search without them on the same data). Returns how many there are."""
-    names = [
+def search_index_names(conn: Any, pattern: str, *, valid_only: bool = False) -> list[str]:
+    """The indexes of `logs`' partitions whose names match `pattern` (a PostgreSQL regex)."""
+    return [
         r[0]
         for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid "
             "JOIN pg_class c ON c.oid = x.indexrelid "
-            "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '_search_h[0-9]{2}(_m[0-9]{2})?$'"
+            "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ %s AND (x.indisvalid OR NOT %s)",
+            (pattern, valid_only),
         )
     ]
+
+
+def index_hours(conn: Any, now: datetime) -> list[str]:
+    """`loganalyzer db index-hours` at `now`, then fresh statistics if it built anything (the
+    planner must know the new partial indexes' rows)."""
+    built = index_closed_hours(conn, now)
+    if built:
+        conn.execute("ANALYZE logs")
+    return built
+
+
+def hour_search_indexes(conn: Any, build: bool) -> int:
+    """Today's closed hours with their search GIN, as `db index-hours` leaves them (build), or
+    none (to measure the search without them on the same data). Returns how many there are."""
+    names = search_index_names(conn, INDEX_NAMES)
     if not build:
         for name in names:
             conn.execute(f'DROP INDEX "{name}"')
         print(f"  hour search indexes: none ({len(names)} dropped)")
         return 0
     t = time.perf_counter()
-    built = index_closed_hours(conn, datetime.now(UTC))
-    if built:
-        conn.execute("ANALYZE logs")
+    built = index_hours(conn, datetime.now(UTC))
     took = time.perf_counter() - t
     print(f"  hour search indexes: {len(built)} built in {took:.1f} s, {len(names)} there before")
     return len(names) + len(built)
@@ -261,20 +274,10 @@ class IndexHoursSchedule:
         mark = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
         with connect(self.url, autocommit=True) as conn:
             if self.last < mark:
-                built = index_closed_hours(conn, now)
-                if built:
-                    conn.execute("ANALYZE logs")
+                built = index_hours(conn, now)
                 self.last = now
                 print(f"  index-hours (the {mark:%H:%M} run of */5): built {', '.join(built) or 'nothing'}")
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid "
-                    "JOIN pg_class c ON c.oid = x.indexrelid "
-                    "WHERE i.inhparent = 'logs'::regclass AND x.indisvalid AND c.relname ~ %s",
-                    (f"^logs_p{now:%Y%m%d}{INDEX_NAMES}",),
-                )
-            ]
+            names = search_index_names(conn, f"^logs_p{now:%Y%m%d}{INDEX_NAMES}", valid_only=True)
         ends = [h + timedelta(hours=1) for n in names if (h := hour_of_index(n)) is not None]
         ends += [span[1] for n in names if (span := prefix_of_index(n)) is not None]
         since = max(ends, default=now.replace(hour=0, minute=0, second=0, microsecond=0))
