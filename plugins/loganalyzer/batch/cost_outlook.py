@@ -40,6 +40,7 @@ from loganalyzer.costs.forecast import (
     ForecastError,
     WhatIf,
     forecast_month,
+    next_month,
     what_if,
 )
 from loganalyzer.costs.monthly import combine_days
@@ -80,11 +81,6 @@ class Outlook:
     @property
     def forecast_month(self) -> date:
         return next_month(self.day)
-
-
-def next_month(day: date) -> date:
-    last = calendar.monthrange(day.year, day.month)[1]
-    return day.replace(day=last) + timedelta(days=1)
 
 
 def read_days(

@@ -198,7 +198,8 @@ def _dec(x: float) -> Decimal:
     return Decimal(repr(round(max(0.0, x), 6)))
 
 
-def _next_month(d: date) -> date:
+def next_month(d: date) -> date:
+    """The first day of the month after d's."""
     return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
 
 
@@ -275,7 +276,7 @@ def forecast_month(
         raise ForecastError(f"history: {len(dates)} day(s) given; a forecast needs at least {MIN_DAYS}")
     if not 1 <= replicates <= MAX_REPLICATES:
         raise ForecastError(f"replicates: must be between 1 and {MAX_REPLICATES}")
-    target = _next_month(dates[-1]) if month is None else month.replace(day=1)
+    target = next_month(dates[-1]) if month is None else month.replace(day=1)
     if target <= dates[-1].replace(day=1):
         raise ForecastError(f"month: {target:%Y-%m} is not after the history's last month {dates[-1]:%Y-%m}")
     n_days = calendar.monthrange(target.year, target.month)[1]
