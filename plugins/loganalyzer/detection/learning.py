@@ -68,14 +68,15 @@ def learn(
         and not (vol / bs.max_deviation <= total <= vol * bs.max_deviation)
         and abs(total - vol) > 3.0 * math.sqrt(max(vol, 1.0))
     )
-    relearn = blocked or far
-    if relearn:
+    abnormal = blocked or far
+    if abnormal:
         state.skipped += 1
         if not (bs.relearn_after_minutes and state.skipped > bs.relearn_after_minutes and total > 0):
             return
     else:
         state.skipped = 0
     errors = errors_outside(state, m, minute.errors)
-    if warm and not relearn:
+    if warm and not abnormal:
         state.dispersion.update(total, vol)
-    state.baseline.update(m, total, max(0, errors), bs, relearn)
+    # an abnormal minute learned here is a lasting shift accepted as the new normal
+    state.baseline.update(m, total, max(0, errors), bs, relearn=abnormal)
